@@ -1,0 +1,1 @@
+"""Internal HTTP API (FastAPI): routes, roles, problem+json errors."""

@@ -1,0 +1,1 @@
+"""Kafka consumer-group runtime shared by every projection."""

@@ -1,0 +1,1 @@
+"""Read models: SLA tracker and audit trail."""

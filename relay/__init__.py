@@ -1,0 +1,1 @@
+"""Event store to Kafka publisher and the topic contract."""
