@@ -1,0 +1,33 @@
+"""The SLA clock: business-time deadlines and clock states, pure functions over a policy."""
+
+from domain.sla.business_time import (
+    CountedSpan,
+    Deadline,
+    DeadlineExplanation,
+    NegativeDuration,
+    deadline,
+    elapsed,
+    explain,
+)
+from domain.sla.clock import (
+    ClockReading,
+    ClockState,
+    ResolvedTarget,
+    initial_response_target,
+    read_clock,
+)
+
+__all__ = [
+    "ClockReading",
+    "ClockState",
+    "CountedSpan",
+    "Deadline",
+    "DeadlineExplanation",
+    "NegativeDuration",
+    "ResolvedTarget",
+    "deadline",
+    "elapsed",
+    "explain",
+    "initial_response_target",
+    "read_clock",
+]
