@@ -1,0 +1,155 @@
+"""What can happen to a service request: explicit, immutable, past-tense events.
+
+Versioning: every event is at `class_version = 1`. To change one, never rename it:
+bump its `class_version` and add `upcast_v1_v2(state)` on the class.
+
+Attributes stay JSON-friendly (str, int, bool, UUID, datetime, Actor, None), so enum
+values are typed `str` here: after a round trip through the event store they come back
+as plain strings, and the aggregate normalises them when it applies the event. Every
+event says who did it (`by`) and when it happened on the caller's clock (`at`); the
+SLA-relevant ones also record the `policy_version` in force, so a replay recomputes
+the same deadlines.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.values import Actor
+
+
+class Opened(Aggregate.Created):
+    """An admin's request was opened; it awaits a severity assessment."""
+
+    class_version = 1
+    organisation_id: UUID
+    requester_id: str
+    category: str  # a Category value
+    title: str
+    description: str
+    contact_phone: str
+    contact_email: str
+    preferred_contact: str  # a ContactKind value
+    caller_phone: str | None
+    verification_id: UUID | None
+    partner_contact_acknowledged: bool
+    policy_version: str
+    by: Actor
+    at: datetime
+
+
+class SeverityAssigned(Aggregate.Event):
+    """Support made the initial severity assessment."""
+
+    class_version = 1
+    severity: str  # a Severity value
+    agreement: str  # the organisation's Agreement value it was checked against
+    policy_version: str
+    by: Actor
+    at: datetime
+
+
+class Escalated(Aggregate.Event):
+    """Support raised the severity."""
+
+    class_version = 1
+    severity: str
+    previous_severity: str
+    agreement: str
+    reason: str
+    policy_version: str
+    by: Actor
+    at: datetime
+
+
+class CustomerUnresponsive(Aggregate.Event):
+    """The customer left a request for information unanswered long enough (§4)."""
+
+    class_version = 1
+    requested: str
+    asked_at: datetime
+    policy_version: str
+    by: Actor
+    at: datetime
+
+
+class Downgraded(Aggregate.Event):
+    """Support lowered the severity because the customer did not respond (§4).
+
+    `evidence_version` is the aggregate version of the `CustomerUnresponsive` event
+    it relies on; the requested item and when it was asked are copied for readers.
+    """
+
+    class_version = 1
+    severity: str
+    previous_severity: str
+    reason: str
+    evidence_version: int
+    evidence_requested: str
+    evidence_asked_at: datetime
+    policy_version: str
+    by: Actor
+    at: datetime
+
+
+class Responded(Aggregate.Event):
+    """Support responded; the first response stops the initial-response clock (§7.4)."""
+
+    class_version = 1
+    message_summary: str
+    first_response: bool
+    policy_version: str
+    by: Actor
+    at: datetime
+
+
+class AgentAssigned(Aggregate.Event):
+    """An agent took, or was given, the case."""
+
+    class_version = 1
+    agent_id: str
+    by: Actor
+    at: datetime
+
+
+class NoteAdded(Aggregate.Event):
+    """A note was added, visible to support only or to the customer too."""
+
+    class_version = 1
+    text: str
+    visibility: str  # a NoteVisibility value
+    by: Actor
+    at: datetime
+
+
+class Resolved(Aggregate.Event):
+    """Support resolved the case."""
+
+    class_version = 1
+    resolution: str
+    policy_version: str
+    by: Actor
+    at: datetime
+
+
+class Reopened(Aggregate.Event):
+    """A resolved case was opened again."""
+
+    class_version = 1
+    reason: str
+    policy_version: str
+    by: Actor
+    at: datetime
+
+
+class SatisfactionRecorded(Aggregate.Event):
+    """The customer's satisfaction survey answer (§6)."""
+
+    class_version = 1
+    score: int
+    comment: str | None
+    by: Actor
+    at: datetime

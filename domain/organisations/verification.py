@@ -1,0 +1,84 @@
+"""The phone identity check (PIN) of policy §2, as state and rules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from domain.organisations import errors
+from domain.values import Actor, Role
+
+
+@dataclass(frozen=True)
+class CallerVerification:
+    """One PIN check of a caller whose number is not registered (§2)."""
+
+    caller_phone: str
+    send_to: str
+    code_digest: str
+    requested_at: datetime
+    expires_at: datetime
+    max_attempts: int
+    failed_attempts: int = 0
+    verified_at: datetime | None = None
+
+    @property
+    def locked(self) -> bool:
+        """No attempts left and never verified."""
+        return self.verified_at is None and self.failed_attempts >= self.max_attempts
+
+    def refuse_confirmation(self, at: datetime) -> None:
+        """Raise when no code may be checked any more: verified, locked or expired."""
+        if self.verified_at is not None:
+            raise errors.VerificationAlreadyCompleted("The caller is already verified.")
+        if self.locked:
+            raise errors.VerificationLocked(
+                f"{self.max_attempts} wrong codes were given; send a new code."
+            )
+        if at > self.expires_at:
+            raise errors.VerificationExpired("The verification code expired; send a new code.")
+
+    def matches(self, verification_id: UUID, code: str) -> bool:
+        """True when `code` is the code that was sent (constant-time comparison)."""
+        return hmac.compare_digest(self.code_digest, code_digest(verification_id, code))
+
+    def proves(self, caller_phone: str, at: datetime) -> bool:
+        """True when verified for this (normalised) number and not expired at `at`."""
+        return (
+            self.verified_at is not None
+            and self.caller_phone == caller_phone
+            and self.verified_at <= at <= self.expires_at
+        )
+
+
+@dataclass(frozen=True)
+class VerificationOutcome:
+    """What reading back a code achieved: a wrong code is an outcome, not a refusal."""
+
+    verified: bool
+    attempts_left: int
+
+    @property
+    def locked(self) -> bool:
+        """The caller may not try again; a new code must be sent."""
+        return not self.verified and self.attempts_left == 0
+
+
+def code_digest(verification_id: UUID, code: str) -> str:
+    """SHA-256 of the code salted with the verification id; the code is never stored."""
+    # Equal codes never share a digest. A short numeric code stays guessable offline
+    # from its digest; the short expiry and the attempt limit are what protect it.
+    spoken = "".join(code.split())  # "12 34 56" read aloud is "123456"
+    return hashlib.sha256(verification_id.bytes + spoken.encode()).hexdigest()
+
+
+def require_verifier(by: Actor) -> None:
+    """Only support staff or the phone system send and check codes."""
+    if not (by.is_support_staff or by.role is Role.SYSTEM):
+        raise errors.CallerVerificationByStaffOnly(
+            "Only support agents, supervisors or the phone system send and check "
+            "verification codes."
+        )

@@ -1,0 +1,93 @@
+"""A service request rebuilt from its events, in memory and through stored JSON."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import CanMutateAggregate
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, UUIDAsHex
+
+from domain.cases import NoteVisibility, ServiceRequest
+from domain.cases import events as case_events
+from domain.organisations import Organisation
+from domain.policy import Policy
+from domain.transcodings import register_domain_transcodings
+from domain.values import Severity
+from tests.unit.conftest import ADA, AGENT, Clock, record_unresponsive
+
+
+def _full_lifecycle(case: ServiceRequest, acme: Organisation, policy: Policy, clock: Clock) -> None:
+    case.assign_agent("bob", by=AGENT, at=clock.tick())
+    case.assign_severity(
+        Severity.B, agreement=acme.agreement, policy=policy, by=AGENT, at=clock.tick()
+    )
+    case.respond(message_summary="Please send a trace", policy=policy, by=AGENT, at=clock.tick())
+    case.add_note(
+        "Likely the connector",
+        visibility=NoteVisibility.INTERNAL,
+        organisation=acme,
+        by=AGENT,
+        at=clock.tick(),
+    )
+    record_unresponsive(case, policy, clock)
+    case.downgrade(Severity.C, policy=policy, reason="No trace sent", by=AGENT, at=clock.tick())
+    case.resolve(resolution="Connector re-enabled", policy=policy, by=AGENT, at=clock.tick())
+    case.record_satisfaction(5, comment=None, organisation=acme, by=ADA, at=clock.tick())
+    case.reopen(reason="Broke again", policy=policy, organisation=acme, by=ADA, at=clock.tick())
+
+
+def test_a_full_lifecycle_replays_to_the_same_state(
+    case: ServiceRequest, acme: Organisation, policy: Policy, clock: Clock
+) -> None:
+    _full_lifecycle(case, acme, policy, clock)
+    recorded = case.collect_events()
+    replayed: ServiceRequest | None = None
+    for domain_event in recorded:
+        replayed = domain_event.mutate(replayed)
+    assert replayed == case
+    assert [type(e).__name__ for e in recorded][-3:] == [
+        "Resolved",
+        "SatisfactionRecorded",
+        "Reopened",
+    ]
+    assert {getattr(e, "class_version", None) for e in recorded} == {1}
+
+
+def test_events_round_trip_through_json_with_plain_strings_on_the_wire(
+    case: ServiceRequest, acme: Organisation, policy: Policy, clock: Clock
+) -> None:
+    _full_lifecycle(case, acme, policy, clock)
+    transcoder = JSONTranscoder()
+    transcoder.register(UUIDAsHex())
+    transcoder.register(DatetimeAsISO())
+    register_domain_transcodings(transcoder)
+    mapper: Mapper[UUID] = Mapper(transcoder=transcoder)
+    stored = [mapper.to_stored_event(e) for e in case.collect_events()]
+    assert b'"severity":"B"' in stored[2].state
+    assert b'"role":"agent"' in stored[2].state
+    replayed: ServiceRequest | None = None
+    for record in stored:
+        decoded = mapper.to_domain_event(record)
+        assert isinstance(decoded, CanMutateAggregate)
+        replayed = decoded.mutate(replayed)
+    assert replayed == case
+    assert isinstance(replayed, ServiceRequest) and replayed.severity is Severity.C
+
+
+def test_sla_relevant_events_record_the_policy_version(
+    case: ServiceRequest, acme: Organisation, policy: Policy, clock: Clock
+) -> None:
+    _full_lifecycle(case, acme, policy, clock)
+    sla_events = (
+        case_events.Opened,
+        case_events.SeverityAssigned,
+        case_events.Escalated,
+        case_events.CustomerUnresponsive,
+        case_events.Downgraded,
+        case_events.Responded,
+        case_events.Resolved,
+        case_events.Reopened,
+    )
+    recorded = case.collect_events()
+    assert {e.policy_version for e in recorded if isinstance(e, sla_events)} == {policy.version}
+    assert all(e.timestamp == getattr(e, "at", None) for e in recorded)
