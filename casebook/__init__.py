@@ -1,0 +1,1 @@
+"""casebook's service layer: settings, the write-side application, the CLI."""
