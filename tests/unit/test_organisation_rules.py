@@ -256,3 +256,37 @@ def test_every_organisation_event_says_who_and_when(acme: Organisation, clock: C
     assert isinstance(added, org_events.AdminAdded)
     assert (added.by, added.at, added.timestamp) == (ADA, at, at)
     assert isinstance(added.by, Actor) and added.class_version == 1
+
+
+def test_a_verification_id_is_used_once(acme: Organisation, clock: Clock) -> None:
+    verification_id = _request_pin(acme, clock)
+    with refused(org_errors.VerificationAlreadyRequested, "verification-id-is-unique", "exists"):
+        acme.request_caller_verification(
+            verification_id,
+            caller_phone=UNKNOWN_PHONE,
+            send_to=REGISTERED_EMAIL,
+            code="123456",
+            expires_at=clock.now + timedelta(minutes=10),
+            by=AGENT,
+            at=clock.tick(),
+        )
+
+
+def test_a_verification_needs_a_code_and_a_future_expiry(acme: Organisation, clock: Clock) -> None:
+    with refused(
+        org_errors.InvalidVerificationRequest, "verification-request-is-valid", "expiry after now"
+    ):
+        _request_pin(acme, clock, expires_at=clock.now - timedelta(minutes=1))
+    with refused(
+        org_errors.InvalidVerificationRequest, "verification-request-is-valid", "needs a code"
+    ):
+        _request_pin(acme, clock, code="  ")
+
+
+def test_a_verified_caller_cannot_be_verified_again(acme: Organisation, clock: Clock) -> None:
+    verification_id = _request_pin(acme, clock, code="482913")
+    acme.confirm_caller_verification(verification_id, "482913", by=AGENT, at=clock.tick())
+    with refused(
+        org_errors.VerificationAlreadyCompleted, "verification-already-completed", "already"
+    ):
+        acme.confirm_caller_verification(verification_id, "482913", by=AGENT, at=clock.tick())

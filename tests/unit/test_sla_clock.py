@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.calendars import BusinessCalendar
+from domain.calendars import BusinessCalendar, HolidaySource
+from domain.calendars.calendar import CalendarError
+from domain.calendars.holidays import UnknownCountry
 from domain.errors import NaiveTimestamp
 from domain.policy import Policy
 from domain.sla import (
@@ -144,3 +146,23 @@ def test_a_local_day_with_a_dst_change_counts_its_real_length() -> None:
     saturday_noon = datetime(2025, 3, 29, 12, tzinfo=warsaw)
     due = deadline(saturday_noon, timedelta(hours=24), all_day).at
     assert due.astimezone(warsaw) == datetime(2025, 3, 30, 13, tzinfo=warsaw)
+
+
+def test_a_calendar_must_open_before_it_closes() -> None:
+    with pytest.raises(CalendarError, match="opens < closes") as refused:
+        BusinessCalendar("backwards", SHANGHAI, opens_minute=18 * 60, closes_minute=9 * 60)
+    assert refused.value.rule == "calendar-has-business-time"
+
+
+def test_a_calendar_closed_on_every_day_reports_it_instead_of_looping() -> None:
+    # One minute a day for 20 years holds about 5 days of business time: asking for 10
+    # must end with a clear error, not an endless search.
+    calendar = BusinessCalendar("short", SHANGHAI, opens_minute=9 * 60, closes_minute=9 * 60 + 1)
+    with pytest.raises(CalendarError, match="no business time within"):
+        deadline(MONDAY_10, timedelta(days=10), calendar)
+
+
+def test_an_unknown_holiday_country_is_refused() -> None:
+    with pytest.raises(UnknownCountry, match="'XX'") as refused:
+        HolidaySource("XX")
+    assert refused.value.rule == "known-holiday-country"
