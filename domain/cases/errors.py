@@ -211,6 +211,6 @@ class SatisfactionScoreOutOfRange(DomainError):
 
 
 class SatisfactionByCustomerOrSystem(DomainError):
-    """Satisfaction comes from the customer's admin or the survey system."""
+    """Satisfaction comes from the customer's admin or the survey system (or its import)."""
 
     rule = "satisfaction-from-customer-admin-or-system"

@@ -13,7 +13,7 @@ from domain.cases import errors as err
 from domain.cases import events as case_events
 from domain.organisations import Organisation
 from domain.policy import Policy, parse_policy
-from domain.values import Actor, Agreement, Category, Severity
+from domain.values import Actor, Agreement, Category, Channel, Role, Severity
 from tests.unit.conftest import (
     ADA,
     AGENT,
@@ -321,3 +321,12 @@ def test_satisfaction_is_recorded_once_after_resolution(
     assert responded.satisfaction is not None and responded.satisfaction.score == 4
     with refused(err.SatisfactionAlreadyRecorded, "satisfaction-recorded-once", "already"):
         answer()
+
+
+def test_a_platform_admin_may_import_a_survey_answer(
+    responded: ServiceRequest, acme: Organisation, policy: Policy, clock: Clock
+) -> None:
+    responded.resolve(resolution="Fixed", policy=policy, by=AGENT, at=clock.tick())
+    importer = Actor("survey-import", Role.ADMIN, Channel.API)
+    responded.record_satisfaction(3, comment=None, organisation=acme, by=importer, at=clock.tick())
+    assert responded.satisfaction is not None and responded.satisfaction.score == 3
