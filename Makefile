@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run test lint fmt typecheck bench
+.PHONY: install run migrate test lint fmt typecheck bench
 
 install: $(VENV)/.installed
 
@@ -12,10 +12,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
-# The write side and its API are not built yet: for now the system is the SLA clock.
+# The whole system on this machine: embedded PostgreSQL under ./var, migrations, a demo
+# organisation, demo API keys printed once, the API on http://127.0.0.1:8000 until Ctrl-C.
 run: install
-	$(VENV)/bin/casebook sla deadline --category billing --severity B \
-		--opened 2025-01-24T17:00:00+08:00 --explain
+	$(VENV)/bin/casebook run
+
+# Apply pending SQL migrations to the configured database (CASEBOOK_DATABASE_URL, or embedded).
+migrate: install
+	$(VENV)/bin/casebook migrate
 
 # Type and lint checks first, so the last line printed is pytest's summary.
 test: install

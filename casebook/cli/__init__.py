@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import sys
 
+import psycopg
 import typer
 
+from casebook.cli.db import migrate_command
+from casebook.cli.keys import KeyNotActive, keys_app
 from casebook.cli.policy import policy_app
+from casebook.cli.run import run_command
+from casebook.cli.serve import serve_command
 from casebook.cli.sla import sla_app
+from casebook.database import DatabaseUnavailable
+from casebook.migrate import MigrationFailed
 from domain.errors import DomainError
+
+# Failures of the machinery around the domain: reported in one line, exit code 1.
+_OPERATIONAL_ERRORS = (DatabaseUnavailable, MigrationFailed, KeyNotActive)
 
 app = typer.Typer(
     name="casebook",
@@ -19,6 +29,10 @@ app = typer.Typer(
 )
 app.add_typer(sla_app, name="sla")
 app.add_typer(policy_app, name="policy")
+app.add_typer(keys_app, name="keys")
+app.command("migrate")(migrate_command)
+app.command("serve")(serve_command)
+app.command("run")(run_command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         if message:  # empty after `casebook` alone printed its help
             print(f"casebook: error: {message}", file=sys.stderr)
         return error.exit_code
-    except DomainError as error:
+    except (DomainError, *_OPERATIONAL_ERRORS) as error:
         print(f"casebook: error: {error}", file=sys.stderr)
+        return 1
+    except psycopg.Error as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        missing_table = isinstance(error, psycopg.errors.UndefinedTable)
+        hint = " (run `casebook migrate`?)" if missing_table else ""
+        print(f"casebook: error: database: {reason}{hint}", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
 

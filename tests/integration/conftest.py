@@ -1,0 +1,143 @@
+"""Real PostgreSQL for integration tests: the machine's server and an embedded one.
+
+Every test that asks for `database` runs twice, once per server. Each session works in
+databases of its own (`casebook_test_<random>`), dropped at the end, so parallel runs
+and data left by earlier runs never meet.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from casebook.cli import main
+from casebook.database import Database, embedded_server, parse_database_url
+from casebook.logging import reset_logging
+from casebook.migrate import apply_migrations
+from casebook.settings import get_settings
+
+EXTERNAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DatabaseFactory = Callable[[], Database]
+
+
+@pytest.fixture(scope="session")
+def external_server() -> Database:
+    """The machine's PostgreSQL (CI starts it); failing loudly when it is not there."""
+    server = parse_database_url(EXTERNAL_URL)
+    try:
+        with psycopg.connect(server.url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"the machine's PostgreSQL is not reachable at {server.describe()} "
+            f"({str(error).strip().splitlines()[0]}); start it, e.g. "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+            "(bash .ci/run does)",
+            pytrace=False,
+        )
+    return server
+
+
+@pytest.fixture(scope="session")
+def embedded_pgdata(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory for this session's embedded server."""
+    return tmp_path_factory.mktemp("embedded") / "pg"
+
+
+@pytest.fixture(scope="session")
+def embedded_server_db(embedded_pgdata: Path) -> Iterator[Database]:
+    """An embedded PostgreSQL started once per session, stopped at its end."""
+    with embedded_server(embedded_pgdata) as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=["external", "embedded"])
+def server(request: pytest.FixtureRequest) -> Database:
+    """A PostgreSQL server (its maintenance database): each test runs on both kinds."""
+    fixture = "external_server" if request.param == "external" else "embedded_server_db"
+    db: Database = request.getfixturevalue(fixture)
+    return db
+
+
+@pytest.fixture(scope="session")
+def new_database(server: Database) -> Iterator[DatabaseFactory]:
+    """Make empty databases on `server`; all of them are dropped when the session ends."""
+    created: list[str] = []
+
+    def make() -> Database:
+        name = f"casebook_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return server.with_dbname(name)
+
+    yield make
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        for name in created:
+            # FORCE: a pool someone forgot to close must not keep test databases alive.
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def database(new_database: DatabaseFactory) -> Database:
+    """A fresh database of this session, migrated; shared by the session's tests."""
+    db = new_database()
+    apply_migrations(db)
+    return db
+
+
+@pytest.fixture
+def clean_database(database: Database) -> Database:
+    """`database` with every casebook table emptied (events included) before the test."""
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables"
+                " WHERE schemaname = current_schema() AND tablename LIKE 'casebook\\_%'"
+            )
+        ]
+        if tables:
+            conn.execute(
+                sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                    sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+                )
+            )
+    return database
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one `casebook ...` invocation did."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[CliRunner]:
+    """Run `casebook ARGS...` in-process against `db` (CASEBOOK_DATABASE_URL set to it)."""
+
+    def run(*args: str, db: Database) -> CliResult:
+        monkeypatch.setenv("CASEBOOK_DATABASE_URL", db.url)
+        get_settings.cache_clear()
+        capsys.readouterr()  # drop whatever earlier steps printed
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    yield run
+    get_settings.cache_clear()
+    reset_logging()
