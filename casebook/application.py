@@ -1,0 +1,387 @@
+"""The write side: commands in, events out, through eventsourcing on PostgreSQL.
+
+Commands are run by one writer thread in batches (group commit): each command is
+checked against its aggregate, and the aggregates of the whole batch are saved in
+one transaction together with idempotency records and case index rows. If that
+transaction fails on a conflict, every command of the batch is retried alone, so
+one conflicting command never sinks the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, PersistenceError
+from eventsourcing.utils import Environment
+
+from casebook import commands as c
+from casebook.database import Database
+from casebook.errors import (
+    CaseNotFound,
+    IdempotencyKeyReused,
+    OrganisationNotFound,
+    VersionConflict,
+    WriteUnavailable,
+)
+from casebook.event_types import event_type, json_safe
+from casebook.handlers import Loader, Work, handle, target_id
+from casebook.policy_source import load_policy
+from casebook.reads import CasePage, RecordedEvent, cases_page
+from casebook.settings import Settings
+from casebook.store import CaseIndexRow, IdempotencyRecord, eventsourcing_env
+from casebook.writer import GroupCommitWriter, Pending
+from domain.cases import ServiceRequest
+from domain.errors import DomainError
+from domain.organisations import Organisation
+from domain.policy import Policy
+from domain.transcodings import register_domain_transcodings
+
+log = structlog.get_logger("casebook.write")
+Item = Pending[c.Command, c.CommandContext, c.CommandResult]
+Ready = tuple[Item, "Organisation | ServiceRequest", c.CommandResult]
+RETRIES_ALONE = 3
+
+
+class EventStore(Application[UUID]):
+    """eventsourcing's application, configured only from casebook's settings."""
+
+    name = "Casebook"  # tables: casebook_events
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        return Environment(name, dict(env or {}))
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder)
+
+
+class Casebook:
+    """Runs commands against cases and organisations; reads them back."""
+
+    def __init__(
+        self, store: EventStore, policy: Policy, clock: Callable[[], datetime], max_batch: int
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self._clock = clock
+        self._fresh = Repository(event_store=store.events)  # reads never trust the cache
+        self._writer: GroupCommitWriter[c.Command, c.CommandContext, c.CommandResult] = (
+            GroupCommitWriter(self._process, max_batch=max_batch)
+        )
+
+    @classmethod
+    def connect(
+        cls,
+        database: Database,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        policy: Policy | None = None,
+    ) -> Casebook:
+        """Open the event store on `database` (creating its tables if needed)."""
+        store = EventStore(env=eventsourcing_env(database, settings))
+        return cls(
+            store,
+            policy or load_policy(settings.policy_file),
+            clock or (lambda: datetime.now(UTC)),
+            settings.write_batch_max,
+        )
+
+    def close(self) -> None:
+        """Refuse new commands and release connections."""
+        self._writer.close()
+        self.store.close()
+
+    # --- commands -------------------------------------------------------------
+
+    def execute(self, command: c.Command, context: c.CommandContext) -> c.CommandResult:
+        """Run one command; its events are stored when this returns."""
+        return self._writer.submit(command, context)
+
+    def _process(self, batch: list[Item]) -> list[Item]:
+        batch, deferred = _one_per_aggregate(batch)
+        ready: list[Ready] = []
+        refused: list[tuple[Item, Exception]] = []
+        for item in batch:
+            try:
+                aggregate = self._run(item)
+            except Exception as error:
+                self._evict(target_id(item.command))  # in case it failed half-way
+                refused.append((item, error))
+                continue
+            ready.append((item, aggregate, _result(aggregate)))
+        self._refuse(refused)
+        if ready:
+            self._save_together(ready)
+        return deferred
+
+    def _refuse(self, refused: list[tuple[Item, Exception]]) -> None:
+        # A retried command may fail only because its first attempt succeeded (the
+        # severity is already assigned, the version moved on): answer those from the
+        # idempotency store. Looking only on failure keeps the happy path at one
+        # transaction per batch.
+        stored = self._stored_responses([item for item, _ in refused])
+        for item, error in refused:
+            if not self._answer_from_store(item, stored):
+                item.future.set_exception(error)
+
+    def _save_together(self, ready: list[Ready]) -> None:
+        try:
+            self._save(ready)
+        except IntegrityError:
+            log.info("write.batch.conflict", commands=len(ready))
+            for item, *_ in ready:
+                self._retry_alone(item)
+        except PersistenceError as error:
+            failure = WriteUnavailable(f"event store unavailable: {type(error).__name__}")
+            for item, *_ in ready:
+                item.future.set_exception(failure)
+        else:
+            for item, _, result in ready:
+                item.future.set_result(result)
+            log.debug("write.batch.saved", commands=len(ready))
+
+    def _retry_alone(self, item: Item) -> None:
+        for _attempt in range(RETRIES_ALONE):
+            self._evict(target_id(item.command))
+            if self._answer_from_store(item, self._stored_responses([item])):
+                return
+            try:
+                aggregate = self._run(item)
+                result = _result(aggregate)
+                self._save([(item, aggregate, result)])
+            except IntegrityError:
+                continue
+            except PersistenceError as error:
+                item.future.set_exception(WriteUnavailable(f"event store unavailable: {error}"))
+                return
+            except Exception as error:
+                self._evict(target_id(item.command))
+                item.future.set_exception(error)
+                return
+            item.future.set_result(result)
+            return
+        item.future.set_exception(WriteUnavailable("concurrent writers kept conflicting"))
+
+    def _run(self, item: Item) -> Organisation | ServiceRequest:
+        loaded: dict[UUID, Any] = {}
+
+        def cached(kind: type[Any], missing: Callable[[UUID], DomainError]) -> Any:
+            def load(aggregate_id: UUID) -> Any:
+                if aggregate_id not in loaded:
+                    loaded[aggregate_id] = self._load(aggregate_id, kind, missing)
+                return loaded[aggregate_id]
+
+            return load
+
+        loader = Loader(
+            case=cached(ServiceRequest, CaseNotFound),
+            organisation=cached(Organisation, OrganisationNotFound),
+        )
+        expected = item.context.expected_version
+        written = target_id(item.command)
+        if expected is not None and written is not None:
+            self._check_version(written, expected)
+        work = Work(loader, self.policy, item.context.actor, self._at)
+        return handle(item.command, work)
+
+    def _check_version(self, aggregate_id: UUID, expected: int) -> None:
+        current = self._cached_version(aggregate_id)
+        if current != expected:
+            self._evict(aggregate_id)  # the cache may be behind another process
+            current = self._cached_version(aggregate_id)
+        if current != expected:
+            raise VersionConflict(aggregate_id, expected, current)
+
+    def _cached_version(self, aggregate_id: UUID) -> int:
+        try:
+            return int(self.store.repository.get(aggregate_id).version)
+        except AggregateNotFoundError:
+            return 0
+
+    def _load(
+        self, aggregate_id: UUID, kind: type[Any], missing: Callable[[UUID], DomainError]
+    ) -> Any:
+        try:
+            aggregate = self.store.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise missing(aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise missing(aggregate_id)
+        return aggregate
+
+    def _at(self, last_change: datetime | None) -> datetime:
+        # Another process's clock may run slightly behind: never record an event
+        # as happening before the aggregate's previous one.
+        now = self._clock()
+        return max(now, last_change) if last_change is not None else now
+
+    def _save(self, ready: list[Ready]) -> None:
+        idempotency = [
+            IdempotencyRecord(
+                item.context.actor.principal_id,
+                item.context.idempotency_key,
+                _fingerprint(item.command),
+                result.to_json(),
+            )
+            for item, _, result in ready
+            if item.context.idempotency_key is not None
+        ]
+        index = [_index_row(agg) for _, agg, _ in ready if _changes_listing(agg)]
+        try:
+            self.store.save(
+                *(agg for _, agg, _ in ready), idempotency=idempotency, case_index=index
+            )
+        except BaseException:
+            # Cached aggregates now hold events that were not stored: forget them.
+            for _, aggregate, _ in ready:
+                self._evict(aggregate.id)
+            raise
+
+    def _evict(self, aggregate_id: UUID | None) -> None:
+        cache = self.store.repository.cache
+        if aggregate_id is None or cache is None:
+            return
+        with contextlib.suppress(KeyError):
+            cache.get(aggregate_id, evict=True)
+
+    def _stored_responses(self, batch: list[Item]) -> dict[tuple[str, str], tuple[str, Any]]:
+        keys = [
+            (item.context.actor.principal_id, item.context.idempotency_key)
+            for item in batch
+            if item.context.idempotency_key is not None
+        ]
+        if not keys:
+            return {}
+        with self.store.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(
+                "SELECT principal_id, idempotency_key, fingerprint, response"
+                " FROM casebook_idempotency"
+                " WHERE (principal_id, idempotency_key) IN"
+                " (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                ([p for p, _ in keys], [k for _, k in keys]),
+            ).fetchall()
+        return {
+            (r["principal_id"], r["idempotency_key"]): (r["fingerprint"], r["response"])
+            for r in rows
+        }
+
+    def _answer_from_store(
+        self, item: Item, stored: dict[tuple[str, str], tuple[str, Any]]
+    ) -> bool:
+        key = item.context.idempotency_key
+        if key is None:
+            return False
+        found = stored.get((item.context.actor.principal_id, key))
+        if found is None:
+            return False
+        fingerprint, response = found
+        if fingerprint != _fingerprint(item.command):
+            item.future.set_exception(
+                IdempotencyKeyReused(
+                    f"Idempotency-Key {key!r} was first used for a different request"
+                )
+            )
+        else:
+            item.future.set_result(c.CommandResult.from_json(response, replayed=True))
+        return True
+
+    # --- reads ----------------------------------------------------------------
+
+    def get_case(self, case_id: UUID) -> ServiceRequest:
+        """The case's current state, read from the event store."""
+        return self._read(case_id, ServiceRequest, CaseNotFound)  # type: ignore[no-any-return]
+
+    def get_organisation(self, organisation_id: UUID) -> Organisation:
+        """The organisation's current state, read from the event store."""
+        return self._read(organisation_id, Organisation, OrganisationNotFound)  # type: ignore[no-any-return]
+
+    def case_history(self, case_id: UUID) -> list[RecordedEvent]:
+        """Every event of the case, in version order."""
+        self.get_case(case_id)
+        return [RecordedEvent.of(event) for event in self.store.events.get(case_id)]
+
+    def cases_of_organisation(
+        self, organisation_id: UUID, *, limit: int = 50, after: str | None = None
+    ) -> CasePage:
+        """The organisation's cases, oldest first, one page at a time."""
+        self.get_organisation(organisation_id)
+        with self.store.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            return cases_page(conn, organisation_id, limit=limit, after=after)
+
+    def _read(
+        self, aggregate_id: UUID, kind: type[Any], missing: Callable[[UUID], DomainError]
+    ) -> Any:
+        try:
+            aggregate = self._fresh.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise missing(aggregate_id) from None
+        if not isinstance(aggregate, kind):
+            raise missing(aggregate_id)
+        return aggregate
+
+
+def _one_per_aggregate(batch: list[Item]) -> tuple[list[Item], list[Item]]:
+    """Keep the first command per aggregate and per idempotency key; defer the rest."""
+    seen: set[object] = set()
+    now: list[Item] = []
+    later: list[Item] = []
+    for item in batch:
+        marks = {("aggregate", target_id(item.command))} - {("aggregate", None)}
+        if item.context.idempotency_key is not None:
+            marks.add(("key", item.context.actor.principal_id, item.context.idempotency_key))
+        if marks & seen:
+            later.append(item)
+        else:
+            seen |= marks
+            now.append(item)
+    return now, later
+
+
+def _result(aggregate: Organisation | ServiceRequest) -> c.CommandResult:
+    return c.CommandResult(
+        aggregate.id, aggregate.version, tuple(event_type(e) for e in aggregate.pending_events)
+    )
+
+
+def _fingerprint(command: c.Command) -> str:
+    body = {"command": type(command).__name__, "fields": json_safe(vars(command))}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+# Events after which a case's listed fields (status, severity, title) differ.
+_LISTING_EVENTS = (
+    ServiceRequest.Opened,
+    ServiceRequest.SeverityAssigned,
+    ServiceRequest.Escalated,
+    ServiceRequest.Downgraded,
+    ServiceRequest.Resolved,
+    ServiceRequest.Reopened,
+)
+
+
+def _changes_listing(aggregate: Organisation | ServiceRequest) -> bool:
+    return isinstance(aggregate, ServiceRequest) and any(
+        isinstance(event, _LISTING_EVENTS) for event in aggregate.pending_events
+    )
+
+
+def _index_row(case: Organisation | ServiceRequest) -> CaseIndexRow:
+    assert isinstance(case, ServiceRequest)
+    return CaseIndexRow(
+        case_id=case.id,
+        organisation_id=case.organisation_id,
+        category=str(case.category),
+        status=str(case.status),
+        severity=str(case.severity) if case.severity else None,
+        title=case.title,
+        opened_at=case.opened_at,
+    )

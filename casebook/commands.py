@@ -1,0 +1,260 @@
+"""Commands of the write side: imperative, one per domain operation, plain data.
+
+Adapters (HTTP, CLI) build these; `Casebook.execute` runs them. Each command names
+the aggregate it works on, so concurrent commands on different cases can be saved
+together while commands on one case stay ordered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.cases.state import NoteVisibility
+from domain.organisations import PurchaseChannel
+from domain.values import Actor, Agreement, Category, ContactKind, Severity
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who sends a command, and the client's retry and concurrency guards."""
+
+    actor: Actor
+    idempotency_key: str | None = None
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did: the aggregate, its new version and the events recorded."""
+
+    aggregate_id: UUID
+    version: int
+    events: tuple[str, ...]
+    replayed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "aggregate_id": str(self.aggregate_id),
+            "version": self.version,
+            "events": list(self.events),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool) -> CommandResult:
+        return cls(UUID(data["aggregate_id"]), data["version"], tuple(data["events"]), replayed)
+
+
+# --- organisations -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisterOrganisation:
+    """Register a customer organisation with its first admins and contacts."""
+
+    name: str
+    country: str
+    timezone: str
+    agreement: Agreement
+    admins: tuple[str, ...]
+    phones: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    purchase_channel: PurchaseChannel = PurchaseChannel.DIRECT
+    partner_name: str | None = None
+    partner_contact: str | None = None
+    organisation_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class AddAdmin:
+    """Make a principal an admin of the organisation."""
+
+    organisation_id: UUID
+    principal_id: str
+
+
+@dataclass(frozen=True)
+class RemoveAdmin:
+    """Remove an admin (never the last one)."""
+
+    organisation_id: UUID
+    principal_id: str
+
+
+@dataclass(frozen=True)
+class RegisterContact:
+    """Register a phone number or e-mail address in the organisation's profile."""
+
+    organisation_id: UUID
+    kind: ContactKind
+    value: str
+
+
+@dataclass(frozen=True)
+class RemoveContact:
+    """Remove a registered phone number or e-mail address."""
+
+    organisation_id: UUID
+    kind: ContactKind
+    value: str
+
+
+@dataclass(frozen=True)
+class ChangeAgreement:
+    """Switch between the standard and the advanced online-services agreement."""
+
+    organisation_id: UUID
+    agreement: Agreement
+
+
+@dataclass(frozen=True)
+class ChangePurchaseChannel:
+    """Record whether the subscription was bought directly or through a partner."""
+
+    organisation_id: UUID
+    purchase_channel: PurchaseChannel
+    partner_name: str | None = None
+    partner_contact: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeLocale:
+    """Change the organisation's country and time zone."""
+
+    organisation_id: UUID
+    country: str
+    timezone: str
+
+
+# --- service requests ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """Open a service request for an admin of the organisation."""
+
+    organisation_id: UUID
+    requester_id: str
+    category: Category
+    title: str
+    description: str
+    contact_phone: str
+    contact_email: str
+    preferred_contact: ContactKind
+    caller_phone: str | None = None
+    verification_id: UUID | None = None
+    partner_contact_acknowledged: bool = False
+    case_id: UUID | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class AssignSeverity:
+    """Record support's initial severity assessment."""
+
+    case_id: UUID
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class EscalateSeverity:
+    """Raise the severity."""
+
+    case_id: UUID
+    severity: Severity
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordCustomerUnresponsive:
+    """Record that the customer left a request for information unanswered."""
+
+    case_id: UUID
+    requested: str
+    asked_at: datetime
+
+
+@dataclass(frozen=True)
+class DowngradeSeverity:
+    """Lower the severity on a standing record that the customer did not respond."""
+
+    case_id: UUID
+    severity: Severity
+    reason: str
+
+
+@dataclass(frozen=True)
+class Respond:
+    """Record a response to the customer."""
+
+    case_id: UUID
+    message_summary: str
+
+
+@dataclass(frozen=True)
+class AssignAgent:
+    """Assign the case to an agent."""
+
+    case_id: UUID
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class AddNote:
+    """Add an internal or customer-visible note."""
+
+    case_id: UUID
+    text: str
+    visibility: NoteVisibility
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Resolve the case."""
+
+    case_id: UUID
+    resolution: str
+
+
+@dataclass(frozen=True)
+class Reopen:
+    """Reopen a resolved case."""
+
+    case_id: UUID
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordSatisfaction:
+    """Record the customer's satisfaction answer."""
+
+    case_id: UUID
+    score: int
+    comment: str | None = None
+
+
+OrganisationCommand = (
+    RegisterOrganisation
+    | AddAdmin
+    | RemoveAdmin
+    | RegisterContact
+    | RemoveContact
+    | ChangeAgreement
+    | ChangePurchaseChannel
+    | ChangeLocale
+)
+CaseCommand = (
+    OpenRequest
+    | AssignSeverity
+    | EscalateSeverity
+    | RecordCustomerUnresponsive
+    | DowngradeSeverity
+    | Respond
+    | AssignAgent
+    | AddNote
+    | Resolve
+    | Reopen
+    | RecordSatisfaction
+)
+Command = OrganisationCommand | CaseCommand

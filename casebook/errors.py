@@ -1,0 +1,57 @@
+"""Refusals of the write side that are not rules of the support policy."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.errors import DomainError, NotFound
+
+
+class CaseNotFound(NotFound):
+    """No service request has this id."""
+
+    rule = "case-exists"
+
+    def __init__(self, case_id: UUID) -> None:
+        super().__init__(f"no service request {case_id}")
+        self.case_id = case_id
+
+
+class OrganisationNotFound(NotFound):
+    """No organisation has this id."""
+
+    rule = "organisation-exists"
+
+    def __init__(self, organisation_id: UUID) -> None:
+        super().__init__(f"no organisation {organisation_id}")
+        self.organisation_id = organisation_id
+
+
+class VersionConflict(DomainError):
+    """The client expected another version of the aggregate than the current one."""
+
+    rule = "expected-version-matches"
+
+    def __init__(self, aggregate_id: UUID, expected: int, current: int) -> None:
+        super().__init__(
+            f"{aggregate_id} is at version {current}, not {expected}: reload and retry"
+        )
+        self.aggregate_id = aggregate_id
+        self.expected_version = expected
+        self.current_version = current
+
+
+class IdempotencyKeyReused(DomainError):
+    """An idempotency key came back with a different request than its first one."""
+
+    rule = "idempotency-key-matches-request"
+
+
+class InvalidCursor(DomainError):
+    """A paging cursor that this service did not hand out."""
+
+    rule = "cursor-is-valid"
+
+
+class WriteUnavailable(Exception):
+    """The event store could not be reached or kept refusing; nothing was written."""

@@ -1,0 +1,168 @@
+"""One handler per command: load what it needs, call the aggregate, return it.
+
+Handlers never save; the application saves what they return, together with the other
+commands of the same batch, in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from casebook import commands as c
+from domain.cases import ServiceRequest
+from domain.organisations import Organisation
+from domain.policy import Policy
+from domain.values import Actor
+
+
+class Loader:
+    """What handlers read: aggregates by id, each failing with a not-found error."""
+
+    def __init__(
+        self,
+        case: Callable[[UUID], ServiceRequest],
+        organisation: Callable[[UUID], Organisation],
+    ) -> None:
+        self.case = case
+        self.organisation = organisation
+
+
+@dataclass(frozen=True)
+class Work:
+    """Everything a handler may use besides the command."""
+
+    load: Loader
+    policy: Policy
+    by: Actor
+    at: Callable[[datetime | None], datetime]  # no earlier than the given last change
+
+
+def target_id(command: c.Command) -> UUID | None:
+    """The aggregate a command writes; None when it creates one with a fresh id."""
+    if isinstance(command, c.RegisterOrganisation):
+        return command.organisation_id
+    if isinstance(command, c.OpenRequest):
+        return command.case_id
+    if isinstance(command, c.OrganisationCommand):
+        return command.organisation_id
+    return command.case_id
+
+
+def handle(command: c.Command, work: Work) -> Organisation | ServiceRequest:
+    """Run `command`; return the aggregate holding its new events."""
+    if isinstance(command, c.OrganisationCommand):
+        return _organisation_command(command, work)
+    return _case_command(command, work)
+
+
+def _organisation_command(command: c.OrganisationCommand, work: Work) -> Organisation:
+    by = work.by
+    if isinstance(command, c.RegisterOrganisation):
+        return Organisation.register(
+            name=command.name,
+            country=command.country,
+            timezone=command.timezone,
+            agreement=command.agreement,
+            admins=command.admins,
+            phones=command.phones,
+            emails=command.emails,
+            purchase_channel=command.purchase_channel,
+            partner_name=command.partner_name,
+            partner_contact=command.partner_contact,
+            organisation_id=command.organisation_id,
+            by=by,
+            at=work.at(None),
+        )
+    org = work.load.organisation(command.organisation_id)
+    at = work.at(org.modified_on)
+    match command:
+        case c.AddAdmin():
+            org.add_admin(command.principal_id, by=by, at=at)
+        case c.RemoveAdmin():
+            org.remove_admin(command.principal_id, by=by, at=at)
+        case c.RegisterContact():
+            org.register_contact(command.kind, command.value, by=by, at=at)
+        case c.RemoveContact():
+            org.remove_contact(command.kind, command.value, by=by, at=at)
+        case c.ChangeAgreement():
+            org.change_agreement(command.agreement, by=by, at=at)
+        case c.ChangePurchaseChannel():
+            org.change_purchase_channel(
+                command.purchase_channel,
+                partner_name=command.partner_name,
+                partner_contact=command.partner_contact,
+                by=by,
+                at=at,
+            )
+        case c.ChangeLocale():
+            org.change_locale(country=command.country, timezone=command.timezone, by=by, at=at)
+    return org
+
+
+def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
+    by, policy = work.by, work.policy
+    if isinstance(command, c.OpenRequest):
+        return ServiceRequest.open(
+            organisation=work.load.organisation(command.organisation_id),
+            requester_id=command.requester_id,
+            category=command.category,
+            title=command.title,
+            description=command.description,
+            contact_phone=command.contact_phone,
+            contact_email=command.contact_email,
+            preferred_contact=command.preferred_contact,
+            caller_phone=command.caller_phone,
+            verification_id=command.verification_id,
+            partner_contact_acknowledged=command.partner_contact_acknowledged,
+            case_id=command.case_id,
+            policy=policy,
+            by=by,
+            at=work.at(None),
+        )
+    case = work.load.case(command.case_id)
+    at = work.at(case.modified_on)
+    match command:
+        case c.AssignSeverity():
+            org = work.load.organisation(case.organisation_id)
+            case.assign_severity(
+                command.severity, agreement=org.agreement, policy=policy, by=by, at=at
+            )
+        case c.EscalateSeverity():
+            org = work.load.organisation(case.organisation_id)
+            case.escalate(
+                command.severity,
+                agreement=org.agreement,
+                policy=policy,
+                reason=command.reason,
+                by=by,
+                at=at,
+            )
+        case c.RecordCustomerUnresponsive():
+            case.record_customer_unresponsive(
+                requested=command.requested, asked_at=command.asked_at, policy=policy, by=by, at=at
+            )
+        case c.DowngradeSeverity():
+            case.downgrade(command.severity, policy=policy, reason=command.reason, by=by, at=at)
+        case c.Respond():
+            case.respond(message_summary=command.message_summary, policy=policy, by=by, at=at)
+        case c.AssignAgent():
+            case.assign_agent(command.agent_id, by=by, at=at)
+        case c.AddNote():
+            org = work.load.organisation(case.organisation_id)
+            case.add_note(
+                command.text, visibility=command.visibility, organisation=org, by=by, at=at
+            )
+        case c.Resolve():
+            case.resolve(resolution=command.resolution, policy=policy, by=by, at=at)
+        case c.Reopen():
+            org = work.load.organisation(case.organisation_id)
+            case.reopen(reason=command.reason, policy=policy, organisation=org, by=by, at=at)
+        case c.RecordSatisfaction():
+            org = work.load.organisation(case.organisation_id)
+            case.record_satisfaction(
+                command.score, comment=command.comment, organisation=org, by=by, at=at
+            )
+    return case

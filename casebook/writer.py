@@ -1,0 +1,112 @@
+"""Group commit: commands that arrive together are saved in one transaction.
+
+Leader/follower: a caller that finds no batch in progress becomes the leader and
+processes whatever is queued (its own command included) in its own thread, with no
+hand-off to a writer thread; callers arriving meanwhile queue up and wait, and the
+leader takes them as the next batch before it leaves. The processor may defer a
+command (a second one for an aggregate already in the batch): it goes back to the
+front of the queue, so each aggregate's commands still run in arrival order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Command = TypeVar("Command")
+Context = TypeVar("Context")
+Result = TypeVar("Result")
+
+
+@dataclass
+class Pending(Generic[Command, Context, Result]):
+    """A submitted command waiting for its result, or for its turn to lead."""
+
+    command: Command
+    context: Context
+    future: Future[Result] = field(default_factory=Future)
+    wake: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False
+
+
+class GroupCommitWriter(Generic[Command, Context, Result]):
+    """Runs submitted commands in batches, one batch at a time.
+
+    Every waiting caller sleeps on its own event: finishing a batch wakes exactly
+    the callers whose commands it finished, and leadership passes to the oldest
+    waiting caller, so no wake-up is wasted on threads that must sleep again.
+    """
+
+    def __init__(
+        self,
+        process: Callable[
+            [list[Pending[Command, Context, Result]]], list[Pending[Command, Context, Result]]
+        ],
+        *,
+        max_batch: int,
+    ) -> None:
+        self._process = process
+        self._max_batch = max_batch
+        self._queue: deque[Pending[Command, Context, Result]] = deque()
+        self._lock = threading.Lock()
+        self._leading = False
+        self._closed = False
+
+    def submit(self, command: Command, context: Context) -> Result:
+        """Run a command (alone or with others) and return its result or raise its error."""
+        pending: Pending[Command, Context, Result] = Pending(command, context)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the writer is closed")
+            self._queue.append(pending)
+            if not self._leading:
+                self._leading = pending.leads = True
+        if not pending.leads:
+            pending.wake.wait()
+        if pending.leads:
+            self._lead_until_done(pending)
+        return pending.future.result()
+
+    def close(self) -> None:
+        """Refuse new commands; those already submitted finish."""
+        with self._lock:
+            self._closed = True
+
+    def _lead_until_done(self, mine: Pending[Command, Context, Result]) -> None:
+        try:
+            while not mine.future.done():
+                with self._lock:
+                    count = min(len(self._queue), self._max_batch)
+                    batch = [self._queue.popleft() for _ in range(count)]
+                deferred = self._run(batch)
+                with self._lock:
+                    self._queue.extendleft(reversed(deferred))
+                for pending in batch:
+                    if pending.future.done() and pending is not mine:
+                        pending.wake.set()
+        finally:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            if not self._queue:
+                self._leading = False
+                return
+            successor = self._queue[0]
+            successor.leads = True
+        successor.wake.set()
+
+    def _run(
+        self, batch: list[Pending[Command, Context, Result]]
+    ) -> list[Pending[Command, Context, Result]]:
+        try:
+            return self._process(batch)
+        except BaseException as error:  # never leave a caller waiting forever
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return []

@@ -1,0 +1,53 @@
+"""Small factories for write-side tests: an organisation, a case, actors."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from casebook import commands as c
+from casebook.application import Casebook
+from domain.values import Actor, Agreement, Category, Channel, ContactKind, Role
+
+ADMIN = c.CommandContext(Actor("ops", Role.ADMIN, Channel.API))
+AGENT = Actor("bob", Role.AGENT, Channel.API)
+AGENT_ON_PHONE = Actor("bob", Role.AGENT, Channel.PHONE)
+PHONE = "+86 10 1234 5678"
+EMAIL = "it@acme.example"
+
+
+def as_agent(*, key: str | None = None, expected: int | None = None) -> c.CommandContext:
+    return c.CommandContext(AGENT, idempotency_key=key, expected_version=expected)
+
+
+def register_organisation(casebook: Casebook, *, agreement: Agreement = Agreement.ADVANCED) -> UUID:
+    return casebook.execute(
+        c.RegisterOrganisation(
+            name="Acme",
+            country="CN",
+            timezone="Asia/Shanghai",
+            agreement=agreement,
+            admins=("ada",),
+            phones=(PHONE,),
+            emails=(EMAIL,),
+        ),
+        ADMIN,
+    ).aggregate_id
+
+
+def open_request(
+    casebook: Casebook, organisation_id: UUID, *, category: Category = Category.TECHNICAL
+) -> UUID:
+    return casebook.execute(
+        c.OpenRequest(
+            organisation_id=organisation_id,
+            requester_id="ada",
+            category=category,
+            title="Mail is down",
+            description="Nobody receives mail since 09:00",
+            contact_phone=PHONE,
+            contact_email=EMAIL,
+            preferred_contact=ContactKind.EMAIL,
+            caller_phone=PHONE,
+        ),
+        c.CommandContext(AGENT_ON_PHONE),
+    ).aggregate_id
