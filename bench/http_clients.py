@@ -1,0 +1,111 @@
+"""(c) of bench/write.py: `casebook serve` in a subprocess, concurrent HTTP clients."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from casebook.database import Database
+from casebook.keys import KeyRole, KeyStore
+from casebook.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(database: Database, settings: Settings, port: int) -> subprocess.Popen[bytes]:
+    executable = Path(sys.executable).parent / "casebook"
+    env = {
+        **os.environ,
+        "CASEBOOK_DATABASE_URL": database.url,
+        "CASEBOOK_LOG_LEVEL": "warning",
+        "CASEBOOK_DB_POOL_SIZE": str(settings.db_pool_size),
+    }
+    server = subprocess.Popen(
+        [str(executable), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("casebook serve did not become healthy within 30 s")
+
+
+def bench_http(
+    database: Database,
+    settings: Settings,
+    cases: list[uuid.UUID],
+    commands: int,
+    clients: int = 16,
+) -> dict[str, Any]:
+    """Post `commands` notes from `clients` threads; events/s and latency percentiles."""
+    token = KeyStore.for_database(database).create(KeyRole.AGENT, label="bench").token
+    port = free_port()
+    server = start_server(database, settings, port)
+    latencies: list[float] = []
+    errors: list[int] = []
+    lock = threading.Lock()
+    per_client = commands // clients
+    run = uuid.uuid4().hex[:6]
+
+    def client(index: int) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        mine: list[float] = []
+        failed = 0
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+            for i in range(per_client):
+                case_id = cases[(index * per_client + i) % len(cases)]
+                began = time.perf_counter()
+                response = http.post(
+                    f"/cases/{case_id}/notes",
+                    json={"text": f"note {index}-{i}", "visibility": "internal"},
+                    headers={"Idempotency-Key": f"http-{run}-{index}-{i}"},
+                )
+                mine.append(time.perf_counter() - began)
+                failed += response.status_code >= 300
+        with lock:
+            latencies.extend(mine)
+            errors.append(failed)
+
+    try:
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        began = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - began
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    ordered = sorted(latencies)
+    return {
+        "clients": clients,
+        "rate": len(latencies) / elapsed,
+        "p50_ms": ordered[len(ordered) // 2] * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "errors": sum(errors),
+    }

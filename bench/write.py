@@ -1,0 +1,203 @@
+"""Write throughput: raw eventsourcing vs casebook's service layer vs the HTTP API.
+
+All three run in one process run, against the same fresh PostgreSQL database:
+(a) raw: eventsourcing `Application.save` of an equivalent aggregate (one event
+    per command, same payload shape), one save per command, one thread;
+(b) service: `Casebook.execute` one command after another (load, rules, save with
+    idempotency record and case index row);
+(c) http: `casebook serve` in a subprocess, 16 concurrent clients posting notes
+    with bearer keys and idempotency keys.
+Reported as events/s and ratios to (a); p50/p99 latency for (c).
+
+Run: python bench/write.py [--database-url URL] [--commands N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+from casebook import commands as c
+from casebook.application import Casebook
+from casebook.database import ensure_database, parse_database_url
+from casebook.migrate import apply_migrations
+from casebook.settings import Settings
+from casebook.store import eventsourcing_env
+from domain.values import Actor, Agreement, Category, Channel, ContactKind, Role
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ADMIN = Actor("bench-admin", Role.ADMIN, Channel.API)
+AGENT = Actor("bench-agent", Role.AGENT, Channel.API)
+AGENT_ON_PHONE = Actor("bench-agent", Role.AGENT, Channel.PHONE)
+
+
+class RawCase(Aggregate):
+    """An aggregate shaped like a case note: actor, time and text per event."""
+
+    @event("Opened")
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.notes: list[str] = []
+
+    @event("NoteAdded")
+    def add_note(self, text: str, visibility: str, by: dict[str, str], at: datetime) -> None:
+        self.notes.append(text)
+
+
+class RawApp(Application[uuid.UUID]):
+    name = "RawBench"
+
+
+class RawBaseline:
+    """(a): an eventsourcing application saving one aggregate per command."""
+
+    def __init__(self, env: dict[str, str], cases: int) -> None:
+        self.app = RawApp(env={k: v for k, v in env.items() if k != "APPLICATION_RECORDER_TOPIC"})
+        self.aggregates = [RawCase(title=f"case {i}") for i in range(cases)]
+        self.app.save(*self.aggregates)
+        self.by = {"principal_id": AGENT.principal_id, "role": "agent", "channel": "api"}
+
+    def run(self, commands: int) -> float:
+        began = time.perf_counter()
+        for i in range(commands):
+            aggregate = self.aggregates[i % len(self.aggregates)]
+            aggregate.add_note(
+                text=f"note {i}", visibility="internal", by=self.by, at=datetime.now(UTC)
+            )
+            self.app.save(aggregate)
+        return commands / (time.perf_counter() - began)
+
+
+def seed(casebook: Casebook, cases: int) -> list[uuid.UUID]:
+    org = casebook.execute(
+        c.RegisterOrganisation(
+            name="Bench Ltd",
+            country="CN",
+            timezone="Asia/Shanghai",
+            agreement=Agreement.ADVANCED,
+            admins=("bench-customer",),
+            phones=("+86 10 5555 0000",),
+            emails=("it@bench.example",),
+        ),
+        c.CommandContext(ADMIN),
+    ).aggregate_id
+    opened = []
+    for i in range(cases):
+        opened.append(
+            casebook.execute(
+                c.OpenRequest(
+                    organisation_id=org,
+                    requester_id="bench-customer",
+                    category=Category.TECHNICAL,
+                    title=f"case {i}",
+                    description="benchmark",
+                    contact_phone="+86 10 5555 0000",
+                    contact_email="it@bench.example",
+                    preferred_contact=ContactKind.EMAIL,
+                    caller_phone="+86 10 5555 0000",
+                ),
+                c.CommandContext(AGENT_ON_PHONE),
+            ).aggregate_id
+        )
+    return opened
+
+
+def bench_service(
+    casebook: Casebook, cases: list[uuid.UUID], commands: int, *, keyed: bool = False
+) -> float:
+    """(b): one command after another through `Casebook.execute`."""
+    run = uuid.uuid4().hex[:6]
+    began = time.perf_counter()
+    for i in range(commands):
+        casebook.execute(
+            c.AddNote(cases[i % len(cases)], f"note {i}", "internal"),
+            c.CommandContext(AGENT, idempotency_key=f"svc-{run}-{i}" if keyed else None),
+        )
+    return commands / (time.perf_counter() - began)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--commands", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+
+    server = parse_database_url(args.database_url)
+    dbname = f"casebook_bench_{uuid.uuid4().hex[:8]}"
+    database = ensure_database(server, dbname)
+    apply_migrations(database)
+    settings = Settings(database_url=database.url, log_level="warning")
+    env = eventsourcing_env(database, settings)
+    results: dict[str, Any] = {}
+    try:
+        baseline = RawBaseline(env, args.cases)
+        casebook = Casebook.connect(database, settings)
+        cases = seed(casebook, args.cases)
+        # Alternate short rounds so a noisy neighbour hits both sides alike.
+        per_round = args.commands // args.rounds
+        rounds: dict[str, list[float]] = {"raw": [], "service": [], "keyed": []}
+        for _ in range(args.rounds):
+            rounds["raw"].append(baseline.run(per_round))
+            rounds["service"].append(bench_service(casebook, cases, per_round))
+            rounds["keyed"].append(bench_service(casebook, cases, per_round, keyed=True))
+        results.update({name: statistics.median(rates) for name, rates in rounds.items()})
+        results["ratios"] = [s / r for s, r in zip(rounds["service"], rounds["raw"], strict=True)]
+        if not args.skip_http:
+            from bench.http_clients import bench_http
+
+            results["http"] = bench_http(database, settings, cases, args.commands)
+        casebook.close()
+    finally:
+        drop(server, dbname)
+    report(args, results)
+
+
+def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    raw = results["raw"]
+    print(f"database: PostgreSQL, {args.commands} commands over {args.cases} cases\n")
+    print(f"(a) raw eventsourcing save      {raw:8.0f} events/s   1.00")
+    print(
+        f"(b) casebook service layer      {results['service']:8.0f} events/s   "
+        f"{results['service'] / raw:.2f}  (target >= 0.8)"
+    )
+    print(
+        f"    with idempotency keys       {results['keyed']:8.0f} events/s   "
+        f"{results['keyed'] / raw:.2f}"
+    )
+    print("    b/a per round: " + ", ".join(f"{r:.2f}" for r in results["ratios"]))
+    if "http" in results:
+        http = results["http"]
+        print(
+            f"(c) HTTP API, {http['clients']} clients        {http['rate']:8.0f} events/s   "
+            f"{http['rate'] / raw:.2f}  (target >= 1.5)"
+        )
+        print(
+            f"    latency p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms, "
+            f"errors {http['errors']}"
+        )
+
+
+def drop(server: Any, dbname: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+def percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+if __name__ == "__main__":
+    main()
