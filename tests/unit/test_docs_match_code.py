@@ -1,4 +1,4 @@
-"""The README documents every rule the domain enforces."""
+"""The README documents every rule the domain and the write side enforce."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import inspect
 import pkgutil
 from pathlib import Path
 
+import api.errors
+import casebook.errors
 import domain
 from domain.errors import DomainError
 
@@ -15,8 +17,11 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def domain_rules() -> set[str]:
     rules = set()
-    for module_info in pkgutil.walk_packages(domain.__path__, prefix="domain."):
-        module = importlib.import_module(module_info.name)
+    modules = [
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(domain.__path__, prefix="domain.")
+    ]
+    for module in [*modules, casebook.errors, api.errors]:
         for _, member in inspect.getmembers(module, inspect.isclass):
             if issubclass(member, DomainError) and member is not DomainError:
                 rules.add(member.rule)

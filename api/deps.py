@@ -1,0 +1,129 @@
+"""Request dependencies as `Annotated` aliases, and the guard every route runs first.
+
+`GuardedRoute` authenticates the bearer key and checks the role matrix before FastAPI
+reads the body, so a request without a valid key is a 401 (and one with the wrong
+role a 403) whatever else is wrong with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+from uuid import UUID
+
+import structlog
+from fastapi import Depends, Header, Request, Response, Security
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api import roles
+from api.errors import NotAuthenticated, RoleNotAllowed
+from casebook.application import Casebook
+from casebook.keys import KeyStore, Principal
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key from `casebook keys create`: `Authorization: Bearer cbk_...`.",
+)
+_IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"  # visible ASCII, as in the IETF draft
+_IF_MATCH = r'^\s*(\*|(W/)?"[0-9]{1,15}"|[0-9]{1,15})\s*$'  # one version ETag, or *
+_BOUND_PATH_IDS = ("case_id", "organisation_id")
+
+
+async def authorize(request: Request, route_name: str) -> Principal:
+    """Authenticate the bearer key, check the role matrix, bind who asks to the logs."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("Send an API key as `Authorization: Bearer <key>`.")
+    keys: KeyStore = request.app.state.keys
+    principal = await run_in_threadpool(keys.authenticate, token.strip())
+    if principal is None:
+        raise NotAuthenticated("The API key is unknown, revoked or malformed.")
+    request.state.principal = principal
+    structlog.contextvars.bind_contextvars(
+        principal=principal.principal_id, role=principal.role.value
+    )
+    for name in _BOUND_PATH_IDS:
+        value = request.path_params.get(name)
+        if value is not None and _is_uuid(value):
+            structlog.contextvars.bind_contextvars(**{name: str(value)})
+    if not roles.is_allowed(route_name, principal.role):
+        raise RoleNotAllowed(f"The role {principal.role.value} may not use {route_name}.")
+    return principal
+
+
+class GuardedRoute(APIRoute):
+    """An APIRoute that runs `authorize` before FastAPI parses and validates anything."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        name = self.name
+
+        async def guarded(request: Request) -> Response:
+            await authorize(request, name)
+            return await handler(request)
+
+        return guarded
+
+
+def _current_principal(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # a route outside GuardedRoute: fail closed
+        raise NotAuthenticated("This route is not guarded; refusing.")
+    return principal
+
+
+def _casebook(request: Request) -> Casebook:
+    casebook: Casebook = request.app.state.casebook
+    return casebook
+
+
+def _idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=_IDEMPOTENCY_KEY,
+            description="Retry-safe key (1-255 visible ASCII characters): the same key "
+            "with the same request returns the first response without running it again.",
+        ),
+    ] = None,
+) -> str | None:
+    return key
+
+
+def _if_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            pattern=_IF_MATCH,
+            description='The version you last read, as its ETag ("3"); a stale one is a 409.',
+        ),
+    ] = None,
+) -> int | None:
+    version = value.strip().removeprefix("W/").strip('"') if value is not None else "*"
+    return None if version == "*" else int(version)
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+Caller = Annotated[Principal, Depends(_current_principal)]
+"""The authenticated principal whose role the matrix allowed for this route."""
+CasebookApp = Annotated[Casebook, Depends(_casebook)]
+"""The write-side application."""
+IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
+"""The Idempotency-Key header, validated."""
+IfMatch = Annotated[int | None, Depends(_if_match)]
+"""The version named by If-Match, or None."""

@@ -1,0 +1,282 @@
+"""RFC 9457 problem details: every refusal and failure becomes `application/problem+json`.
+
+`STATUS` is the one table from error classes to HTTP status codes; an error takes the
+status of the nearest class in its MRO that the table names, so a new domain rule is a
+422 until someone decides otherwise here. Routes never build error responses by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import eventsourcing.persistence as es
+import psycopg
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from api.errors import (
+    NotAuthenticated,
+    NotReady,
+    RoleNotAllowed,
+    VersionGuardsDisagree,
+)
+from casebook.errors import (
+    IdempotencyKeyReused,
+    InvalidCursor,
+    VersionConflict,
+    WriteUnavailable,
+)
+from domain.cases import errors as case_errors
+from domain.errors import DomainError, NotFound, OutOfOrderTimestamp
+from domain.organisations import errors as org_errors
+
+log = structlog.get_logger("casebook.api")
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://casebook.example/problems/"
+
+STATUS: dict[type[Exception], int] = {
+    # who is asking
+    NotAuthenticated: 401,
+    RoleNotAllowed: 403,
+    case_errors.SupportStaffOnly: 403,
+    case_errors.StaffOrOrganisationAdminOnly: 403,
+    case_errors.AgentsSelfAssignOnly: 403,
+    case_errors.SatisfactionByCustomerOrSystem: 403,
+    org_errors.CallerVerificationByStaffOnly: 403,
+    # what does not exist (a case, an organisation, an admin or contact to remove)
+    NotFound: 404,
+    org_errors.UnknownAdmin: 404,
+    org_errors.UnknownContact: 404,
+    org_errors.UnknownVerification: 404,
+    # the target's current state refuses the command: reload, then decide again
+    VersionConflict: 409,
+    OutOfOrderTimestamp: 409,
+    case_errors.CaseIsClosed: 409,
+    case_errors.CaseNotResolved: 409,
+    case_errors.SeverityAlreadyAssigned: 409,
+    case_errors.SeverityNotAssessed: 409,
+    case_errors.ResolveNeedsFirstResponse: 409,
+    case_errors.NoStandingUnresponsiveRecord: 409,
+    case_errors.SatisfactionAlreadyRecorded: 409,
+    case_errors.SatisfactionBeforeResolution: 409,
+    case_errors.AgentAlreadyAssigned: 409,
+    org_errors.AdminAlreadyPresent: 409,
+    org_errors.ContactAlreadyRegistered: 409,
+    org_errors.LastAdminCannotBeRemoved: 409,
+    # every other rule refuses what the request asked for
+    DomainError: 422,
+    # the database is down or refusing: nothing was written, try again later
+    WriteUnavailable: 503,
+    NotReady: 503,
+    es.OperationalError: 503,
+    es.InterfaceError: 503,
+    psycopg.OperationalError: 503,
+    psycopg.InterfaceError: 503,
+}
+
+# Where the client should look to fix a refusal that is about one request part.
+FIELD_OF: dict[type[DomainError], str] = {
+    IdempotencyKeyReused: "header.Idempotency-Key",
+    InvalidCursor: "query.after",
+    VersionGuardsDisagree: "body.expected_version",
+}
+
+
+class FieldError(BaseModel):
+    """One invalid part of the request."""
+
+    field: str = Field(description="Where: body.severity, path.case_id, header.If-Match, ...")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: what went wrong, which rule refused, how to fix it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description=f"{TYPE_BASE}<rule>")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(default=None, description="The request path.")
+    rule: str = Field(description="The stable name of the rule that refused the request.")
+    request_id: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="Validation errors, one per field."
+    )
+    current_version: int | None = Field(default=None, description="On 409 version conflicts.")
+    expected_version: int | None = None
+
+
+PROBLEM_DESCRIPTIONS = {
+    401: "No valid bearer API key.",
+    403: "The key's role may not do this.",
+    404: "Not found.",
+    409: "Conflicts with the current state (e.g. a stale If-Match version).",
+    422: "Invalid request, or refused by a domain rule.",
+    503: "The database is unavailable; nothing was written.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries declaring problem+json bodies for `statuses`."""
+    return {
+        status: {"model": Problem, "description": PROBLEM_DESCRIPTIONS[status]}
+        for status in statuses
+    }
+
+
+def status_of(error: BaseException) -> int:
+    """The status the table gives the nearest class of `error`; 500 when none."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def problem(
+    request: Request,
+    *,
+    status: int,
+    rule: str,
+    title: str,
+    detail: str | None,
+    headers: dict[str, str] | None = None,
+    **members: Any,
+) -> JSONResponse:
+    """A problem+json response for `request`."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + rule,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "rule": rule,
+        "request_id": getattr(request.state, "request_id", None),
+        **members,
+    }
+    content = {key: value for key, value in body.items() if value is not None}
+    return JSONResponse(content, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def _title(error: BaseException) -> str:
+    doc = (type(error).__doc__ or type(error).__name__).strip()
+    return doc.splitlines()[0]
+
+
+async def domain_error(request: Request, error: Exception) -> JSONResponse:
+    """Any `DomainError`: its rule, its message, and the status from `STATUS`."""
+    assert isinstance(error, DomainError)
+    status = status_of(error)
+    members: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(error, VersionConflict):
+        members = {
+            "current_version": error.current_version,
+            "expected_version": error.expected_version,
+        }
+    field = FIELD_OF.get(type(error))
+    if field is not None:
+        members["errors"] = [{"field": field, "message": error.message}]
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="casebook"'
+    return problem(
+        request,
+        status=status,
+        rule=error.rule,
+        title=_title(error),
+        detail=error.message,
+        headers=headers or None,
+        **members,
+    )
+
+
+async def validation_error(request: Request, error: Exception) -> JSONResponse:
+    """422 naming every invalid field of the request."""
+    assert isinstance(error, RequestValidationError)
+    errors = [{"field": _field(item), "message": _message(item)} for item in error.errors()]
+    fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
+    return problem(
+        request,
+        status=422,
+        rule="request-is-valid",
+        title="The request is invalid.",
+        detail=f"Invalid: {fields}.",
+        errors=errors,
+    )
+
+
+async def http_error(request: Request, error: Exception) -> JSONResponse:
+    """Starlette's own refusals (unknown path, wrong method) as problems."""
+    assert isinstance(error, HTTPException)
+    if error.status_code == 400:  # FastAPI could not decode the body (e.g. not UTF-8)
+        return problem(
+            request,
+            status=422,
+            rule="request-is-valid",
+            title="The request is invalid.",
+            detail="Invalid: body.",
+            errors=[{"field": "body", "message": "The body is not UTF-8 encoded JSON."}],
+        )
+    rule = {404: "route-exists", 405: "method-allowed"}.get(error.status_code, "http-request")
+    return problem(
+        request,
+        status=error.status_code,
+        rule=rule,
+        title=str(error.detail),
+        detail=str(error.detail),
+        headers=dict(error.headers or {}),
+    )
+
+
+async def unavailable(request: Request, error: Exception) -> JSONResponse:
+    """503: the event store or the database cannot be reached; retry later."""
+    log.warning("api.unavailable", error=type(error).__name__)
+    return problem(
+        request,
+        status=503,
+        rule="database-available",
+        title="The database is unavailable.",
+        detail="Nothing was written; retry later.",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def server_error(request: Request, error: Exception) -> JSONResponse:
+    """500 without internals: the request id leads to the logged traceback."""
+    log.error("api.unhandled", exc_info=error)
+    return problem(
+        request,
+        status=500,
+        rule="internal-error",
+        title="Internal server error.",
+        detail="The error was logged with this request's id.",
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem+json exception handlers on `app`."""
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    for cls, status in STATUS.items():
+        if status == 503:
+            app.add_exception_handler(cls, unavailable)
+    app.add_exception_handler(Exception, server_error)
+
+
+def _field(item: dict[str, Any]) -> str:
+    if item.get("type") == "json_invalid":
+        return "body"  # its loc is a character offset, not a field
+    return ".".join(str(part) for part in item.get("loc", ())) or "request"
+
+
+def _message(item: dict[str, Any]) -> str:
+    if item.get("type") == "json_invalid":
+        return f"Malformed JSON: {item.get('ctx', {}).get('error', 'decode error')}."
+    return str(item.get("msg", "invalid"))

@@ -1,0 +1,110 @@
+"""Who may call which route: the role matrix as data.
+
+Keys are route names (FastAPI's `name`, also the OpenAPI operationId). The request
+guard in `api.deps` refuses any role not listed, and a route missing here is refused
+to everyone, so a new route stays closed until someone decides who may use it.
+`tests/integration/test_api_roles.py` checks every route of the app against this
+table, and README.md's role table is generated from it by `role_table`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from fastapi.routing import iter_route_contexts
+from starlette.routing import BaseRoute
+
+from domain.values import Role
+
+AGENT, SUPERVISOR, AUDITOR, ANALYST, ADMIN = (
+    Role.AGENT,
+    Role.SUPERVISOR,
+    Role.AUDITOR,
+    Role.ANALYST,
+    Role.ADMIN,
+)
+API_ROLES: tuple[Role, ...] = (AGENT, SUPERVISOR, AUDITOR, ANALYST, ADMIN)
+
+CASE_WORKERS = frozenset({AGENT, SUPERVISOR})
+CASE_READERS = CASE_WORKERS | {AUDITOR}
+ORGANISATION_READERS = CASE_READERS | {ADMIN}
+ORGANISATION_EDITORS = frozenset({SUPERVISOR, ADMIN})
+
+# Routes anyone may call without a key: liveness, readiness and the API's own docs.
+PUBLIC_ROUTES: frozenset[str] = frozenset(
+    {"healthz", "readyz", "openapi", "swagger_ui_html", "swagger_ui_redirect", "redoc_html"}
+)
+
+ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
+    # organisations
+    "register_organisation": frozenset({ADMIN}),
+    "get_organisation": ORGANISATION_READERS,
+    "add_organisation_admin": ORGANISATION_EDITORS,
+    "remove_organisation_admin": ORGANISATION_EDITORS,
+    "register_organisation_contact": ORGANISATION_EDITORS,
+    "remove_organisation_contact": ORGANISATION_EDITORS,
+    "change_agreement": ORGANISATION_EDITORS,
+    "change_purchase_channel": ORGANISATION_EDITORS,
+    "change_locale": ORGANISATION_EDITORS,
+    "list_organisation_cases": CASE_READERS,
+    # cases
+    "open_case": CASE_WORKERS,
+    "get_case": CASE_READERS,
+    "get_case_history": frozenset({AUDITOR}),
+    "assign_severity": CASE_WORKERS,
+    "escalate_severity": CASE_WORKERS,
+    "downgrade_severity": CASE_WORKERS,
+    "record_customer_unresponsive": CASE_WORKERS,
+    "respond_to_customer": CASE_WORKERS,
+    "assign_agent": CASE_WORKERS,
+    "add_note": CASE_WORKERS,
+    "resolve_case": CASE_WORKERS,
+    "reopen_case": CASE_WORKERS,
+    # survey answers are imported by a platform admin
+    "record_satisfaction": frozenset({ADMIN}),
+}
+
+
+def is_allowed(route_name: str, role: Role) -> bool:
+    """True when `role` may call the route; unknown routes allow nobody."""
+    return role in ROLE_MATRIX.get(route_name, frozenset())
+
+
+class Endpoint(NamedTuple):
+    """One route of the app as a client sees it."""
+
+    name: str
+    method: str
+    path: str
+
+
+def endpoints(routes: Sequence[BaseRoute]) -> list[Endpoint]:
+    """Every HTTP route of an app (`app.routes`), included routers flattened."""
+    found = []
+    for route in iter_route_contexts(routes):
+        if route.name is None or route.path is None or not route.methods:
+            continue
+        method = sorted(route.methods - {"HEAD"} or route.methods)[0]
+        found.append(Endpoint(route.name, method, route.path))
+    return found
+
+
+def role_table(routes: Sequence[BaseRoute]) -> str:
+    """The role matrix as a Markdown table, one row per route of the app, in matrix order."""
+    by_name = {endpoint.name: endpoint for endpoint in endpoints(routes)}
+    header = ["route", *(role.value for role in API_ROLES)]
+    lines = [_row(header), _row(["---"] * len(header))]
+    for name, allowed in ROLE_MATRIX.items():
+        if name in by_name:
+            endpoint = by_name[name]
+            marks = ["✓" if role in allowed else "" for role in API_ROLES]
+            lines.append(_row([f"`{endpoint.method} {endpoint.path}`", *marks]))
+    public = sorted(e.path for e in by_name.values() if e.name in PUBLIC_ROUTES)
+    lines.append("")
+    lines.append("Without a key: " + ", ".join(f"`{path}`" for path in public) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"

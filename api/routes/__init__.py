@@ -1,0 +1,1 @@
+"""Routers, one per resource, each with its prefix and OpenAPI tag."""

@@ -1,0 +1,237 @@
+"""Customer organisations: registration, profile changes and their cases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from api import schemas as s
+from api.deps import Caller, CasebookApp, GuardedRoute, IdempotencyKey, IfMatch
+from api.routes.commanding import READ_RESPONSES, command_responses, etag, run
+from api.views import CasePageView, CommandAccepted, OrganisationView
+from casebook import commands as c
+from domain.values import ContactKind
+
+router = APIRouter(prefix="/organisations", tags=["organisations"], route_class=GuardedRoute)
+ContactValue = Annotated[str, Query(max_length=254, pattern=r"^[^\x00]*$")]
+AdminId = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
+
+
+@router.post("", status_code=201, responses=command_responses(created=True))
+def register_organisation(
+    body: s.RegisterOrganisationBody,
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+) -> CommandAccepted:
+    """Register a customer organisation with its first admins and contacts."""
+    command = c.RegisterOrganisation(
+        name=body.name,
+        country=body.country,
+        timezone=body.timezone,
+        agreement=body.agreement,
+        admins=tuple(body.admins),
+        phones=tuple(body.phones),
+        emails=tuple(body.emails),
+        purchase_channel=body.purchase_channel,
+        partner_name=body.partner_name,
+        partner_contact=body.partner_contact,
+    )
+    return run(
+        casebook,
+        command,
+        caller,
+        response,
+        idempotency_key=idempotency_key,
+        if_match=None,
+        location="/organisations/{id}",
+    )
+
+
+@router.get("/{organisation_id}", responses=READ_RESPONSES)
+def get_organisation(
+    organisation_id: UUID, caller: Caller, casebook: CasebookApp, response: Response
+) -> OrganisationView:
+    """The organisation's current profile; its ETag is its version."""
+    organisation = casebook.get_organisation(organisation_id)
+    response.headers["ETag"] = etag(organisation.version)
+    return OrganisationView.of(organisation)
+
+
+@router.post("/{organisation_id}/admins", responses=command_responses())
+def add_organisation_admin(
+    organisation_id: UUID,
+    body: s.AdminBody,
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+    if_match: IfMatch,
+) -> CommandAccepted:
+    """Make a principal a customer admin of the organisation."""
+    command = c.AddAdmin(organisation_id, body.principal_id)
+    return run(
+        casebook,
+        command,
+        caller,
+        response,
+        idempotency_key=idempotency_key,
+        if_match=if_match,
+        body_version=body.expected_version,
+    )
+
+
+@router.delete("/{organisation_id}/admins/{principal_id}", responses=command_responses())
+def remove_organisation_admin(
+    organisation_id: UUID,
+    principal_id: AdminId,
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+    if_match: IfMatch,
+) -> CommandAccepted:
+    """Remove a customer admin; the organisation's last admin stays."""
+    command = c.RemoveAdmin(organisation_id, principal_id)
+    return run(
+        casebook, command, caller, response, idempotency_key=idempotency_key, if_match=if_match
+    )
+
+
+@router.post("/{organisation_id}/contacts", responses=command_responses())
+def register_organisation_contact(
+    organisation_id: UUID,
+    body: s.ContactBody,
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+    if_match: IfMatch,
+) -> CommandAccepted:
+    """Register a phone number or e-mail address in the organisation's profile."""
+    command = c.RegisterContact(organisation_id, body.kind, body.value)
+    return run(
+        casebook,
+        command,
+        caller,
+        response,
+        idempotency_key=idempotency_key,
+        if_match=if_match,
+        body_version=body.expected_version,
+    )
+
+
+@router.delete("/{organisation_id}/contacts", responses=command_responses())
+def remove_organisation_contact(
+    organisation_id: UUID,
+    kind: ContactKind,
+    value: ContactValue,
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+    if_match: IfMatch,
+) -> CommandAccepted:
+    """Remove a registered phone number or e-mail address (`?kind=email&value=...`)."""
+    command = c.RemoveContact(organisation_id, kind, value)
+    return run(
+        casebook, command, caller, response, idempotency_key=idempotency_key, if_match=if_match
+    )
+
+
+@router.put("/{organisation_id}/agreement", responses=command_responses())
+def change_agreement(
+    organisation_id: UUID,
+    body: s.AgreementBody,
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+    if_match: IfMatch,
+) -> CommandAccepted:
+    """Switch between the standard and the advanced online-services agreement."""
+    command = c.ChangeAgreement(organisation_id, body.agreement)
+    return run(
+        casebook,
+        command,
+        caller,
+        response,
+        idempotency_key=idempotency_key,
+        if_match=if_match,
+        body_version=body.expected_version,
+    )
+
+
+@router.put("/{organisation_id}/purchase-channel", responses=command_responses())
+def change_purchase_channel(
+    organisation_id: UUID,
+    body: s.PurchaseChannelBody,
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+    if_match: IfMatch,
+) -> CommandAccepted:
+    """Record whether the subscription was bought directly or through a partner."""
+    command = c.ChangePurchaseChannel(
+        organisation_id, body.purchase_channel, body.partner_name, body.partner_contact
+    )
+    return run(
+        casebook,
+        command,
+        caller,
+        response,
+        idempotency_key=idempotency_key,
+        if_match=if_match,
+        body_version=body.expected_version,
+    )
+
+
+@router.put("/{organisation_id}/locale", responses=command_responses())
+def change_locale(
+    organisation_id: UUID,
+    body: s.LocaleBody,
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+    if_match: IfMatch,
+) -> CommandAccepted:
+    """Change the organisation's country and time zone (its customer calendar)."""
+    command = c.ChangeLocale(organisation_id, body.country, body.timezone)
+    return run(
+        casebook,
+        command,
+        caller,
+        response,
+        idempotency_key=idempotency_key,
+        if_match=if_match,
+        body_version=body.expected_version,
+    )
+
+
+@router.get("/{organisation_id}/cases", responses=READ_RESPONSES)
+def list_organisation_cases(
+    organisation_id: UUID,
+    caller: Caller,
+    casebook: CasebookApp,
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=200, description="Cases per page.")] = 50,
+    after: Annotated[
+        str | None,
+        Query(max_length=200, pattern=r"^[A-Za-z0-9_=-]*$", description="A next_cursor."),
+    ] = None,
+) -> CasePageView:
+    """The organisation's cases, oldest first, a page at a time (next link in `Link`)."""
+    page = casebook.cases_of_organisation(organisation_id, limit=limit, after=after)
+    next_url = None
+    if page.next_cursor is not None:
+        query = urlencode({"limit": limit, "after": page.next_cursor})
+        next_url = f"{request.url.path}?{query}"
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return CasePageView.of(page, next_url)

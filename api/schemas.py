@@ -1,0 +1,197 @@
+"""Request bodies of the HTTP API: one model per command, plain and strict.
+
+Unknown fields are refused (a typo is a 422, not a silently ignored field). Texts
+refuse NUL characters, which PostgreSQL cannot store; whether a text may be blank is
+the domain's rule to decide, so its refusal names that rule.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.cases import NoteVisibility
+from domain.organisations import PurchaseChannel
+from domain.values import Agreement, Category, Channel, ContactKind, Severity
+
+_NO_NUL = r"^[^\x00]*$"
+Line = Annotated[str, StringConstraints(max_length=200, pattern=_NO_NUL)]
+Prose = Annotated[str, StringConstraints(max_length=10_000, pattern=_NO_NUL)]
+PrincipalId = Annotated[str, StringConstraints(max_length=200, pattern=_NO_NUL)]
+Contact = Annotated[str, StringConstraints(max_length=254, pattern=_NO_NUL)]
+Country = Annotated[str, StringConstraints(max_length=8, pattern=_NO_NUL)]
+TimeZone = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
+MAX_VERSION = 2**53 - 1  # JSON-safe in every client
+
+
+def _on_the_utc_clock(value: datetime) -> datetime:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is outside the representable range") from None
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_on_the_utc_clock)]
+
+
+class CommandBody(BaseModel):
+    """Fields every command accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expected_version: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_VERSION,
+        description="Like If-Match: refuse with 409 unless the target is at this version.",
+    )
+
+
+# --- organisations -----------------------------------------------------------------
+
+
+class RegisterOrganisationBody(CommandBody):
+    """A new customer organisation."""
+
+    name: Line
+    country: Country = Field(description="ISO 3166 country code, e.g. PL.")
+    timezone: TimeZone = Field(description="IANA time zone, e.g. Europe/Warsaw.")
+    agreement: Agreement = Agreement.STANDARD
+    admins: list[PrincipalId] = Field(max_length=50, description="Its customer admins.")
+    phones: list[Contact] = Field(default_factory=list, max_length=50)
+    emails: list[Contact] = Field(default_factory=list, max_length=50)
+    purchase_channel: PurchaseChannel = PurchaseChannel.DIRECT
+    partner_name: Line | None = None
+    partner_contact: Line | None = None
+
+
+class AdminBody(CommandBody):
+    """A principal to make a customer admin."""
+
+    principal_id: PrincipalId
+
+
+class ContactBody(CommandBody):
+    """A phone number or e-mail address."""
+
+    kind: ContactKind
+    value: Contact
+
+
+class AgreementBody(CommandBody):
+    """The support agreement."""
+
+    agreement: Agreement
+
+
+class PurchaseChannelBody(CommandBody):
+    """Where the subscription was bought."""
+
+    purchase_channel: PurchaseChannel
+    partner_name: Line | None = None
+    partner_contact: Line | None = None
+
+
+class LocaleBody(CommandBody):
+    """The organisation's country and time zone."""
+
+    country: Country
+    timezone: TimeZone
+
+
+# --- cases -------------------------------------------------------------------------
+
+
+class CustomerChannel(StrEnum):
+    """How the customer reached support."""
+
+    PHONE = Channel.PHONE.value
+    ONLINE = Channel.ONLINE.value
+
+
+class OpenCaseBody(BaseModel):
+    """A service request opened for one of the organisation's admins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    organisation_id: UUID
+    requester_id: PrincipalId = Field(description="The customer admin asking for help.")
+    channel: CustomerChannel = Field(
+        description="How the customer reached support: staff open requests during a phone call."
+    )
+    category: Category
+    title: Line
+    description: Prose = ""
+    contact_phone: Contact
+    contact_email: Contact
+    preferred_contact: ContactKind = ContactKind.EMAIL
+    caller_phone: Contact | None = Field(
+        default=None, description="The number the caller uses (phone requests)."
+    )
+    verification_id: UUID | None = Field(
+        default=None, description="The PIN check of a caller on an unregistered number."
+    )
+    partner_contact_acknowledged: bool = False
+
+
+class SeverityBody(CommandBody):
+    """The initial severity assessment."""
+
+    severity: Severity
+
+
+class SeverityChangeBody(CommandBody):
+    """A new severity and why."""
+
+    severity: Severity
+    reason: Prose
+
+
+class UnresponsiveBody(CommandBody):
+    """What the customer was asked for, and when."""
+
+    requested: Prose
+    asked_at: Instant = Field(description="When the customer was asked (with offset).")
+
+
+class ResponseBody(CommandBody):
+    """A response sent to the customer."""
+
+    message_summary: Prose
+
+
+class AgentBody(CommandBody):
+    """Who works the case (agents assign themselves; supervisors anyone)."""
+
+    agent_id: PrincipalId
+
+
+class NoteBody(CommandBody):
+    """A note on the case."""
+
+    text: Prose
+    visibility: NoteVisibility = NoteVisibility.INTERNAL
+
+
+class ResolutionBody(CommandBody):
+    """How the case was resolved."""
+
+    resolution: Prose
+
+
+class ReopenBody(CommandBody):
+    """Why the case is reopened."""
+
+    reason: Prose
+
+
+class SatisfactionBody(CommandBody):
+    """The customer's survey answer."""
+
+    score: int = Field(ge=1, le=5)
+    comment: Prose | None = None
