@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--workers", type=int, default=2, help="API processes for (c)")
     args = parser.parse_args()
 
     server = parse_database_url(args.database_url)
@@ -155,7 +156,9 @@ def main() -> None:
         if not args.skip_http:
             from bench.http_clients import bench_http
 
-            results["http"] = bench_http(database, settings, cases, args.commands)
+            results["http"] = bench_http(
+                database, settings, cases, args.commands, workers=args.workers
+            )
         casebook.close()
     finally:
         drop(server, dbname)

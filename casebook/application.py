@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -46,7 +47,20 @@ from domain.transcodings import register_domain_transcodings
 
 log = structlog.get_logger("casebook.write")
 Item = Pending[c.Command, c.CommandContext, c.CommandResult]
-Ready = tuple[Item, "Organisation | ServiceRequest", c.CommandResult]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A command that passed its rules: the aggregate to save and what it decided on."""
+
+    item: Item
+    aggregate: Organisation | ServiceRequest
+    result: c.CommandResult
+    # Versions of the other aggregates the rules consulted; the save refuses if any
+    # moved on meanwhile (another process changed the organisation, say).
+    reads: tuple[tuple[UUID, int], ...]
+
+
 RETRIES_ALONE = 3
 
 
@@ -108,16 +122,14 @@ class Casebook:
 
     def _process(self, batch: list[Item]) -> list[Item]:
         batch, deferred = _one_per_aggregate(batch)
-        ready: list[Ready] = []
+        ready: list[Prepared] = []
         refused: list[tuple[Item, Exception]] = []
         for item in batch:
             try:
-                aggregate = self._run(item)
+                ready.append(self._prepare(item))
             except Exception as error:
                 self._evict(target_id(item.command))  # in case it failed half-way
                 refused.append((item, error))
-                continue
-            ready.append((item, aggregate, _result(aggregate)))
         self._refuse(refused)
         if ready:
             self._save_together(ready)
@@ -133,20 +145,20 @@ class Casebook:
             if not self._answer_from_store(item, stored):
                 item.future.set_exception(error)
 
-    def _save_together(self, ready: list[Ready]) -> None:
+    def _save_together(self, ready: list[Prepared]) -> None:
         try:
             self._save(ready)
         except IntegrityError:
             log.info("write.batch.conflict", commands=len(ready))
-            for item, *_ in ready:
-                self._retry_alone(item)
+            for prepared in ready:
+                self._retry_alone(prepared.item)
         except PersistenceError as error:
             failure = WriteUnavailable(f"event store unavailable: {type(error).__name__}")
-            for item, *_ in ready:
-                item.future.set_exception(failure)
+            for prepared in ready:
+                prepared.item.future.set_exception(failure)
         else:
-            for item, _, result in ready:
-                item.future.set_result(result)
+            for prepared in ready:
+                prepared.item.future.set_result(prepared.result)
             log.debug("write.batch.saved", commands=len(ready))
 
     def _retry_alone(self, item: Item) -> None:
@@ -155,10 +167,11 @@ class Casebook:
             if self._answer_from_store(item, self._stored_responses([item])):
                 return
             try:
-                aggregate = self._run(item)
-                result = _result(aggregate)
-                self._save([(item, aggregate, result)])
+                prepared = self._prepare(item)
+                self._save([prepared])
             except IntegrityError:
+                for aggregate_id, _ in prepared.reads:
+                    self._evict(aggregate_id)
                 continue
             except PersistenceError as error:
                 item.future.set_exception(WriteUnavailable(f"event store unavailable: {error}"))
@@ -167,17 +180,20 @@ class Casebook:
                 self._evict(target_id(item.command))
                 item.future.set_exception(error)
                 return
-            item.future.set_result(result)
+            item.future.set_result(prepared.result)
             return
         item.future.set_exception(WriteUnavailable("concurrent writers kept conflicting"))
 
-    def _run(self, item: Item) -> Organisation | ServiceRequest:
+    def _prepare(self, item: Item) -> Prepared:
         loaded: dict[UUID, Any] = {}
+        read_at: dict[UUID, int] = {}
 
         def cached(kind: type[Any], missing: Callable[[UUID], DomainError]) -> Any:
-            def load(aggregate_id: UUID) -> Any:
+            def load(aggregate_id: UUID, consulted: bool = True) -> Any:
                 if aggregate_id not in loaded:
                     loaded[aggregate_id] = self._load(aggregate_id, kind, missing)
+                if consulted:
+                    read_at[aggregate_id] = loaded[aggregate_id].version
                 return loaded[aggregate_id]
 
             return load
@@ -191,7 +207,9 @@ class Casebook:
         if expected is not None and written is not None:
             self._check_version(written, expected)
         work = Work(loader, self.policy, item.context.actor, self._at)
-        return handle(item.command, work)
+        aggregate = handle(item.command, work)
+        reads = tuple((i, v) for i, v in read_at.items() if i != aggregate.id)
+        return Prepared(item, aggregate, _result(aggregate), reads)
 
     def _check_version(self, aggregate_id: UUID, expected: int) -> None:
         current = self._cached_version(aggregate_id)
@@ -224,26 +242,32 @@ class Casebook:
         now = self._clock()
         return max(now, last_change) if last_change is not None else now
 
-    def _save(self, ready: list[Ready]) -> None:
+    def _save(self, ready: list[Prepared]) -> None:
         idempotency = [
             IdempotencyRecord(
-                item.context.actor.principal_id,
-                item.context.idempotency_key,
-                _fingerprint(item.command),
-                result.to_json(),
+                p.item.context.actor.principal_id,
+                p.item.context.idempotency_key,
+                _fingerprint(p.item.command),
+                p.result.to_json(),
             )
-            for item, _, result in ready
-            if item.context.idempotency_key is not None
+            for p in ready
+            if p.item.context.idempotency_key is not None
         ]
-        index = [_index_row(agg) for _, agg, _ in ready if _changes_listing(agg)]
+        index = [_index_row(p.aggregate) for p in ready if _changes_listing(p.aggregate)]
+        written = {p.aggregate.id for p in ready}
+        # An aggregate written in this batch was read in its batch state: nothing to check.
+        reads = sorted({r for p in ready for r in p.reads if r[0] not in written})
         try:
             self.store.save(
-                *(agg for _, agg, _ in ready), idempotency=idempotency, case_index=index
+                *(p.aggregate for p in ready),
+                idempotency=idempotency,
+                case_index=index,
+                expected_reads=reads,
             )
         except BaseException:
             # Cached aggregates now hold events that were not stored: forget them.
-            for _, aggregate, _ in ready:
-                self._evict(aggregate.id)
+            for prepared in ready:
+                self._evict(prepared.aggregate.id)
             raise
 
     def _evict(self, aggregate_id: UUID | None) -> None:

@@ -19,15 +19,24 @@ from domain.values import Actor
 
 
 class Loader:
-    """What handlers read: aggregates by id, each failing with a not-found error."""
+    """What handlers read: aggregates by id, each failing with a not-found error.
+
+    `consulted=False` marks a read whose mutable state the rules will not look at (a
+    staff note checks only the organisation's id): the save need not verify that it is
+    still current.
+    """
 
     def __init__(
         self,
         case: Callable[[UUID], ServiceRequest],
-        organisation: Callable[[UUID], Organisation],
+        organisation: Callable[[UUID, bool], Organisation],
     ) -> None:
         self.case = case
-        self.organisation = organisation
+        self._organisation = organisation
+
+    def organisation(self, organisation_id: UUID, *, consulted: bool = True) -> Organisation:
+        """The organisation, as read for a rule (or only for its id)."""
+        return self._organisation(organisation_id, consulted)
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,8 @@ def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
         case c.AssignAgent():
             case.assign_agent(command.agent_id, by=by, at=at)
         case c.AddNote():
-            org = work.load.organisation(case.organisation_id)
+            # Staff may note any case: only a customer admin's note depends on the admins.
+            org = work.load.organisation(case.organisation_id, consulted=not by.is_support_staff)
             case.add_note(
                 command.text, visibility=command.visibility, organisation=org, by=by, at=at
             )

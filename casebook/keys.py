@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,6 +27,7 @@ from domain.values import Role
 log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "cbk"
+_MAX_CACHED_KEYS = 10_000  # a flood of valid keys only empties the cache, never grows it
 _HASH_SCHEME = "sha256"
 
 ConnectionFactory = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
@@ -78,8 +81,14 @@ class KeyStore:
     ConnectionPool for the API, or use `KeyStore.for_database` for one-off commands.
     """
 
-    def __init__(self, connection: ConnectionFactory) -> None:
+    def __init__(self, connection: ConnectionFactory, *, cache_seconds: float = 0) -> None:
         self._connection = connection
+        # The API checks a key on every request: remembering a key that checked out for
+        # a few seconds saves a database round trip per request. The price is that a
+        # revoked key keeps working for at most `cache_seconds`.
+        self._cache_seconds = cache_seconds
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def for_database(cls, db: Database) -> KeyStore:
@@ -105,12 +114,37 @@ class KeyStore:
         token = f"{TOKEN_PREFIX}_{key_id}_{secret}"
         return CreatedKey(key_id=key_id, principal_id=principal_id, role=role, token=token)
 
+    def recently_verified(self, token: str) -> Principal | None:
+        """The principal of a key verified within `cache_seconds`; never touches the database."""
+        if self._cache_seconds <= 0:
+            return None
+        with self._cache_lock:
+            cached = self._verified.get(_fingerprint(token))
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
     def authenticate(self, token: str) -> Principal | None:
         """The principal a token stands for, or None for a malformed, unknown or revoked key."""
         parsed = _parse(token)
         if parsed is None:
             return None
-        key_id, secret = parsed
+        if self._cache_seconds <= 0:
+            return self._check(*parsed)
+        cached = self.recently_verified(token)
+        if cached is not None:
+            return cached
+        fingerprint = _fingerprint(token)
+        now = time.monotonic()
+        principal = self._check(*parsed)
+        with self._cache_lock:
+            if len(self._verified) >= _MAX_CACHED_KEYS:
+                self._verified.clear()
+            if principal is None:
+                self._verified.pop(fingerprint, None)
+            else:
+                self._verified[fingerprint] = (principal, now + self._cache_seconds)
+        return principal
+
+    def _check(self, key_id: str, secret: str) -> Principal | None:
         with self._connection() as conn:
             row = conn.execute(
                 "SELECT role, principal_id, secret_hash FROM casebook_api_keys"
@@ -138,6 +172,8 @@ class KeyStore:
             revoked = cursor.rowcount == 1
         if revoked:
             log.info("api_key.revoked", key_id=key_uuid.hex)
+            with self._cache_lock:
+                self._verified.clear()  # this process forgets it at once
         return revoked
 
     def list(self) -> list[KeyInfo]:
@@ -158,6 +194,10 @@ class KeyStore:
             )
             for row in rows
         ]
+
+
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _parse(token: str) -> tuple[str, str] | None:

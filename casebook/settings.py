@@ -33,9 +33,18 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process.")
     api_host: str = Field(default="127.0.0.1", description="Address `casebook serve` binds.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port `casebook serve` binds.")
+    api_workers: int = Field(
+        default=1, ge=1, description="API processes `casebook serve` starts on its port."
+    )
     log_level: str = Field(default="info", description="debug, info, warning, error.")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: console on a terminal, JSON otherwise."
+    )
+    api_key_cache_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="How long the API remembers a verified key; a revoked key works "
+        "at most this long in a running API process (0: check every request).",
     )
     write_batch_max: int = Field(
         default=64,

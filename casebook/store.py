@@ -75,10 +75,16 @@ class CasebookRecorder(PostgresApplicationRecorder):
         super()._insert_stored_events(curs, stored_events, **kwargs)
         idempotency: Sequence[IdempotencyRecord] = kwargs.get("idempotency", ())
         case_index: Sequence[CaseIndexRow] = kwargs.get("case_index", ())
-        if not idempotency and not case_index:
+        expected_reads: Sequence[tuple[UUID, int]] = kwargs.get("expected_reads", ())
+        if not idempotency and not case_index and not expected_reads:
             return
         # A separate cursor: the recorder reads the notification ids from `curs` next.
         with curs.connection.cursor() as extra:
+            if expected_reads:
+                extra.execute(
+                    "SELECT casebook_expect_versions(%s::uuid[], %s::bigint[])",
+                    ([i for i, _ in expected_reads], [v for _, v in expected_reads]),
+                )
             if idempotency:
                 extra.executemany(
                     _INSERT_IDEMPOTENCY,

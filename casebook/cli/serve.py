@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
@@ -23,13 +25,43 @@ if TYPE_CHECKING:
 def serve_command(
     host: Annotated[str | None, typer.Option(help="Address to bind (default: api_host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind (default: api_port).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="API processes (default: api_workers).")
+    ] = None,
 ) -> None:
     """Serve the HTTP API until Ctrl-C or SIGTERM (migrates the embedded database first)."""
     settings = get_settings()
     configure_logging(settings)
-    with command_database(settings) as db, write_side(db, settings) as (casebook, keys):
-        host, port = host or settings.api_host, port or settings.api_port
-        serve_api(casebook, keys, db, settings, host, port)
+    host, port = host or settings.api_host, port or settings.api_port
+    workers = workers or settings.api_workers
+    with command_database(settings) as db:
+        if workers > 1:
+            serve_workers(db, host, port, workers)
+            return
+        with write_side(db, settings) as (casebook, keys):
+            serve_api(casebook, keys, db, settings, host, port)
+
+
+def serve_workers(db: Database, host: str, port: int, workers: int) -> None:
+    """Run `workers` API processes on one port; each has its own write side and pools.
+
+    The workers reach the database this process opened (embedded or not) through the
+    URL handed down in their environment.
+    """
+    import uvicorn
+
+    os.environ["CASEBOOK_DATABASE_URL"] = db.url
+    with _sigterm_interrupts(), suppress(KeyboardInterrupt):
+        uvicorn.run(
+            "api.worker:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
 
 
 @contextmanager
@@ -46,7 +78,7 @@ def write_side(db: Database, settings: Settings) -> Iterator[tuple[Casebook, Key
     try:
         casebook = Casebook.connect(db, settings)
         try:
-            yield casebook, KeyStore(pool.connection)
+            yield casebook, KeyStore(pool.connection, cache_seconds=settings.api_key_cache_seconds)
         finally:
             casebook.close()
     finally:
@@ -62,8 +94,14 @@ def serve_api(
     from api.app import create_app
 
     app = create_app(casebook, keys, db, settings)
+    # Request threads mostly wait on I/O; the one leading a group commit must get the GIL
+    # back quickly after each database round trip, or every batch waits 5 ms per step.
+    sys.setswitchinterval(0.0005)
     # log_config=None: uvicorn's records flow through our structlog handler, masked.
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, server_header=False)
+    # access_log=False: our middleware logs one line per request, without query strings.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, server_header=False
+    )
     # uvicorn shuts down gracefully, then re-raises the signal that stopped it: swallow
     # that, so the callers' cleanup (closing pools, stopping the database) runs next.
     with _sigterm_interrupts(), suppress(KeyboardInterrupt):

@@ -16,9 +16,10 @@ from casebook.database import Database
 from casebook.errors import CaseNotFound, IdempotencyKeyReused, VersionConflict
 from casebook.settings import Settings
 from domain.cases.state import NoteVisibility
-from domain.policy.rules import SeverityNotForCategory
-from domain.values import Category, Role, Severity
+from domain.policy.rules import SeverityNeedsAgreement, SeverityNotForCategory
+from domain.values import Agreement, Category, Role, Severity
 from tests.integration.write_side import (
+    ADMIN,
     AGENT,
     as_agent,
     open_request,
@@ -243,3 +244,16 @@ def test_every_event_records_the_acting_principal(casebook: Casebook) -> None:
     casebook.execute(c.AssignSeverity(case_id, Severity.C), as_agent())
     roles = {event.actor.role for event in casebook.case_history(case_id) if event.actor}
     assert roles == {Role.AGENT}
+
+
+def test_rules_never_decide_on_an_organisation_another_process_changed(
+    connect: Callable[[], Casebook],
+) -> None:
+    mine, other = connect(), connect()
+    organisation_id = register_organisation(mine)  # advanced agreement, cached here
+    case_id = open_request(mine, organisation_id)
+    other.execute(c.ChangeAgreement(organisation_id, Agreement.STANDARD), ADMIN)
+
+    with pytest.raises(SeverityNeedsAgreement):
+        mine.execute(c.AssignSeverity(case_id, Severity.A), as_agent())
+    assert mine.get_case(case_id).severity is None

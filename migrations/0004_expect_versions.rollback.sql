@@ -1,0 +1,1 @@
+DROP FUNCTION casebook_expect_versions(uuid[], bigint[]);
