@@ -135,3 +135,26 @@ def test_keys_list_and_revoke_from_the_command_line(
     again = cli("keys", "revoke", created.key_id, db=clean_database)
     assert again.code == 1
     assert again.stderr == f"casebook: error: no active key with id {created.key_id!r}\n"
+
+
+def test_a_caching_store_remembers_a_verified_key_for_its_window(
+    clean_database: Database,
+) -> None:
+    admin = KeyStore.for_database(clean_database)
+    cached = KeyStore(lambda: psycopg.connect(clean_database.url), cache_seconds=60)
+    created = admin.create(KeyRole.AGENT, principal_id="bob")
+
+    assert cached.recently_verified(created.token) is None  # never checked yet
+    assert cached.authenticate(created.token) == Principal("bob", Role.AGENT, created.key_id)
+    admin.revoke(created.key_id)  # from another process: this one may not know yet
+    assert cached.recently_verified(created.token) is not None
+    assert cached.authenticate(created.token) is not None
+    assert admin.authenticate(created.token) is None
+
+
+def test_revoking_through_a_caching_store_takes_effect_at_once(clean_database: Database) -> None:
+    cached = KeyStore(lambda: psycopg.connect(clean_database.url), cache_seconds=60)
+    created = cached.create(KeyRole.AGENT)
+    assert cached.authenticate(created.token) is not None
+    cached.revoke(created.key_id)
+    assert cached.authenticate(created.token) is None

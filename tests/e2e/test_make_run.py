@@ -1,0 +1,104 @@
+"""`casebook run` (what `make run` calls) as a newcomer uses it: start, work, stop, restart."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from casebook.demo import DEMO_CASE
+
+pytestmark = pytest.mark.integration
+STARTUP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def casebook_run(data_dir: Path, port: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """Run `casebook run` on an embedded database in `data_dir`; yield its URL and keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
+    env |= {"CASEBOOK_DATA_DIR": str(data_dir), "CASEBOOK_API_PORT": str(port)}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "casebook"), "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        keys = read_banner(process)
+        base = f"http://127.0.0.1:{port}"
+        wait_until_healthy(base)
+        yield base, keys
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        assert code == 0, "casebook run did not stop cleanly on Ctrl-C"
+
+
+def read_banner(process: subprocess.Popen[str]) -> dict[str, str]:
+    assert process.stdout is not None
+    keys: dict[str, str] = {}
+    deadline = time.monotonic() + STARTUP_SECONDS
+    for line in process.stdout:
+        found = re.match(r"^\s+(agent|supervisor|auditor|analyst|admin)\s+(cbk_\S+)$", line)
+        if found:
+            keys[found.group(1)] = found.group(2)
+        if "Ctrl-C stops" in line or time.monotonic() > deadline:
+            break
+    assert set(keys) == {"agent", "supervisor", "auditor", "analyst", "admin"}, keys
+    return keys
+
+
+def wait_until_healthy(base: str) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("casebook run never became ready")
+
+
+def test_run_serves_the_demo_and_keeps_its_data_across_restarts(tmp_path: Path) -> None:
+    port = free_port()
+    with casebook_run(tmp_path / "var", port) as (base, keys):
+        agent = {"Authorization": f"Bearer {keys['agent']}"}
+        case = httpx.get(f"{base}/cases/{DEMO_CASE}", headers=agent)
+        assert case.status_code == 200
+        assert case.json()["status"] == "awaiting_assessment"
+        noted = httpx.post(
+            f"{base}/cases/{DEMO_CASE}/notes",
+            json={"text": "Called the customer back", "visibility": "internal"},
+            headers=agent | {"If-Match": case.headers["ETag"]},
+        )
+        assert noted.status_code == 200, noted.text
+        analyst = {"Authorization": f"Bearer {keys['analyst']}"}
+        assert httpx.get(f"{base}/cases/{DEMO_CASE}", headers=analyst).status_code == 403
+
+    with casebook_run(tmp_path / "var", port) as (base, keys):
+        agent = {"Authorization": f"Bearer {keys['agent']}"}
+        case = httpx.get(f"{base}/cases/{DEMO_CASE}", headers=agent)
+        assert case.status_code == 200
+        assert case.headers["ETag"] == noted.headers["ETag"]
