@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from casebook.errors import (
     WriteUnavailable,
 )
 from casebook.event_types import event_type, json_safe
+from casebook.freshness import fast_forward
 from casebook.handlers import Loader, Work, handle, target_id
 from casebook.policy_source import load_policy
 from casebook.reads import CasePage, RecordedEvent, cases_page
@@ -62,6 +64,7 @@ class Prepared:
 
 
 RETRIES_ALONE = 3
+OTHERS_WRITE_WINDOW_S = 60.0
 
 
 class EventStore(Application[UUID]):
@@ -87,6 +90,7 @@ class Casebook:
         self.policy = policy
         self._clock = clock
         self._fresh = Repository(event_store=store.events)  # reads never trust the cache
+        self._others_write_until = 0.0  # monotonic time; see _save_together
         self._writer: GroupCommitWriter[c.Command, c.CommandContext, c.CommandResult] = (
             GroupCommitWriter(self._process, max_batch=max_batch)
         )
@@ -122,6 +126,13 @@ class Casebook:
 
     def _process(self, batch: list[Item]) -> list[Item]:
         batch, deferred = _one_per_aggregate(batch)
+        if time.monotonic() < self._others_write_until:
+            targets = [t for t in (target_id(item.command) for item in batch) if t is not None]
+            fast_forward(self.store, targets)
+        self._prepare_and_save(batch, retry_as_batch=True)
+        return deferred
+
+    def _prepare_and_save(self, batch: list[Item], *, retry_as_batch: bool) -> None:
         ready: list[Prepared] = []
         refused: list[tuple[Item, Exception]] = []
         for item in batch:
@@ -132,8 +143,7 @@ class Casebook:
                 refused.append((item, error))
         self._refuse(refused)
         if ready:
-            self._save_together(ready)
-        return deferred
+            self._save_together(ready, retry_as_batch=retry_as_batch)
 
     def _refuse(self, refused: list[tuple[Item, Exception]]) -> None:
         # A retried command may fail only because its first attempt succeeded (the
@@ -145,11 +155,18 @@ class Casebook:
             if not self._answer_from_store(item, stored):
                 item.future.set_exception(error)
 
-    def _save_together(self, ready: list[Prepared]) -> None:
+    def _save_together(self, ready: list[Prepared], *, retry_as_batch: bool) -> None:
+        began = time.perf_counter()
         try:
             self._save(ready)
         except IntegrityError:
             log.info("write.batch.conflict", commands=len(ready))
+            # Another process writes too: keep cached aggregates current for a while.
+            self._others_write_until = time.monotonic() + OTHERS_WRITE_WINDOW_S
+            if retry_as_batch:
+                # The failed save evicted its aggregates: they reload fresh.
+                self._prepare_and_save([p.item for p in ready], retry_as_batch=False)
+                return
             for prepared in ready:
                 self._retry_alone(prepared.item)
         except PersistenceError as error:
@@ -159,7 +176,11 @@ class Casebook:
         else:
             for prepared in ready:
                 prepared.item.future.set_result(prepared.result)
-            log.debug("write.batch.saved", commands=len(ready))
+            log.debug(
+                "write.batch.saved",
+                commands=len(ready),
+                ms=round((time.perf_counter() - began) * 1000, 2),
+            )
 
     def _retry_alone(self, item: Item) -> None:
         for _attempt in range(RETRIES_ALONE):
