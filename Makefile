@@ -41,3 +41,4 @@ typecheck: install
 
 bench: install
 	$(PY) bench/clock.py
+	$(PY) -m bench.write
