@@ -37,9 +37,9 @@ from casebook.event_types import event_type, json_safe
 from casebook.freshness import fast_forward
 from casebook.handlers import Loader, Work, handle, target_id
 from casebook.policy_source import load_policy
-from casebook.reads import CasePage, RecordedEvent, cases_page
+from casebook.reads import CasePage, CaseSummary, RecordedEvent, cases_page
 from casebook.settings import Settings
-from casebook.store import CaseIndexRow, IdempotencyRecord, eventsourcing_env
+from casebook.store import IdempotencyRecord, eventsourcing_env
 from casebook.writer import GroupCommitWriter, Pending
 from domain.cases import ServiceRequest
 from domain.errors import DomainError
@@ -419,9 +419,9 @@ def _changes_listing(aggregate: Organisation | ServiceRequest) -> bool:
     )
 
 
-def _index_row(case: Organisation | ServiceRequest) -> CaseIndexRow:
+def _index_row(case: Organisation | ServiceRequest) -> CaseSummary:
     assert isinstance(case, ServiceRequest)
-    return CaseIndexRow(
+    return CaseSummary(
         case_id=case.id,
         organisation_id=case.organisation_id,
         category=str(case.category),

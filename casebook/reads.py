@@ -42,7 +42,7 @@ class RecordedEvent:
 
 @dataclass(frozen=True)
 class CaseSummary:
-    """A case as listed for its organisation."""
+    """A case as listed for its organisation (a row of `casebook_case_index`)."""
 
     case_id: UUID
     organisation_id: UUID

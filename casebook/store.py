@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -20,6 +19,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
+
+from casebook.reads import CaseSummary
 
 if TYPE_CHECKING:
     from casebook.database import Database
@@ -34,19 +35,6 @@ class IdempotencyRecord:
     key: str
     fingerprint: str
     response: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CaseIndexRow:
-    """A case's listing fields, kept beside its events for paging by organisation."""
-
-    case_id: UUID
-    organisation_id: UUID
-    category: str
-    status: str
-    severity: str | None
-    title: str
-    opened_at: datetime
 
 
 _INSERT_IDEMPOTENCY = (
@@ -74,7 +62,7 @@ class CasebookRecorder(PostgresApplicationRecorder):
     ) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)
         idempotency: Sequence[IdempotencyRecord] = kwargs.get("idempotency", ())
-        case_index: Sequence[CaseIndexRow] = kwargs.get("case_index", ())
+        case_index: Sequence[CaseSummary] = kwargs.get("case_index", ())
         expected_reads: Sequence[tuple[UUID, int]] = kwargs.get("expected_reads", ())
         if not idempotency and not case_index and not expected_reads:
             return

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -21,6 +22,9 @@ from casebook.database import Database, embedded_server, parse_database_url
 from casebook.logging import reset_logging
 from casebook.migrate import apply_migrations
 from casebook.settings import get_settings
+
+if TYPE_CHECKING:
+    from tests.integration.api_support import Api
 
 EXTERNAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DatabaseFactory = Callable[[], Database]
@@ -141,3 +145,12 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
     yield run
     get_settings.cache_clear()
     reset_logging()
+
+
+@pytest.fixture(scope="module")
+def api(database: Database) -> Iterator[Api]:
+    """The HTTP API over a write side on `database`, one per test module."""
+    from tests.integration.api_support import running_api
+
+    with running_api(database) as running:
+        yield running

@@ -23,12 +23,6 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[Api]:
-    with running_api(database) as api:
-        yield api
-
-
-@pytest.fixture(scope="module")
 def client(api: Api) -> Iterator[TestClient]:
     with TestClient(api.app) as client:
         yield client

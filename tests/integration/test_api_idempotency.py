@@ -10,26 +10,18 @@ from typing import Any
 import httpx
 import pytest
 
-from casebook.database import Database
 from domain.values import Role
 from tests.integration.api_support import (
     PHONE_REQUEST,
     Api,
     open_case,
     register_acme,
-    running_api,
     serving,
 )
 
 pytestmark = pytest.mark.integration
 
 REPEATS = 5
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[Api]:
-    with running_api(database) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

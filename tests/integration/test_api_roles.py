@@ -11,18 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.roles import API_ROLES, PUBLIC_ROUTES, ROLE_MATRIX, Endpoint, endpoints, role_table
-from casebook.database import Database
-from tests.integration.api_support import Api, bearer, open_case, register_acme, running_api
+from tests.integration.api_support import Api, bearer, open_case, register_acme
 
 pytestmark = pytest.mark.integration
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[Api]:
-    with running_api(database) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")

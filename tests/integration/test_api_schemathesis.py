@@ -7,7 +7,6 @@ must be no 5xx, a status the document declares, and a body matching its schema.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,21 +21,14 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.roles import ROLE_MATRIX
-from casebook.database import Database
 from domain.values import Role
-from tests.integration.api_support import Api, open_case, register_acme, running_api
+from tests.integration.api_support import Api, open_case, register_acme
 
 pytestmark = pytest.mark.integration
 
 # Prefer the role that gets furthest into each route (case work before reading).
 PREFERENCE = (Role.AGENT, Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR)
 EXAMPLES = 15  # per operation and mode: about 30 s per server
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[Api]:
-    with running_api(database) as api:
-        yield api
 
 
 @pytest.fixture(scope="module")
