@@ -7,6 +7,9 @@ import pytest
 from casebook.policy_source import load_policy
 from domain.policy import Policy
 
+# Kafka fixtures (kafka_broker, kafka_topic) for any test that asks for them.
+pytest_plugins = ["tests.kafka"]
+
 
 @pytest.fixture(scope="session")
 def default_policy() -> Policy:
