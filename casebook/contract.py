@@ -1,0 +1,329 @@
+"""The contract of the case-events topic: published events, their schemas, AsyncAPI.
+
+Every event of `ServiceRequest` and `Organisation` is published to
+`casebook.case-events.v1` as a CloudEvent in Kafka binary mode. Its payload is
+`analytics_payload(event)`: the event's own fields, without secrets, and without
+personal data unless the deployment chooses to publish it. The JSON Schemas and the
+AsyncAPI document under `schemas/` are generated from the event classes here
+(`casebook schemas write`) and checked against them in the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import ConfigDict, Field, TypeAdapter, create_model
+
+from casebook.event_types import ENVELOPE, event_type, payload
+from domain.cases import NoteVisibility, ServiceRequest
+from domain.organisations import Organisation, PurchaseChannel
+from domain.values import Agreement, Category, ContactKind, Severity
+
+TOPIC = "casebook.case-events.v1"
+SCHEMA_BASE = "https://casebook.example/schemas/"
+_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation)
+# Kafka headers are bytes; CloudEvents extension values travel as strings.
+_DECIMAL = "^(0|[1-9][0-9]*)$"
+
+
+def _type_name(event_class: type) -> str:
+    # event_type names an event by its class alone; a bare, never initialised
+    # instance lends it the class without inventing field values.
+    return event_type(object.__new__(event_class))
+
+
+def _published(aggregate: type) -> list[type]:
+    events_module = aggregate.__module__.rsplit(".", 1)[0] + ".events"
+    return [
+        value
+        for value in vars(aggregate).values()
+        if isinstance(value, type) and any(b.__module__ == events_module for b in value.__mro__)
+    ]
+
+
+EVENT_CLASSES: dict[str, type] = {
+    _type_name(cls): cls for aggregate in _AGGREGATES for cls in _published(aggregate)
+}
+
+
+def _payload_fields(event_class: type) -> list[dataclasses.Field[Any]]:
+    fields = dataclasses.fields(event_class)
+    return [f for f in fields if f.name not in ENVELOPE and not f.name.startswith("_")]
+
+
+def _by_type(table: dict[type, tuple[str, ...]]) -> dict[str, frozenset[str]]:
+    """One entry per published type; a name that is no field of its event is a bug."""
+    for cls, names in table.items():
+        unknown = set(names) - {f.name for f in _payload_fields(cls)}
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    return {kind: frozenset(table.get(cls, ())) for kind, cls in EVENT_CLASSES.items()}
+
+
+# Phones, e-mails and people's contacts, plus free text: people type names, numbers
+# and addresses into titles, notes and reasons, and nothing can tell them apart.
+PERSONAL_FIELDS: dict[str, frozenset[str]] = _by_type(
+    {
+        ServiceRequest.Opened: (
+            "contact_phone",
+            "contact_email",
+            "caller_phone",
+            "title",
+            "description",
+        ),
+        ServiceRequest.Escalated: ("reason",),
+        ServiceRequest.CustomerUnresponsive: ("requested",),
+        ServiceRequest.Downgraded: ("reason", "evidence_requested"),
+        ServiceRequest.Responded: ("message_summary",),
+        ServiceRequest.NoteAdded: ("text",),
+        ServiceRequest.Resolved: ("resolution",),
+        ServiceRequest.Reopened: ("reason",),
+        ServiceRequest.SatisfactionRecorded: ("comment",),
+        Organisation.Registered: ("phones", "emails", "partner_contact"),
+        Organisation.ContactRegistered: ("value",),
+        Organisation.ContactRemoved: ("value",),
+        Organisation.PurchaseChannelChanged: ("partner_contact",),
+        Organisation.CallerVerificationRequested: ("caller_phone", "send_to"),
+    }
+)
+# A short numeric code is guessable offline from its digest: never published.
+SECRET_FIELDS: dict[str, frozenset[str]] = _by_type(
+    {Organisation.CallerVerificationRequested: ("code_digest",)}
+)
+
+# Events type enum-valued attributes as `str` (they come back from the store as plain
+# strings); the contract still names the allowed values.
+_ENUM_OF_FIELD: dict[str, type[StrEnum]] = {
+    "category": Category,
+    "severity": Severity,
+    "previous_severity": Severity,
+    "agreement": Agreement,
+    "preferred_contact": ContactKind,
+    "kind": ContactKind,
+    "send_to_kind": ContactKind,
+    "visibility": NoteVisibility,
+    "purchase_channel": PurchaseChannel,
+}
+
+
+def _left_out(kind: str, include_personal: bool) -> frozenset[str]:
+    if kind not in EVENT_CLASSES:
+        raise ValueError(f"{kind} is not a published event type")
+    return SECRET_FIELDS[kind] | (frozenset() if include_personal else PERSONAL_FIELDS[kind])
+
+
+def analytics_payload(event: object, *, include_personal: bool) -> dict[str, Any]:
+    """The published payload: the event's fields minus secrets and, by default, personal data."""
+    dropped = _left_out(event_type(event), include_personal)
+    return {key: value for key, value in payload(event).items() if key not in dropped}
+
+
+def json_schema(event_class: type, *, include_personal: bool = False) -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of an event's analytics payload."""
+    kind = _type_name(event_class)
+    dropped = _left_out(kind, include_personal)
+    hints = typing.get_type_hints(event_class)
+    fields: dict[str, Any] = {}
+    for f in _payload_fields(event_class):
+        if f.name not in dropped:
+            hint = _ENUM_OF_FIELD.get(f.name, str) if hints[f.name] is str else hints[f.name]
+            default: Any = ... if f.default is dataclasses.MISSING else f.default
+            if f.default_factory is not dataclasses.MISSING:
+                default = Field(default_factory=f.default_factory)
+            fields[f.name] = (hint, default)
+    model = create_model(event_class.__name__, __config__=ConfigDict(extra="forbid"), **fields)
+    schema: dict[str, Any] = _without_property_titles(TypeAdapter(model).json_schema())
+    description = _summary(event_class)
+    personal = sorted(PERSONAL_FIELDS[kind] - schema["properties"].keys())
+    if personal:
+        description += (
+            f" Personal fields left out unless the deployment publishes personal data: "
+            f"{', '.join(personal)}."
+        )
+    return schema | {
+        "$schema": _DRAFT,
+        "$id": f"{SCHEMA_BASE}events/{kind}.json",
+        "title": kind,
+        "description": description,
+    }
+
+
+def _summary(event_class: type) -> str:
+    # eventsourcing subclasses each event as a dataclass, whose __doc__ is its signature;
+    # the docstring is on the class as written in the domain's events module.
+    declared = next(b for b in event_class.__mro__ if b.__module__.endswith(".events"))
+    return (declared.__doc__ or "").strip().splitlines()[0]
+
+
+def _without_property_titles(schema: Any) -> Any:
+    """Drop pydantic's generated property titles ("Organisation Id"): noise for readers."""
+    if isinstance(schema, dict):
+        cleaned = {key: _without_property_titles(value) for key, value in schema.items()}
+        if isinstance(cleaned.get("properties"), dict):
+            for prop in cleaned["properties"].values():
+                prop.pop("title", None)
+        return cleaned
+    if isinstance(schema, list):
+        return [_without_property_titles(item) for item in schema]
+    return schema
+
+
+def _text(description: str, **rules: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **rules}
+
+
+def _headers(aggregate: str) -> dict[str, Any]:
+    properties = {
+        "ce_specversion": _text("CloudEvents version.", const="1.0"),
+        "ce_id": _text(
+            "Stable per stored event: a redelivery carries the same id, so consumers "
+            "deduplicate on it.",
+            minLength=1,
+        ),
+        "ce_source": _text(
+            "The casebook deployment that recorded the event.", format="uri-reference"
+        ),
+        "ce_type": _text(
+            "casebook.<aggregate>.<event>.v<version>; names the payload schema.",
+            pattern=r"^casebook\.[a-z_]+\.[a-z_]+\.v[0-9]+$",
+        ),
+        "ce_time": _text("When the event happened (its timestamp), RFC 3339.", format="date-time"),
+        "ce_subject": _text(f"The {aggregate} id, as in the message key.", format="uuid"),
+        "content-type": _text("The payload is JSON.", const="application/json"),
+        "ce_sequence": _text(
+            f"The {aggregate}'s version after this event (1, 2, ...), a decimal integer "
+            "as a string: compare numerically, not as text.",
+            pattern=_DECIMAL,
+        ),
+        "ce_position": _text(
+            "The event's position in the event store's global log, a decimal integer as "
+            "a string; increases with every recorded event.",
+            pattern=_DECIMAL,
+        ),
+    }
+    return {
+        "type": "object",
+        "description": f"CloudEvents 1.0 Kafka binary-mode headers of a {aggregate} event.",
+        "required": sorted(properties),
+        "properties": properties,
+    }
+
+
+def _message(kind: str, event_class: type) -> dict[str, Any]:
+    aggregate = kind.split(".")[1]  # casebook.<aggregate>.<event>.v<n>
+    return {
+        "name": kind,
+        "title": event_class.__name__,
+        "summary": _summary(event_class),
+        "contentType": "application/json",
+        "headers": {
+            "allOf": [
+                {"$ref": f"#/components/schemas/{aggregate}EventHeaders"},
+                {"properties": {"ce_type": {"const": kind}}},
+            ]
+        },
+        "payload": {"$ref": f"events/{kind}.json"},
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": f"The {aggregate} id: all events of one {aggregate} "
+                    "share a partition, in order.",
+                },
+                "bindingVersion": "0.5.0",
+            }
+        },
+    }
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """AsyncAPI 3.0 description of the case-events topic and its messages."""
+    messages = {kind: _message(kind, cls) for kind, cls in EVENT_CLASSES.items()}
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "casebook events",
+            "version": "1.0.0",
+            "description": "Every event recorded for service requests (cases) and "
+            "organisations, published by casebook's relay in the order of the event store.",
+        },
+        "defaultContentType": "application/json",
+        "channels": {
+            "caseEvents": {
+                "address": TOPIC,
+                "title": "Case and organisation events",
+                "description": "The topic is `<prefix>.case-events.v1`: the prefix is the "
+                "deployment's topic prefix setting (CASEBOOK_TOPIC_PREFIX), `casebook` by "
+                "default as in this address. Payloads carry no secrets, and no personal data "
+                "unless the deployment publishes it (CASEBOOK_RELAY_INCLUDE_PERSONAL_DATA; "
+                "see each payload schema).",
+                "messages": {kind: {"$ref": f"#/components/messages/{kind}"} for kind in messages},
+            }
+        },
+        "operations": {
+            "publishCaseEvents": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/caseEvents"},
+                "summary": "The relay publishes every recorded event once it is committed.",
+                "messages": [{"$ref": f"#/channels/caseEvents/messages/{k}"} for k in messages],
+            }
+        },
+        "components": {
+            "schemas": {f"{a}EventHeaders": _headers(a) for a in ("case", "organisation")},
+            "messages": messages,
+        },
+    }
+
+
+def _render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def generated_files() -> dict[str, str]:
+    """Every schema file the code defines, by path relative to the schemas directory."""
+    files = {
+        f"events/{kind}.json": _render(json_schema(cls)) for kind, cls in EVENT_CLASSES.items()
+    }
+    files["asyncapi.json"] = _render(asyncapi_document())
+    return dict(sorted(files.items()))
+
+
+def _stale(directory: Path, files: dict[str, str]) -> list[str]:
+    found = sorted(p.relative_to(directory).as_posix() for p in directory.glob("events/*.json"))
+    return [path for path in found if path not in files]
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    """Write the schema files under `directory`, removing event schemas no longer defined."""
+    files = generated_files()
+    for stale in _stale(directory, files):
+        (directory / stale).unlink()
+    written = []
+    for relative, text in files.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="\n")
+        written.append(path)
+    return written
+
+
+def drift(directory: Path) -> dict[str, str]:
+    """Files under `directory` that differ from the code, with what is wrong with each."""
+    files = generated_files()
+    found: dict[str, str] = {}
+    for relative, text in files.items():
+        path = directory / relative
+        if not path.is_file():
+            found[relative] = "is missing"
+        elif path.read_text(encoding="utf-8") != text:
+            found[relative] = "differs from the code"
+    for relative in _stale(directory, files):
+        found[relative] = "is no longer generated by the code"
+    return dict(sorted(found.items()))

@@ -1,0 +1,240 @@
+"""The published event contract: schemas match the code, payloads match the schemas,
+and personal data and secrets stay out of the topic."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from casebook.application import EventStore
+from casebook.cli import main
+from casebook.contract import (
+    EVENT_CLASSES,
+    PERSONAL_FIELDS,
+    SECRET_FIELDS,
+    analytics_payload,
+    asyncapi_document,
+    drift,
+    json_schema,
+)
+from casebook.event_types import event_type, payload
+from domain.cases import NoteVisibility, ServiceRequest
+from domain.organisations import PurchaseChannel
+from domain.policy import Policy
+from domain.values import Agreement, Category, ContactKind, Severity
+from tests.unit.conftest import (
+    ADA,
+    AGENT,
+    AGENT_ON_PHONE,
+    REGISTERED_EMAIL,
+    SUPERVISOR,
+    Clock,
+    MakeOrganisation,
+)
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+CALLER_PHONE = "+48 600 700 800"
+CODE = "482913"
+PARTNER_CONTACT = "Pat Partner, pat@resellers.example"
+# Fields judged not personal, by name: a new field must be classified in
+# casebook/contract.py (PERSONAL_FIELDS / SECRET_FIELDS) or added here.
+PUBLIC = {
+    *("organisation_id", "requester_id", "category", "preferred_contact", "verification_id"),
+    *("partner_contact_acknowledged", "policy_version", "by", "at", "severity", "agreement"),
+    *("previous_severity", "asked_at", "evidence_version", "evidence_asked_at"),
+    *("first_response", "agent_id", "visibility", "score", "name", "country", "timezone"),
+    *("purchase_channel", "partner_name", "admins", "principal_id", "kind", "send_to_kind"),
+    *("expires_at", "max_attempts", "attempt", "locked"),
+}
+
+
+@pytest.fixture
+def recorded(make_organisation: MakeOrganisation, policy: Policy, clock: Clock) -> list[Any]:
+    """Events of every type from an organisation's life and a case's, as the store returns them."""
+    acme = make_organisation(
+        purchase_channel=PurchaseChannel.PARTNER,
+        partner_name="Resellers Ltd",
+        partner_contact=PARTNER_CONTACT,
+    )
+    acme.add_admin("eve", by=SUPERVISOR, at=clock.tick())
+    acme.remove_admin("eve", by=SUPERVISOR, at=clock.tick())
+    acme.register_contact(
+        ContactKind.EMAIL, "helpdesk@acme.example", by=SUPERVISOR, at=clock.tick()
+    )
+    acme.remove_contact(ContactKind.EMAIL, "helpdesk@acme.example", by=SUPERVISOR, at=clock.tick())
+    acme.change_agreement(Agreement.ADVANCED, by=SUPERVISOR, at=clock.tick())
+    acme.change_locale(country="DE", timezone="Europe/Berlin", by=SUPERVISOR, at=clock.tick())
+    verification_id, sent_at = uuid.uuid4(), clock.tick()
+    acme.request_caller_verification(
+        verification_id,
+        caller_phone=CALLER_PHONE,
+        send_to=REGISTERED_EMAIL,
+        code=CODE,
+        expires_at=sent_at + timedelta(minutes=15),
+        by=AGENT_ON_PHONE,
+        at=sent_at,
+    )
+    acme.confirm_caller_verification(verification_id, "000000", by=AGENT_ON_PHONE, at=clock.tick())
+    acme.confirm_caller_verification(verification_id, CODE, by=AGENT_ON_PHONE, at=clock.tick())
+    case = ServiceRequest.open(
+        organisation=acme,
+        requester_id="ada",
+        category=Category.TECHNICAL,
+        title="Mail is not delivered",
+        description="Ada Lovelace reports no mail since 08:00; call her back.",
+        contact_phone=CALLER_PHONE,
+        contact_email="ada@acme.example",
+        preferred_contact=ContactKind.PHONE,
+        policy=policy,
+        by=AGENT_ON_PHONE,
+        at=clock.tick(),
+        caller_phone=CALLER_PHONE,
+        verification_id=verification_id,
+        partner_contact_acknowledged=True,
+    )
+    work = {"policy": policy, "by": AGENT}
+    case.assign_severity(Severity.B, agreement=acme.agreement, at=clock.tick(), **work)
+    case.escalate(Severity.A, agreement=acme.agreement, reason="All users", at=clock.tick(), **work)
+    asked_at = clock.tick()
+    case.record_customer_unresponsive(
+        requested="Message trace", asked_at=asked_at, at=clock.tick(days=2), **work
+    )
+    case.downgrade(Severity.B, reason="No trace sent", at=clock.tick(), **work)
+    case.respond(message_summary="Checking the connector", at=clock.tick(), **work)
+    case.assign_agent("bob", by=AGENT, at=clock.tick())
+    case.add_note(
+        "Ada says it started after the DNS change",
+        visibility=NoteVisibility.INTERNAL,
+        organisation=acme,
+        by=AGENT,
+        at=clock.tick(),
+    )
+    case.resolve(resolution="Connector re-enabled", at=clock.tick(), **work)
+    case.reopen(
+        reason="It stopped again", policy=policy, organisation=acme, by=ADA, at=clock.tick()
+    )
+    case.resolve(resolution="MX record fixed", at=clock.tick(), **work)
+    case.record_satisfaction(5, comment="Thanks Bob!", organisation=acme, by=ADA, at=clock.tick())
+    acme.change_purchase_channel(PurchaseChannel.DIRECT, by=SUPERVISOR, at=clock.tick())
+    # Round-trip through the store's mapper: the relay publishes decoded events.
+    mapper = EventStore().mapper
+    events = [*acme.collect_events(), *case.collect_events()]
+    return [mapper.to_domain_event(mapper.to_stored_event(e)) for e in events]
+
+
+@pytest.fixture
+def by_type(recorded: list[Any]) -> dict[str, Any]:
+    """The last recorded event of each type."""
+    return {event_type(event): event for event in recorded}
+
+
+def validator(schema: dict[str, Any]) -> Draft202012Validator:
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_schema_files_match_the_code() -> None:
+    found = drift(SCHEMAS)
+    assert not found, f"schemas/ is out of date ({found}): run `casebook schemas write`"
+
+
+def test_every_event_class_has_a_schema_file_and_an_asyncapi_message() -> None:
+    document = asyncapi_document()
+    messages = document["components"]["messages"]
+    channel = document["channels"]["caseEvents"]
+    assert channel["address"] == "casebook.case-events.v1"
+    assert set(messages) == set(EVENT_CLASSES) == set(channel["messages"])
+    for kind in EVENT_CLASSES:
+        schema = json.loads((SCHEMAS / "events" / f"{kind}.json").read_text(encoding="utf-8"))
+        Draft202012Validator.check_schema(schema)
+        assert schema["title"] == kind
+        assert schema["additionalProperties"] is False
+        assert messages[kind]["payload"] == {"$ref": f"events/{kind}.json"}
+        assert messages[kind]["headers"]["allOf"][1]["properties"]["ce_type"] == {"const": kind}
+
+
+def test_the_lifecycle_records_every_published_event_type(by_type: dict[str, Any]) -> None:
+    assert set(by_type) == set(EVENT_CLASSES)
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_CLASSES))
+@pytest.mark.parametrize("include_personal", [False, True], ids=["default", "personal"])
+def test_analytics_payload_validates_against_its_schema(
+    by_type: dict[str, Any], kind: str, include_personal: bool
+) -> None:
+    schema = json_schema(EVENT_CLASSES[kind], include_personal=include_personal)
+    body = json.loads(
+        json.dumps(analytics_payload(by_type[kind], include_personal=include_personal))
+    )
+    errors = [e.message for e in validator(schema).iter_errors(body)]
+    assert errors == []
+
+
+def test_personal_fields_are_published_only_when_asked_and_secrets_never(
+    by_type: dict[str, Any],
+) -> None:
+    for kind, event in by_type.items():
+        everything = set(payload(event))
+        default = set(analytics_payload(event, include_personal=False))
+        personal = set(analytics_payload(event, include_personal=True))
+        assert not default & (PERSONAL_FIELDS[kind] | SECRET_FIELDS[kind]), kind
+        assert PERSONAL_FIELDS[kind] <= personal, kind
+        assert not personal & SECRET_FIELDS[kind], kind
+        assert default | PERSONAL_FIELDS[kind] | SECRET_FIELDS[kind] == everything, kind
+
+
+def test_no_contact_detail_or_code_digest_reaches_the_default_payloads(
+    recorded: list[Any],
+) -> None:
+    published = json.dumps([analytics_payload(e, include_personal=False) for e in recorded])
+    contacts = (CALLER_PHONE, "600700800", "221234567", "acme.example", "Pat Partner")
+    for secret in (*contacts, "Ada Lovelace", "DNS change", "Bob!"):
+        assert secret not in published
+    requested = next(e for e in recorded if event_type(e).endswith("verification_requested.v1"))
+    assert requested.code_digest not in json.dumps(
+        [analytics_payload(e, include_personal=True) for e in recorded]
+    )
+
+
+def test_every_field_is_classified_as_public_personal_or_secret() -> None:
+    for kind, cls in EVENT_CLASSES.items():
+        fields = set(json_schema(cls, include_personal=True)["properties"]) | SECRET_FIELDS[kind]
+        unclassified = fields - PERSONAL_FIELDS[kind] - SECRET_FIELDS[kind] - PUBLIC
+        assert not unclassified, f"{kind}: classify {sorted(unclassified)}"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_schemas_check_names_the_first_drifted_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    copy = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, copy)
+    assert run(capsys, "schemas", "check", "--dir", str(copy))[0] == 0
+    edited = copy / "events" / "casebook.case.opened.v1.json"
+    edited.write_text(edited.read_text(encoding="utf-8").replace('"uuid"', '"uri"', 1))
+    code, out, err = run(capsys, "schemas", "check", "--dir", str(copy))
+    assert code == 1
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert str(edited) in err and "casebook schemas write" in err
+
+
+def test_schemas_write_makes_check_pass(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    assert run(capsys, "schemas", "check", "--dir", str(target))[0] == 1
+    assert run(capsys, "schemas", "write", "--dir", str(target))[0] == 0
+    (target / "events" / "casebook.case.retired.v1.json").write_text("{}\n")
+    assert "is no longer generated" in run(capsys, "schemas", "check", "--dir", str(target))[2]
+    assert run(capsys, "schemas", "write", "--dir", str(target))[0] == 0
+    assert run(capsys, "schemas", "check", "--dir", str(target))[0] == 0
