@@ -9,14 +9,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """casebook's settings; see the configuration table in README.md."""
 
-    model_config = SettingsConfigDict(env_prefix="CASEBOOK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CASEBOOK_", extra="ignore", populate_by_name=True)
 
     policy_file: Path | None = Field(
         default=None,
@@ -45,6 +45,32 @@ class Settings(BaseSettings):
         ge=0,
         description="How long the API remembers a verified key; a revoked key works "
         "at most this long in a running API process (0: check every request).",
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        # The name operators know from Kafka tooling; the prefixed one works too.
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "CASEBOOK_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+        description="Kafka brokers (host:port,...). Unset: `casebook run` starts a local "
+        "tansu broker.",
+    )
+    topic_prefix: str = Field(
+        default="casebook",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Prefix of every topic name: <prefix>.case-events.v1.",
+    )
+    topic_partitions: int = Field(default=6, ge=1, description="Partitions of new topics.")
+    topic_replication: int = Field(default=1, ge=1, description="Replicas of new topics.")
+    event_source: str = Field(
+        default="/casebook", description="CloudEvents `source` of published events."
+    )
+    relay_batch_max: int = Field(
+        default=500, ge=1, description="Most events the relay publishes per round."
+    )
+    relay_include_personal_data: bool = Field(
+        default=False,
+        description="Publish phones, e-mails and free text to analytics (off: removed).",
     )
     write_batch_max: int = Field(
         default=64,

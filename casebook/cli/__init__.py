@@ -10,7 +10,9 @@ import typer
 from casebook.cli.db import migrate_command
 from casebook.cli.keys import KeyNotActive, keys_app
 from casebook.cli.policy import policy_app
+from casebook.cli.relay import relay_command
 from casebook.cli.run import run_command
+from casebook.cli.schemas import schemas_app
 from casebook.cli.serve import serve_command
 from casebook.cli.sla import sla_app
 from casebook.database import DatabaseUnavailable
@@ -30,9 +32,11 @@ app = typer.Typer(
 app.add_typer(sla_app, name="sla")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
+app.add_typer(schemas_app, name="schemas")
 app.command("migrate")(migrate_command)
 app.command("serve")(serve_command)
 app.command("run")(run_command)
+app.command("relay")(relay_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from casebook.cli.db import command_database
+from casebook.cli.relay import background_relay
 from casebook.cli.serve import serve_api, write_side
 from casebook.keys import KeyRole
 from casebook.logging import configure_logging
-from casebook.settings import get_settings
+from casebook.settings import Settings, get_settings
+
+
+@contextmanager
+def kafka(settings: Settings) -> Iterator[str]:
+    """The configured Kafka, or a local tansu broker for as long as casebook runs."""
+    if settings.kafka_bootstrap_servers is not None:
+        yield settings.kafka_bootstrap_servers
+        return
+    from casebook.broker import embedded_broker
+
+    with embedded_broker() as broker:
+        yield broker.bootstrap_servers
 
 
 def run_command() -> None:
@@ -17,7 +32,12 @@ def run_command() -> None:
 
     settings = get_settings()
     configure_logging(settings)
-    with command_database(settings, migrate=True) as db, write_side(db, settings) as (cb, keys):
+    with (
+        command_database(settings, migrate=True) as db,
+        write_side(db, settings) as (cb, keys),
+        kafka(settings) as bootstrap,
+        background_relay(cb, db, settings, bootstrap),
+    ):
         demo = seed(cb, keys)
         # Fresh tokens every run (they are shown only once); stable principal ids, so the
         # demo agent's assignments and notes are still theirs after a restart.
@@ -29,11 +49,12 @@ def run_command() -> None:
         lines = [
             "",
             f"casebook is starting on {base}  (database: {db.describe()})",
+            f"  Kafka:     {bootstrap}  topic {settings.topic_prefix}.case-events.v1",
             f"  API docs:  {base}/docs",
             f"  demo:      {demo}",
             "  demo API keys (send as 'Authorization: Bearer <key>'):",
             *(f"    {role.value:<10} {token}" for role, token in tokens.items()),
-            "  Ctrl-C stops the API and the database.",
+            "  Ctrl-C stops the API, the relay, the broker and the database.",
             "",
         ]
         print("\n".join(lines), flush=True)

@@ -1,0 +1,227 @@
+"""Follow the event store's notification log and publish it to Kafka, in order.
+
+Every round reads what was stored after the relay's durable position, sends it, waits
+for the broker to acknowledge all of it (acks=all, idempotent producer), and only then
+advances the position in PostgreSQL. A crash between the acknowledgement and the save
+republishes that round: records keep their `ce_id`, so consumers drop the duplicates.
+When idle the relay sleeps on PostgreSQL LISTEN/NOTIFY instead of polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from casebook.database import Database
+from casebook.settings import Settings
+from relay.cloudevents import record_for, topic_name
+from relay.leadership import Leadership, leadership
+
+log = structlog.get_logger("casebook.relay")
+RELAY_NAME = "case-events"
+ACK_TIMEOUT_S = 30.0
+MAX_BACKOFF_S = 30.0
+IDLE_WAIT_S = 1.0
+
+
+class RelayError(RuntimeError):
+    """The relay cannot work at all (a refused topic, say); the message says why."""
+
+
+class Relay:
+    """Publishes stored events to `<prefix>.case-events.v1` while it holds leadership."""
+
+    def __init__(
+        self,
+        store: Any,
+        database: Database,
+        settings: Settings,
+        *,
+        bootstrap_servers: str,
+        name: str = RELAY_NAME,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
+    ) -> None:
+        self._store = store
+        self._database = database
+        self._settings = settings
+        self._bootstrap = bootstrap_servers
+        self.name = name
+        self.topic = topic_name(settings.topic_prefix)
+        self._new_producer = producer_factory or self._default_producer
+        self._producer: KafkaProducer | None = None
+        self.published = 0  # records acknowledged by the broker, for logs and benches
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until `stop` is set; stand by while another relay holds the lock."""
+        self.ensure_topic()
+        while not stop.is_set():
+            with leadership(self._database.url, self.name, stop) as held:
+                if held is not None:
+                    self._follow(held, stop)
+        self._close_producer()
+
+    def ensure_topic(self) -> None:
+        """Create the topic with the configured partitions unless it exists."""
+        admin = KafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="casebook-relay")
+        try:
+            admin.create_topics(
+                {
+                    self.topic: {
+                        "num_partitions": self._settings.topic_partitions,
+                        "replication_factor": self._settings.topic_replication,
+                        # Case events are the analytics' history: keep them forever.
+                        "topic_configs": {"retention.ms": "-1"},
+                    }
+                }
+            )
+            log.info("relay.topic.created", topic=self.topic)
+        except TopicAlreadyExistsError:
+            pass
+        except KafkaError as error:
+            raise RelayError(f"the broker refused to create topic {self.topic}: {error}") from None
+        finally:
+            admin.close()
+
+    def position(self) -> int:
+        """The last notification id the broker acknowledged (0 before the first)."""
+        with psycopg.connect(self._database.url) as conn:
+            row = conn.execute(
+                "SELECT position FROM casebook_relay_positions WHERE relay = %s", (self.name,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _follow(self, held: Leadership, stop: threading.Event) -> None:
+        position = self._checked_position(self.position())
+        log.info("relay.following", relay=self.name, topic=self.topic, position=position)
+        backoff = 0.5
+        recovering = False
+        with psycopg.connect(self._database.url, autocommit=True) as listener:
+            channel = self._store.recorder.channel_name
+            listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+            while not stop.is_set():
+                notifications = self._store.recorder.select_notifications(
+                    start=position,
+                    limit=self._settings.relay_batch_max,
+                    inclusive_of_start=False,
+                )
+                if not notifications:
+                    if not held.still_held():
+                        log.warning("relay.leadership.lost", relay=self.name)
+                        return
+                    for _ in listener.notifies(timeout=IDLE_WAIT_S, stop_after=1):
+                        pass
+                    continue
+                try:
+                    if recovering:
+                        # The broker may be a new one that lost the topic: recreate it
+                        # and start over from what the topic still holds.
+                        self.ensure_topic()
+                        rewound = self._checked_position(position)
+                        if rewound != position:
+                            position = rewound
+                            self._save_position(listener, position)
+                            continue
+                    self._publish(notifications)
+                except KafkaError as error:
+                    log.warning(
+                        "relay.publish.failed",
+                        error=type(error).__name__,
+                        detail=str(error)[:200],
+                        retry_in_s=backoff,
+                        position=position,
+                    )
+                    self._close_producer()  # an idempotent producer dies with its broker
+                    recovering = True
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    continue
+                backoff, recovering = 0.5, False
+                position = notifications[-1].id
+                self._save_position(listener, position)
+
+    def _checked_position(self, position: int) -> int:
+        """`position`, or 0 when the topic is empty although we published before.
+
+        An in-memory broker that restarted, or a topic deleted by hand, has lost what
+        the relay published: the whole log goes out again (consumers deduplicate by
+        `ce_id`). Partial loss inside a partition is not detected here.
+        """
+        if position == 0 or not self._topic_is_empty():
+            return position
+        log.warning(
+            "relay.topic.lost", topic=self.topic, position=position, action="republish from 0"
+        )
+        return 0
+
+    def _topic_is_empty(self) -> bool:
+        # tansu reports wrong end offsets; a fetch's highwater marks are right.
+        consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        try:
+            partitions = [
+                TopicPartition(self.topic, p)
+                for p in sorted(consumer.partitions_for_topic(self.topic) or ())
+            ]
+            if not partitions:
+                return True
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            consumer.poll(timeout_ms=1000, max_records=1)
+            return all(not consumer.highwater(tp) for tp in partitions)
+        finally:
+            consumer.close()
+
+    def _publish(self, notifications: list[Any]) -> None:
+        producer = self._producer or self._open_producer()
+        source = self._settings.event_source
+        personal = self._settings.relay_include_personal_data
+        futures = []
+        for notification in notifications:
+            event = self._store.mapper.to_domain_event(notification)
+            record = record_for(event, notification.id, source=source, include_personal=personal)
+            futures.append(
+                producer.send(
+                    self.topic, key=record.key, value=record.value, headers=record.headers
+                )
+            )
+        producer.flush(timeout=ACK_TIMEOUT_S)
+        for future in futures:
+            future.get(timeout=ACK_TIMEOUT_S)  # raises the broker's refusal, if any
+        self.published += len(futures)
+        log.debug("relay.published", count=len(futures), last=notifications[-1].id)
+
+    def _save_position(self, conn: psycopg.Connection[Any], position: int) -> None:
+        conn.execute(
+            "INSERT INTO casebook_relay_positions (relay, position) VALUES (%s, %s)"
+            " ON CONFLICT (relay) DO UPDATE SET position = EXCLUDED.position,"
+            " updated_at = now()",
+            (self.name, position),
+        )
+
+    def _open_producer(self) -> KafkaProducer:
+        self._producer = self._new_producer()
+        return self._producer
+
+    def _default_producer(self) -> KafkaProducer:
+        return KafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id="casebook-relay",
+            acks="all",
+            enable_idempotence=True,  # per-key order survives retries
+            linger_ms=5,
+            retries=5,
+            retry_backoff_ms=200,
+            request_timeout_ms=10_000,
+        )
+
+    def _close_producer(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(KafkaError):
+                self._producer.close(timeout=2)
+            self._producer = None

@@ -1,0 +1,229 @@
+"""The relay on real PostgreSQL and a real (tansu) broker: complete, ordered, deduplicable."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from casebook import commands as c
+from casebook.application import Casebook
+from casebook.broker import Broker, embedded_broker
+from casebook.database import Database
+from casebook.settings import Settings
+from domain.cases.state import NoteVisibility
+from relay.relay import Relay
+from tests.integration.write_side import as_agent, open_request, register_organisation
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+class RunningRelay:
+    """A relay on its own thread, stopped on request."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=relay.run, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive(), "the relay did not stop"
+
+
+@pytest.fixture
+def casebook(clean_database: Database) -> Iterator[Casebook]:
+    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
+    yield casebook
+    casebook.close()
+
+
+@pytest.fixture
+def start_relay(
+    clean_database: Database, kafka_broker: Broker, casebook: Casebook
+) -> Iterator[Callable[..., RunningRelay]]:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    running: list[RunningRelay] = []
+
+    def start(**overrides: Any) -> RunningRelay:
+        settings = Settings(
+            database_url=clean_database.url, topic_prefix=prefix, topic_partitions=3, **overrides
+        )
+        relay = Relay(
+            casebook.store,
+            clean_database,
+            settings,
+            bootstrap_servers=kafka_broker.bootstrap_servers,
+        )
+        running.append(RunningRelay(relay))
+        return running[-1]
+
+    yield start
+    for each in running:
+        each.close()
+
+
+def last_position(database: Database) -> int:
+    with psycopg.connect(database.url) as conn:
+        row = conn.execute("SELECT max(notification_id) FROM casebook_events").fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def consume(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(records) < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    consumer.close()
+    return records
+
+
+def headers(record: Any) -> dict[str, str]:
+    return {name: value.decode() for name, value in record.headers}
+
+
+def work_some_cases(casebook: Casebook, cases: int, notes: int) -> list[uuid.UUID]:
+    organisation_id = register_organisation(casebook)
+    opened = [open_request(casebook, organisation_id) for _ in range(cases)]
+    for i in range(notes):
+        casebook.execute(
+            c.AddNote(opened[i % cases], f"note {i}", NoteVisibility.INTERNAL), as_agent()
+        )
+    return opened
+
+
+def test_every_stored_event_arrives_once_in_order_as_a_cloudevent(
+    casebook: Casebook, clean_database: Database, kafka_broker: Broker, start_relay: Any
+) -> None:
+    work_some_cases(casebook, cases=10, notes=90)
+    expected = last_position(clean_database)  # 1 organisation + 10 opened + 90 notes
+    running = start_relay()
+    assert wait_for(lambda: running.relay.position() == expected, timeout=30)
+
+    records = consume(kafka_broker.bootstrap_servers, running.relay.topic, expected)
+
+    ids = [headers(r)["ce_id"] for r in records]
+    assert len(ids) == expected == len(set(ids))
+    by_subject: dict[str, list[int]] = {}
+    for record in records:
+        h = headers(record)
+        assert h["ce_specversion"] == "1.0" and h["content-type"] == "application/json"
+        assert h["ce_type"].startswith("casebook.") and h["ce_type"].endswith(".v1")
+        assert record.key.decode() == h["ce_subject"]
+        assert h["ce_id"] == f"{h['ce_subject']}:{h['ce_sequence']}"
+        by_subject.setdefault(h["ce_subject"], []).append(int(h["ce_sequence"]))
+    for versions in by_subject.values():
+        assert versions == list(range(1, len(versions) + 1))
+
+
+def test_the_analytics_payload_leaves_out_personal_data(
+    casebook: Casebook, clean_database: Database, kafka_broker: Broker, start_relay: Any
+) -> None:
+    work_some_cases(casebook, cases=1, notes=0)
+    running = start_relay()
+    assert wait_for(lambda: running.relay.position() == 2, timeout=30)
+    records = consume(kafka_broker.bootstrap_servers, running.relay.topic, 2)
+    opened = next(r for r in records if headers(r)["ce_type"] == "casebook.case.opened.v1")
+    payload = json.loads(opened.value)
+    assert payload["category"] == "technical"
+    assert "contact_phone" not in payload and "contact_email" not in payload
+    assert "+86" not in opened.value.decode()
+
+
+def test_a_restarted_relay_resumes_from_its_position_without_duplicates(
+    casebook: Casebook, clean_database: Database, kafka_broker: Broker, start_relay: Any
+) -> None:
+    cases = work_some_cases(casebook, cases=3, notes=10)
+    first = start_relay()
+    assert wait_for(lambda: first.relay.position() == last_position(clean_database), 30)
+    first.close()
+    for i in range(10):
+        casebook.execute(c.AddNote(cases[i % 3], f"later {i}", NoteVisibility.INTERNAL), as_agent())
+
+    second = start_relay()
+    expected = last_position(clean_database)
+    assert wait_for(lambda: second.relay.position() == expected, timeout=30)
+    ids = [
+        headers(r)["ce_id"]
+        for r in consume(kafka_broker.bootstrap_servers, second.relay.topic, expected)
+    ]
+    assert len(ids) == expected == len(set(ids))
+
+
+def test_only_one_of_two_relays_publishes_and_the_other_takes_over(
+    casebook: Casebook, clean_database: Database, kafka_broker: Broker, start_relay: Any
+) -> None:
+    cases = work_some_cases(casebook, cases=2, notes=4)
+    one, two = start_relay(), start_relay()
+    assert wait_for(lambda: one.relay.position() == last_position(clean_database), 30)
+    leader, standby = (one, two) if one.relay.published else (two, one)
+    assert standby.relay.published == 0
+
+    leader.close()  # its lock session ends with it
+    for i in range(6):
+        casebook.execute(c.AddNote(cases[i % 2], f"after {i}", NoteVisibility.INTERNAL), as_agent())
+    expected = last_position(clean_database)
+    assert wait_for(lambda: standby.relay.published > 0, timeout=15)
+    assert wait_for(lambda: standby.relay.position() == expected, timeout=30)
+    ids = [
+        headers(r)["ce_id"]
+        for r in consume(kafka_broker.bootstrap_servers, standby.relay.topic, expected)
+    ]
+    assert len(ids) == expected == len(set(ids))
+
+
+def test_a_broker_that_lost_its_data_gets_everything_again(
+    casebook: Casebook, clean_database: Database
+) -> None:
+    with embedded_broker() as broker:  # its own broker: the restart wipes every topic
+        settings = Settings(
+            database_url=clean_database.url, topic_prefix=f"t{uuid.uuid4().hex[:10]}"
+        )
+        relay = Relay(
+            casebook.store, clean_database, settings, bootstrap_servers=broker.bootstrap_servers
+        )
+        running = RunningRelay(relay)
+        try:
+            cases = work_some_cases(casebook, cases=3, notes=12)
+            assert wait_for(lambda: relay.position() == last_position(clean_database), 30)
+
+            broker.restart()  # in memory: topics and records are gone
+            for i in range(6):
+                casebook.execute(
+                    c.AddNote(cases[i % 3], f"after {i}", NoteVisibility.INTERNAL), as_agent()
+                )
+            expected = last_position(clean_database)
+            assert wait_for(lambda: relay.position() == expected, timeout=60)
+            records = consume(broker.bootstrap_servers, relay.topic, expected)
+            assert {headers(r)["ce_id"] for r in records} == stored_ids(clean_database)
+        finally:
+            running.close()
+
+
+def stored_ids(database: Database) -> set[str]:
+    with psycopg.connect(database.url) as conn:
+        rows = conn.execute("SELECT originator_id, originator_version FROM casebook_events")
+        return {f"{originator}:{version}" for originator, version in rows}
