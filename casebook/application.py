@@ -10,8 +10,6 @@ one conflicting command never sinks the others.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,21 +23,21 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Persistenc
 from eventsourcing.utils import Environment
 
 from casebook import commands as c
+from casebook import idempotency
 from casebook.database import Database
 from casebook.errors import (
     CaseNotFound,
-    IdempotencyKeyReused,
     OrganisationNotFound,
     VersionConflict,
     WriteUnavailable,
 )
-from casebook.event_types import event_type, json_safe
+from casebook.event_types import event_type
 from casebook.freshness import fast_forward
 from casebook.handlers import Loader, Work, handle, target_id
 from casebook.policy_source import load_policy
 from casebook.reads import CasePage, CaseSummary, RecordedEvent, cases_page
 from casebook.settings import Settings
-from casebook.store import IdempotencyRecord, eventsourcing_env
+from casebook.store import eventsourcing_env
 from casebook.writer import GroupCommitWriter, Pending
 from domain.cases import ServiceRequest
 from domain.errors import DomainError
@@ -264,16 +262,7 @@ class Casebook:
         return max(now, last_change) if last_change is not None else now
 
     def _save(self, ready: list[Prepared]) -> None:
-        idempotency = [
-            IdempotencyRecord(
-                p.item.context.actor.principal_id,
-                p.item.context.idempotency_key,
-                _fingerprint(p.item.command),
-                p.result.to_json(),
-            )
-            for p in ready
-            if p.item.context.idempotency_key is not None
-        ]
+        records = [idempotency.record(p.item.command, p.item.context, p.result) for p in ready]
         index = [_index_row(p.aggregate) for p in ready if _changes_listing(p.aggregate)]
         written = {p.aggregate.id for p in ready}
         # An aggregate written in this batch was read in its batch state: nothing to check.
@@ -281,7 +270,7 @@ class Casebook:
         try:
             self.store.save(
                 *(p.aggregate for p in ready),
-                idempotency=idempotency,
+                idempotency=[r for r in records if r is not None],
                 case_index=index,
                 expected_reads=reads,
             )
@@ -298,45 +287,23 @@ class Casebook:
         with contextlib.suppress(KeyError):
             cache.get(aggregate_id, evict=True)
 
-    def _stored_responses(self, batch: list[Item]) -> dict[tuple[str, str], tuple[str, Any]]:
-        keys = [
-            (item.context.actor.principal_id, item.context.idempotency_key)
-            for item in batch
-            if item.context.idempotency_key is not None
-        ]
+    def _stored_responses(self, batch: list[Item]) -> dict[idempotency.Key, tuple[str, Any]]:
+        keys = [k for k in (idempotency.key_of(item.context) for item in batch) if k]
         if not keys:
             return {}
         with self.store.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
-            rows = conn.execute(
-                "SELECT principal_id, idempotency_key, fingerprint, response"
-                " FROM casebook_idempotency"
-                " WHERE (principal_id, idempotency_key) IN"
-                " (SELECT * FROM unnest(%s::text[], %s::text[]))",
-                ([p for p, _ in keys], [k for _, k in keys]),
-            ).fetchall()
-        return {
-            (r["principal_id"], r["idempotency_key"]): (r["fingerprint"], r["response"])
-            for r in rows
-        }
+            return idempotency.lookup(conn, keys)
 
     def _answer_from_store(
-        self, item: Item, stored: dict[tuple[str, str], tuple[str, Any]]
+        self, item: Item, stored: dict[idempotency.Key, tuple[str, Any]]
     ) -> bool:
-        key = item.context.idempotency_key
-        if key is None:
+        answer = idempotency.stored_answer(item.command, item.context, stored)
+        if answer is None:
             return False
-        found = stored.get((item.context.actor.principal_id, key))
-        if found is None:
-            return False
-        fingerprint, response = found
-        if fingerprint != _fingerprint(item.command):
-            item.future.set_exception(
-                IdempotencyKeyReused(
-                    f"Idempotency-Key {key!r} was first used for a different request"
-                )
-            )
+        if isinstance(answer, Exception):
+            item.future.set_exception(answer)
         else:
-            item.future.set_result(c.CommandResult.from_json(response, replayed=True))
+            item.future.set_result(answer)
         return True
 
     # --- reads ----------------------------------------------------------------
@@ -395,11 +362,6 @@ def _result(aggregate: Organisation | ServiceRequest) -> c.CommandResult:
     return c.CommandResult(
         aggregate.id, aggregate.version, tuple(event_type(e) for e in aggregate.pending_events)
     )
-
-
-def _fingerprint(command: c.Command) -> str:
-    body = {"command": type(command).__name__, "fields": json_safe(vars(command))}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 # Events after which a case's listed fields (status, severity, title) differ.
