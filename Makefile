@@ -42,3 +42,4 @@ typecheck: install
 bench: install
 	$(PY) bench/clock.py
 	$(PY) -m bench.write
+	$(PY) -m bench.relay

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -21,14 +22,24 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from casebook.database import Database
 from casebook.settings import Settings
-from relay.cloudevents import record_for, topic_name
+from relay.cloudevents import Record, record_for, topic_name
 from relay.leadership import Leadership, leadership
 
 log = structlog.get_logger("casebook.relay")
 RELAY_NAME = "case-events"
-ACK_TIMEOUT_S = 30.0
+# A round's acknowledgements normally take milliseconds; a broker that restarted under an
+# idempotent producer never answers them, so don't wait long before starting over.
+ACK_TIMEOUT_S = 10.0
 MAX_BACKOFF_S = 30.0
 IDLE_WAIT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Round:
+    """Records sent to the broker and not yet known to be acknowledged."""
+
+    futures: list[Any]
+    last: int  # notification id of the round's last event
 
 
 class RelayError(RuntimeError):
@@ -98,23 +109,25 @@ class Relay:
         return int(row[0]) if row else 0
 
     def _follow(self, held: Leadership, stop: threading.Event) -> None:
-        position = self._checked_position(self.position())
-        log.info("relay.following", relay=self.name, topic=self.topic, position=position)
-        backoff = 0.5
-        recovering = False
+        # Pipelined: while one round's acknowledgements are on their way, the next round
+        # is read and encoded. Only acknowledged rounds move the saved position.
+        acked = self._checked_position(self.position())
+        log.info("relay.following", relay=self.name, topic=self.topic, position=acked)
+        backoff, recovering = 0.5, False
+        in_flight: Round | None = None
         with psycopg.connect(self._database.url, autocommit=True) as listener:
             channel = self._store.recorder.channel_name
             listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
             while not stop.is_set():
                 notifications = self._store.recorder.select_notifications(
-                    start=position,
+                    start=in_flight.last if in_flight else acked,
                     limit=self._settings.relay_batch_max,
                     inclusive_of_start=False,
                 )
-                if not notifications:
-                    if not held.still_held():
-                        log.warning("relay.leadership.lost", relay=self.name)
-                        return
+                if not held.still_held():
+                    log.warning("relay.leadership.lost", relay=self.name)
+                    return  # a standby may already publish: never race it
+                if not notifications and in_flight is None:
                     for _ in listener.notifies(timeout=IDLE_WAIT_S, stop_after=1):
                         pass
                     continue
@@ -123,28 +136,41 @@ class Relay:
                         # The broker may be a new one that lost the topic: recreate it
                         # and start over from what the topic still holds.
                         self.ensure_topic()
-                        rewound = self._checked_position(position)
-                        if rewound != position:
-                            position = rewound
-                            self._save_position(listener, position)
+                        rewound = self._checked_position(acked)
+                        if rewound != acked:
+                            acked = rewound
+                            self._save_position(listener, acked)
                             continue
-                    self._publish(notifications)
+                    records = self._records(notifications)
+                    if in_flight is not None:
+                        self._await(in_flight)
+                        acked, in_flight = in_flight.last, None
+                        self._save_position(listener, acked)
+                    if records:
+                        in_flight = self._send(records)
                 except KafkaError as error:
                     log.warning(
                         "relay.publish.failed",
                         error=type(error).__name__,
                         detail=str(error)[:200],
                         retry_in_s=backoff,
-                        position=position,
+                        position=acked,
                     )
                     self._close_producer()  # an idempotent producer dies with its broker
-                    recovering = True
+                    in_flight, recovering = None, True  # resend from the acknowledged position
                     stop.wait(backoff)
                     backoff = min(backoff * 2, MAX_BACKOFF_S)
                     continue
                 backoff, recovering = 0.5, False
-                position = notifications[-1].id
-                self._save_position(listener, position)
+            if in_flight is not None:
+                self._finish_on_stop(listener, in_flight)
+
+    def _finish_on_stop(self, listener: psycopg.Connection[Any], in_flight: Round) -> None:
+        try:
+            self._await(in_flight)
+        except KafkaError:
+            return  # the next relay resends that round
+        self._save_position(listener, in_flight.last)
 
     def _checked_position(self, position: int) -> int:
         """`position`, or 0 when the topic is empty although we published before.
@@ -177,24 +203,34 @@ class Relay:
         finally:
             consumer.close()
 
-    def _publish(self, notifications: list[Any]) -> None:
-        producer = self._producer or self._open_producer()
+    def _records(self, notifications: list[Any]) -> list[Record]:
         source = self._settings.event_source
         personal = self._settings.relay_include_personal_data
-        futures = []
-        for notification in notifications:
-            event = self._store.mapper.to_domain_event(notification)
-            record = record_for(event, notification.id, source=source, include_personal=personal)
-            futures.append(
-                producer.send(
-                    self.topic, key=record.key, value=record.value, headers=record.headers
-                )
+        return [
+            record_for(
+                self._store.mapper.to_domain_event(notification),
+                notification.id,
+                source=source,
+                include_personal=personal,
             )
-        producer.flush(timeout=ACK_TIMEOUT_S)
-        for future in futures:
+            for notification in notifications
+        ]
+
+    def _send(self, records: list[Record]) -> Round:
+        producer = self._producer or self._open_producer()
+        futures = [
+            producer.send(self.topic, key=r.key, value=r.value, headers=r.headers) for r in records
+        ]
+        return Round(futures, records[-1].position)
+
+    def _await(self, round_: Round) -> None:
+        """Wait until the broker acknowledged every record of the round (or raise)."""
+        assert self._producer is not None
+        self._producer.flush(timeout=ACK_TIMEOUT_S)
+        for future in round_.futures:
             future.get(timeout=ACK_TIMEOUT_S)  # raises the broker's refusal, if any
-        self.published += len(futures)
-        log.debug("relay.published", count=len(futures), last=notifications[-1].id)
+        self.published += len(round_.futures)
+        log.debug("relay.published", count=len(round_.futures), last=round_.last)
 
     def _save_position(self, conn: psycopg.Connection[Any], position: int) -> None:
         conn.execute(
