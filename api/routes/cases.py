@@ -7,8 +7,8 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from api import schemas as s
-from api.deps import Caller, CasebookApp, GuardedRoute, IdempotencyKey, IfMatch
-from api.routes.commanding import READ_RESPONSES, command_responses, etag, run
+from api.deps import Caller, CasebookApp, GuardedRoute, IdempotencyKey
+from api.routes.commanding import READ_RESPONSES, Runner, command_responses, etag, run
 from api.views import CaseHistoryView, CaseView, CommandAccepted, EventView
 from casebook import commands as c
 from domain.values import Channel
@@ -65,171 +65,111 @@ def get_case_history(case_id: UUID, caller: Caller, casebook: CasebookApp) -> Ca
     return CaseHistoryView(case_id=case_id, events=[EventView.of(e) for e in history])
 
 
-def _command(
-    command: c.CaseCommand,
-    body: s.CommandBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: str | None,
-    if_match: int | None,
-) -> CommandAccepted:
-    return run(
-        casebook,
-        command,
-        caller,
-        response,
-        idempotency_key=idempotency_key,
-        if_match=if_match,
-        body_version=body.expected_version,
-    )
-
-
 @router.post("/{case_id}/severity", responses=command_responses())
 def assign_severity(
     case_id: UUID,
     body: s.SeverityBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Record support's initial severity assessment (once; later changes escalate or downgrade)."""
     command = c.AssignSeverity(case_id, body.severity)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.post("/{case_id}/escalations", responses=command_responses())
 def escalate_severity(
     case_id: UUID,
     body: s.SeverityChangeBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Raise the case's severity, giving a reason."""
     command = c.EscalateSeverity(case_id, body.severity, body.reason)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.post("/{case_id}/downgrades", responses=command_responses())
 def downgrade_severity(
     case_id: UUID,
     body: s.SeverityChangeBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Lower the severity, on a standing record that the customer did not respond."""
     command = c.DowngradeSeverity(case_id, body.severity, body.reason)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.post("/{case_id}/unresponsive", responses=command_responses())
 def record_customer_unresponsive(
     case_id: UUID,
     body: s.UnresponsiveBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Record that the customer left a request for information unanswered."""
     command = c.RecordCustomerUnresponsive(case_id, body.requested, body.asked_at)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.post("/{case_id}/responses", responses=command_responses())
 def respond_to_customer(
     case_id: UUID,
     body: s.ResponseBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Record a response to the customer; the first one stops the response clock."""
     command = c.Respond(case_id, body.message_summary)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.put("/{case_id}/agent", responses=command_responses())
 def assign_agent(
     case_id: UUID,
     body: s.AgentBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Assign the case: agents take it themselves, supervisors give it to anyone."""
     command = c.AssignAgent(case_id, body.agent_id)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.post("/{case_id}/notes", responses=command_responses())
 def add_note(
     case_id: UUID,
     body: s.NoteBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Add an internal or customer-visible note."""
     command = c.AddNote(case_id, body.text, body.visibility)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.post("/{case_id}/resolution", responses=command_responses())
 def resolve_case(
     case_id: UUID,
     body: s.ResolutionBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Resolve the case (after a first response)."""
     command = c.Resolve(case_id, body.resolution)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.post("/{case_id}/reopen", responses=command_responses())
 def reopen_case(
     case_id: UUID,
     body: s.ReopenBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Reopen a resolved case, giving a reason."""
     command = c.Reopen(case_id, body.reason)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)
 
 
 @router.post("/{case_id}/satisfaction", responses=command_responses())
 def record_satisfaction(
     case_id: UUID,
     body: s.SatisfactionBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Record the customer's one satisfaction answer (imported from the survey)."""
     command = c.RecordSatisfaction(case_id, body.score, body.comment)
-    return _command(command, body, caller, casebook, response, idempotency_key, if_match)
+    return run_command(command, body)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Response
+from fastapi import Depends, Response
 
+from api.deps import Caller, CasebookApp, IdempotencyKey, IfMatch
 from api.errors import VersionGuardsDisagree
 from api.problems import problem_responses
+from api.schemas import CommandBody
 from api.views import CommandAccepted
 from casebook.application import Casebook
 from casebook.commands import Command, CommandContext
@@ -45,6 +47,49 @@ def run(
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return CommandAccepted.of(result)
+
+
+class CommandRunner:
+    """What every update route needs to run its command, gathered by one dependency."""
+
+    def __init__(
+        self,
+        casebook: Casebook,
+        caller: Principal,
+        response: Response,
+        idempotency_key: str | None,
+        if_match: int | None,
+    ) -> None:
+        self._casebook = casebook
+        self._caller = caller
+        self._response = response
+        self._idempotency_key = idempotency_key
+        self._if_match = if_match
+
+    def __call__(self, command: Command, body: CommandBody | None = None) -> CommandAccepted:
+        """Run `command` with the request's key, If-Match and the body's expected version."""
+        return run(
+            self._casebook,
+            command,
+            self._caller,
+            self._response,
+            idempotency_key=self._idempotency_key,
+            if_match=self._if_match,
+            body_version=body.expected_version if body is not None else None,
+        )
+
+
+async def _command_runner(
+    caller: Caller,
+    casebook: CasebookApp,
+    response: Response,
+    idempotency_key: IdempotencyKey,
+    if_match: IfMatch,
+) -> CommandRunner:
+    return CommandRunner(casebook, caller, response, idempotency_key, if_match)
+
+
+Runner = Annotated[CommandRunner, Depends(_command_runner)]
 
 
 def etag(version: int) -> str:

@@ -9,8 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api import schemas as s
-from api.deps import Caller, CasebookApp, GuardedRoute, IdempotencyKey, IfMatch
-from api.routes.commanding import READ_RESPONSES, command_responses, etag, run
+from api.deps import Caller, CasebookApp, GuardedRoute, IdempotencyKey
+from api.routes.commanding import READ_RESPONSES, Runner, command_responses, etag, run
 from api.views import CasePageView, CommandAccepted, OrganisationView
 from casebook import commands as c
 from domain.values import ContactKind
@@ -66,63 +66,33 @@ def get_organisation(
 def add_organisation_admin(
     organisation_id: UUID,
     body: s.AdminBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Make a principal a customer admin of the organisation."""
     command = c.AddAdmin(organisation_id, body.principal_id)
-    return run(
-        casebook,
-        command,
-        caller,
-        response,
-        idempotency_key=idempotency_key,
-        if_match=if_match,
-        body_version=body.expected_version,
-    )
+    return run_command(command, body)
 
 
 @router.delete("/{organisation_id}/admins/{principal_id}", responses=command_responses())
 def remove_organisation_admin(
     organisation_id: UUID,
     principal_id: AdminId,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Remove a customer admin; the organisation's last admin stays."""
     command = c.RemoveAdmin(organisation_id, principal_id)
-    return run(
-        casebook, command, caller, response, idempotency_key=idempotency_key, if_match=if_match
-    )
+    return run_command(command)
 
 
 @router.post("/{organisation_id}/contacts", responses=command_responses())
 def register_organisation_contact(
     organisation_id: UUID,
     body: s.ContactBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Register a phone number or e-mail address in the organisation's profile."""
     command = c.RegisterContact(organisation_id, body.kind, body.value)
-    return run(
-        casebook,
-        command,
-        caller,
-        response,
-        idempotency_key=idempotency_key,
-        if_match=if_match,
-        body_version=body.expected_version,
-    )
+    return run_command(command, body)
 
 
 @router.delete("/{organisation_id}/contacts", responses=command_responses())
@@ -130,88 +100,46 @@ def remove_organisation_contact(
     organisation_id: UUID,
     kind: ContactKind,
     value: ContactValue,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Remove a registered phone number or e-mail address (`?kind=email&value=...`)."""
     command = c.RemoveContact(organisation_id, kind, value)
-    return run(
-        casebook, command, caller, response, idempotency_key=idempotency_key, if_match=if_match
-    )
+    return run_command(command)
 
 
 @router.put("/{organisation_id}/agreement", responses=command_responses())
 def change_agreement(
     organisation_id: UUID,
     body: s.AgreementBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Switch between the standard and the advanced online-services agreement."""
     command = c.ChangeAgreement(organisation_id, body.agreement)
-    return run(
-        casebook,
-        command,
-        caller,
-        response,
-        idempotency_key=idempotency_key,
-        if_match=if_match,
-        body_version=body.expected_version,
-    )
+    return run_command(command, body)
 
 
 @router.put("/{organisation_id}/purchase-channel", responses=command_responses())
 def change_purchase_channel(
     organisation_id: UUID,
     body: s.PurchaseChannelBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Record whether the subscription was bought directly or through a partner."""
     command = c.ChangePurchaseChannel(
         organisation_id, body.purchase_channel, body.partner_name, body.partner_contact
     )
-    return run(
-        casebook,
-        command,
-        caller,
-        response,
-        idempotency_key=idempotency_key,
-        if_match=if_match,
-        body_version=body.expected_version,
-    )
+    return run_command(command, body)
 
 
 @router.put("/{organisation_id}/locale", responses=command_responses())
 def change_locale(
     organisation_id: UUID,
     body: s.LocaleBody,
-    caller: Caller,
-    casebook: CasebookApp,
-    response: Response,
-    idempotency_key: IdempotencyKey,
-    if_match: IfMatch,
+    run_command: Runner,
 ) -> CommandAccepted:
     """Change the organisation's country and time zone (its customer calendar)."""
     command = c.ChangeLocale(organisation_id, body.country, body.timezone)
-    return run(
-        casebook,
-        command,
-        caller,
-        response,
-        idempotency_key=idempotency_key,
-        if_match=if_match,
-        body_version=body.expected_version,
-    )
+    return run_command(command, body)
 
 
 @router.get("/{organisation_id}/cases", responses=READ_RESPONSES)
