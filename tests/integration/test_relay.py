@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
@@ -20,33 +18,16 @@ from casebook.database import Database
 from casebook.settings import Settings
 from domain.cases.state import NoteVisibility
 from relay.relay import Relay
+from tests.integration.relay_support import (
+    RunningRelay,
+    headers,
+    last_position,
+    stored_ids,
+    wait_for,
+)
 from tests.integration.write_side import as_agent, open_request, register_organisation
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-class RunningRelay:
-    """A relay on its own thread, stopped on request."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=relay.run, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=15)
-        assert not self.thread.is_alive(), "the relay did not stop"
 
 
 @pytest.fixture
@@ -81,12 +62,6 @@ def start_relay(
         each.close()
 
 
-def last_position(database: Database) -> int:
-    with psycopg.connect(database.url) as conn:
-        row = conn.execute("SELECT max(notification_id) FROM casebook_events").fetchone()
-    return int(row[0] or 0) if row else 0
-
-
 def consume(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Any]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
@@ -99,10 +74,6 @@ def consume(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> l
             records.extend(batch)
     consumer.close()
     return records
-
-
-def headers(record: Any) -> dict[str, str]:
-    return {name: value.decode() for name, value in record.headers}
 
 
 def work_some_cases(casebook: Casebook, cases: int, notes: int) -> list[uuid.UUID]:
@@ -221,9 +192,3 @@ def test_a_broker_that_lost_its_data_gets_everything_again(
             assert {headers(r)["ce_id"] for r in records} == stored_ids(clean_database)
         finally:
             running.close()
-
-
-def stored_ids(database: Database) -> set[str]:
-    with psycopg.connect(database.url) as conn:
-        rows = conn.execute("SELECT originator_id, originator_version FROM casebook_events")
-        return {f"{originator}:{version}" for originator, version in rows}

@@ -37,6 +37,13 @@ from casebook.settings import Settings
 from domain.cases.state import NoteVisibility
 from relay.cloudevents import topic_name
 from relay.relay import RELAY_NAME, Relay
+from tests.integration.relay_support import (
+    RunningRelay,
+    headers,
+    last_position,
+    stored_ids,
+    wait_for,
+)
 from tests.integration.write_side import as_agent, open_request, register_organisation
 
 # The relay reads the store with the same SQL on any PostgreSQL; the write side is already
@@ -91,37 +98,12 @@ def store_events(casebook: Casebook, cases: int, events: int) -> list[uuid.UUID]
 # --- reading the store and the topic -----------------------------------------------
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return condition()
-
-
-def last_position(database: Database) -> int:
-    with psycopg.connect(database.url) as conn:
-        row = conn.execute("SELECT max(notification_id) FROM casebook_events").fetchone()
-    return int(row[0] or 0) if row else 0
-
-
 def relay_position(database: Database) -> int:
     with psycopg.connect(database.url) as conn:
         row = conn.execute(
             "SELECT position FROM casebook_relay_positions WHERE relay = %s", (RELAY_NAME,)
         ).fetchone()
     return int(row[0]) if row else 0
-
-
-def stored_ids(database: Database) -> set[str]:
-    with psycopg.connect(database.url) as conn:
-        rows = conn.execute("SELECT originator_id, originator_version FROM casebook_events")
-        return {f"{originator}:{version}" for originator, version in rows}
-
-
-def headers(record: Any) -> dict[str, str]:
-    return {name: value.decode() for name, value in record.headers}
 
 
 def consume_all(bootstrap: str, topic: str, timeout: float = 60) -> list[Any]:
@@ -231,21 +213,6 @@ def relay_processes() -> Iterator[Callable[..., RelayProcess]]:
     yield start
     for each in started:
         each.close()
-
-
-class RunningRelay:
-    """A relay on its own thread, stopped on request."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=relay.run, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive(), "the relay did not stop"
 
 
 def unique_prefix() -> str:
