@@ -13,6 +13,7 @@ from domain.sla.clock import (
     ClockReading,
     ClockState,
     ResolvedTarget,
+    follow_up_target,
     initial_response_target,
     read_clock,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "deadline",
     "elapsed",
     "explain",
+    "follow_up_target",
     "initial_response_target",
     "read_clock",
 ]

@@ -71,6 +71,27 @@ def initial_response_target(
     )
 
 
+def follow_up_target(
+    policy: Policy,
+    category: Category,
+    severity: Severity,
+    customer: CustomerLocale | None = None,
+) -> ResolvedTarget | None:
+    """The follow-up cadence after a response (§5, severity A), if the policy sets one."""
+    spec = policy.target(category, severity)
+    if spec.follow_up_cadence is None:
+        return None
+    calendar = policy.calendar(spec.calendar, customer)
+    return ResolvedTarget(
+        length=spec.follow_up_cadence.length(calendar),
+        calendar=calendar,
+        policy_version=policy.version,
+        at_risk_ratio=policy.at_risk_ratio,
+        description=f"{severity.value} {category.value}: follow-up every "
+        f"{spec.follow_up_cadence.describe()} on {spec.calendar}",
+    )
+
+
 def read_clock(
     target: ResolvedTarget,
     started_at: datetime,

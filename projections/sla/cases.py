@@ -1,0 +1,249 @@
+"""A case as the SLA tracker sees it, and what each case event does to its clocks.
+
+Pure: the projection loads `CaseView`s, calls `apply_case_event` per event, and saves
+the views and the transitions. Before an event acts, the case's clocks are advanced to
+the event's own time, so a projection rebuilt from scratch records the same transitions
+at the same instants as one that followed live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from projections.sla.clocks import (
+    Clock,
+    Metric,
+    Transition,
+    advance,
+    finish,
+    last,
+    recompute,
+    start,
+)
+from projections.sla.targets import Locale, LocaleUnknown, TargetBook
+
+OPEN, AWAITING, RESOLVED = "open", "awaiting_assessment", "resolved"
+CUSTOMER_ADMIN = "customer_admin"
+
+
+@dataclass
+class CaseView:
+    """What the queue and the clocks need to know about one case."""
+
+    case_id: str
+    organisation_id: str
+    category: str
+    status: str
+    opened_at: datetime
+    severity: str | None = None
+    agent_id: str | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    unresponsive_since: datetime | None = None
+    version: int = 0
+    clocks: dict[Metric, Clock] = field(default_factory=dict)
+
+    @property
+    def due_at(self) -> datetime | None:
+        """The nearest deadline an agent still has to meet: the queue's order."""
+        due = [c.open_deadline for c in self.clocks.values() if c.open_deadline is not None]
+        return min(due) if due else None
+
+
+@dataclass
+class Tracker:
+    """Applies case events to views with the targets and the customers' locales."""
+
+    targets: TargetBook
+    locales: Mapping[str, Locale]
+    transitions: list[Transition] = field(default_factory=list)
+
+    def apply(
+        self,
+        view: CaseView | None,
+        case_id: str,
+        name: str,
+        data: dict[str, Any],
+        sequence: int,
+    ) -> CaseView | None:
+        """`view` after the case event `name` (e.g. "severity_assigned") at `sequence`."""
+        at = datetime.fromisoformat(data["at"])
+        if name == "opened":
+            view = CaseView(
+                case_id=case_id,
+                organisation_id=str(data["organisation_id"]),
+                category=str(data["category"]),
+                status=AWAITING,
+                opened_at=at,
+            )
+        if view is None:
+            return None
+        for metric, clock in list(view.clocks.items()):
+            self._record(view, metric, advance(clock, at))
+        handler = _HANDLERS.get(name)
+        if handler is not None:
+            handler(self, view, data, at)
+        view.version = sequence
+        return view
+
+    def relocate(self, view: CaseView, at: datetime, reason: str) -> None:
+        """Recompute the clocks that run on the customer's calendar (locale now known/changed)."""
+        for metric, clock in list(view.clocks.items()):
+            if clock.is_finished or view.severity is None:
+                continue
+            version = clock.policy_version
+            if self.targets.depends_on_customer(version, view.category, clock.severity):
+                target = self._target(view, metric, version)
+                moved = recompute(
+                    clock, clock.severity, target, calendar=clock.calendar, at=at, reason=reason
+                )
+                self._record(view, metric, moved)
+
+    # --- handlers -----------------------------------------------------------------------
+
+    def _severity_assigned(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        view.severity = str(data["severity"])
+        view.status = OPEN
+        version = str(data["policy_version"])
+        self._record(
+            view,
+            Metric.INITIAL_RESPONSE,
+            start(
+                view.case_id,
+                Metric.INITIAL_RESPONSE,
+                view.severity,
+                view.opened_at,
+                self._target(view, Metric.INITIAL_RESPONSE, version),
+                calendar=self._calendar(view, version),
+                policy_version=version,
+                at=at,
+                reason=f"severity {view.severity} assigned",
+            ),
+        )
+
+    def _escalated(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        self._severity_changed(view, data, at, "escalated")
+
+    def _downgraded(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        view.unresponsive_since = None
+        self._severity_changed(view, data, at, "downgraded after the customer did not respond")
+
+    def _severity_changed(
+        self, view: CaseView, data: dict[str, Any], at: datetime, why: str
+    ) -> None:
+        previous, view.severity = view.severity, str(data["severity"])
+        version = str(data["policy_version"])
+        reason = f"{why}: {previous} -> {view.severity}"
+        initial = view.clocks.get(Metric.INITIAL_RESPONSE)
+        if initial is not None and not initial.is_finished:
+            target = self._target(view, Metric.INITIAL_RESPONSE, version)
+            calendar = self._calendar(view, version)
+            self._record(
+                view,
+                Metric.INITIAL_RESPONSE,
+                recompute(initial, view.severity, target, calendar=calendar, at=at, reason=reason),
+            )
+        if view.first_response_at is not None and view.status == OPEN:
+            self._cycle_follow_up(view, version, at, reason, meets=False)
+
+    def _unresponsive(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        view.unresponsive_since = at
+
+    def _note(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        if data.get("by", {}).get("role") == CUSTOMER_ADMIN:
+            view.unresponsive_since = None
+
+    def _responded(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        version = str(data["policy_version"])
+        initial = view.clocks.get(Metric.INITIAL_RESPONSE)
+        if data.get("first_response") and view.first_response_at is None:
+            view.first_response_at = at
+            if initial is not None:
+                self._record(
+                    view,
+                    Metric.INITIAL_RESPONSE,
+                    finish(initial, at, "first response", meets=True),
+                )
+        self._cycle_follow_up(view, version, at, "response to the customer", meets=True)
+
+    def _agent_assigned(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        view.agent_id = str(data["agent_id"])
+
+    def _resolved(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        view.status, view.resolved_at = RESOLVED, at
+        for metric, clock in list(view.clocks.items()):
+            meets = metric is Metric.FOLLOW_UP
+            self._record(view, metric, finish(clock, at, "resolved", meets=meets))
+
+    def _reopened(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        view.status, view.resolved_at = OPEN, None
+        if view.first_response_at is not None:
+            self._cycle_follow_up(view, str(data["policy_version"]), at, "reopened", meets=True)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _cycle_follow_up(
+        self, view: CaseView, version: str, at: datetime, reason: str, *, meets: bool
+    ) -> None:
+        """End the running follow-up cycle and, if the severity has a cadence, start the next."""
+        current = view.clocks.get(Metric.FOLLOW_UP)
+        numbered_after = 0
+        if current is not None:
+            ended = finish(current, at, reason, meets=meets)
+            self._record(view, Metric.FOLLOW_UP, ended)
+            numbered_after = last(current, ended).transitions
+        if view.severity is None or not self.targets.has_follow_up(
+            version, view.category, view.severity
+        ):
+            return
+        self._record(
+            view,
+            Metric.FOLLOW_UP,
+            start(
+                view.case_id,
+                Metric.FOLLOW_UP,
+                view.severity,
+                at,
+                self._target(view, Metric.FOLLOW_UP, version),
+                calendar=self._calendar(view, version),
+                policy_version=version,
+                at=at,
+                reason=reason,
+                numbered_after=numbered_after,
+            ),
+        )
+
+    def _target(self, view: CaseView, metric: Metric, version: str) -> Any:
+        assert view.severity is not None
+        locale = self.locales.get(view.organisation_id)
+        initial = metric is Metric.INITIAL_RESPONSE
+        resolve = self.targets.initial if initial else self.targets.follow_up
+        try:
+            return resolve(version, view.category, view.severity, locale)
+        except LocaleUnknown:
+            return None
+
+    def _calendar(self, view: CaseView, version: str) -> str:
+        assert view.severity is not None
+        return self.targets.calendar_name(version, view.category, view.severity)
+
+    def _record(self, view: CaseView, metric: Metric, transitions: list[Transition]) -> None:
+        if transitions:
+            view.clocks[metric] = transitions[-1].clock
+            self.transitions.extend(transitions)
+
+
+_HANDLERS: dict[str, Callable[[Tracker, CaseView, dict[str, Any], datetime], None]] = {
+    "severity_assigned": Tracker._severity_assigned,
+    "escalated": Tracker._escalated,
+    "downgraded": Tracker._downgraded,
+    "customer_unresponsive": Tracker._unresponsive,
+    "note_added": Tracker._note,
+    "responded": Tracker._responded,
+    "agent_assigned": Tracker._agent_assigned,
+    "resolved": Tracker._resolved,
+    "reopened": Tracker._reopened,
+}

@@ -1,0 +1,204 @@
+"""The SLA tracker's clocks, driven by case events as they arrive from the topic (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from casebook.policy_source import default_policy_text
+from domain.policy import Policy, parse_policy
+from projections.sla.cases import CaseView, Tracker
+from projections.sla.clocks import Change, Metric, State, advance
+from projections.sla.targets import Locale, TargetBook, UnknownPolicyVersion
+
+CASE, ORG = "case-1", "org-1"
+# Monday 2025-03-03 10:00 Shanghai = 02:00 UTC; B/C support runs 09:00-24:00 Shanghai.
+OPENED = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
+AGENT = {"principal_id": "bob", "role": "agent", "channel": "online"}
+
+
+def at(**delta: float) -> datetime:
+    return OPENED + timedelta(**delta)
+
+
+def data(when: datetime, **fields: Any) -> dict[str, Any]:
+    return {"at": when.isoformat(), "policy_version": "2025.1", "by": AGENT, **fields}
+
+
+class Case:
+    """One case fed event by event through a tracker, as the projection does."""
+
+    def __init__(self, book: TargetBook, category: str = "technical", **locales: Locale) -> None:
+        self.tracker = Tracker(book, dict(locales))
+        self.view: CaseView | None = None
+        self.sequence = 0
+        self.event("opened", OPENED, organisation_id=ORG, category=category)
+
+    def event(self, name: str, when: datetime, **fields: Any) -> list[tuple[Change, datetime]]:
+        before = len(self.tracker.transitions)
+        self.sequence += 1
+        self.view = self.tracker.apply(self.view, CASE, name, data(when, **fields), self.sequence)
+        return [(t.change, t.at) for t in self.tracker.transitions[before:]]
+
+    def clock(self, metric: Metric = Metric.INITIAL_RESPONSE) -> Any:
+        assert self.view is not None
+        return self.view.clocks[metric]
+
+
+@pytest.fixture(scope="module")
+def book(default_policy: Policy) -> TargetBook:
+    return TargetBook([default_policy])
+
+
+def test_severity_starts_the_initial_response_clock_from_the_opening(book: TargetBook) -> None:
+    case = Case(book)
+    changes = case.event("severity_assigned", at(hours=2), severity="B", agreement="standard")
+    clock = case.clock()
+    assert changes == [(Change.STARTED, at(hours=2))]
+    assert clock.started_at == OPENED
+    # 1 business day = 15 h of 09:00-24:00 Shanghai, counted from 10:00: 02:00 UTC next day.
+    assert clock.deadline == datetime(2025, 3, 4, 2, 0, tzinfo=UTC)
+    assert clock.at_risk_at == OPENED + timedelta(hours=12)
+    assert case.view is not None and case.view.due_at == clock.deadline
+
+
+def test_time_alone_turns_a_clock_at_risk_then_breached_at_the_true_instants(
+    book: TargetBook,
+) -> None:
+    case = Case(book)
+    case.event("severity_assigned", at(minutes=1), severity="B", agreement="standard")
+    clock = case.clock()
+    # Noticed a week late (downtime): the transitions keep their own instants.
+    changes = advance(clock, at(days=7))
+    assert [(t.change, t.at) for t in changes] == [
+        (Change.AT_RISK, clock.at_risk_at),
+        (Change.BREACHED, clock.deadline),
+    ]
+    assert changes[-1].clock.state is State.BREACHED
+    assert changes[-1].clock.breached_at == clock.deadline
+    assert changes[-1].clock.next_due_at is None
+
+
+def test_first_response_before_the_deadline_meets_the_target(book: TargetBook) -> None:
+    case = Case(book)
+    case.event("severity_assigned", at(minutes=1), severity="C", agreement="standard")
+    changes = case.event("responded", at(hours=3), first_response=True, message_summary="")
+    assert changes == [(Change.MET, at(hours=3))]
+    assert case.clock().state is State.MET
+    assert case.view is not None and case.view.due_at is None
+
+
+def test_late_response_records_the_breach_at_the_deadline_then_the_answer(
+    book: TargetBook,
+) -> None:
+    case = Case(book)
+    case.event("severity_assigned", at(minutes=1), severity="B", agreement="standard")
+    deadline = case.clock().deadline
+    changes = case.event("responded", at(days=2), first_response=True, message_summary="")
+    assert [c for c, _ in changes] == [Change.AT_RISK, Change.BREACHED, Change.STOPPED]
+    assert changes[1] == (Change.BREACHED, deadline)
+    clock = case.clock()
+    assert clock.state is State.BREACHED and clock.stopped_at == at(days=2)
+
+
+def test_escalation_recomputes_from_the_opening_and_can_breach_at_once(
+    book: TargetBook,
+) -> None:
+    case = Case(book)
+    case.event("severity_assigned", at(minutes=1), severity="B", agreement="advanced")
+    changes = case.event(
+        "escalated", at(hours=2), severity="A", previous_severity="B", reason="", agreement="x"
+    )
+    # A: 1 hour 24x7 from the opening; two hours in, it is already breached.
+    assert changes == [
+        (Change.RECOMPUTED, at(hours=2)),
+        (Change.AT_RISK, at(minutes=48)),
+        (Change.BREACHED, at(hours=1)),
+    ]
+    history = case.tracker.transitions
+    assert history[-3].reason == "escalated: B -> A"
+    assert case.clock().breached_at == at(hours=1)
+
+
+def test_downgrade_lifts_a_breach_the_stricter_target_caused(book: TargetBook) -> None:
+    case = Case(book)
+    case.event("severity_assigned", at(minutes=1), severity="A", agreement="advanced")
+    case.event(
+        "customer_unresponsive", at(minutes=30), requested="logs", asked_at=at(minutes=5)
+    )
+    changes = case.event(
+        "downgraded",
+        at(hours=3),
+        severity="B",
+        previous_severity="A",
+        reason="",
+        evidence_version=3,
+        evidence_requested="logs",
+        evidence_asked_at=at(minutes=5),
+    )
+    assert [c for c, _ in changes] == [
+        Change.AT_RISK,
+        Change.BREACHED,
+        Change.RECOMPUTED,
+    ]
+    clock = case.clock()
+    assert clock.state is State.RUNNING and clock.breached_at is None
+    assert clock.deadline == datetime(2025, 3, 4, 2, 0, tzinfo=UTC)
+    assert "downgraded" in case.tracker.transitions[-1].reason
+    assert case.view is not None and case.view.unresponsive_since is None
+
+
+def test_presales_clock_waits_for_the_customer_locale_then_counts_their_hours(
+    book: TargetBook,
+) -> None:
+    case = Case(book, category="presales")
+    changes = case.event("severity_assigned", at(minutes=1), severity="C", agreement="standard")
+    assert changes == [(Change.STARTED, at(minutes=1))]
+    assert case.clock().deadline is None
+    assert "waiting for the customer's locale" in case.tracker.transitions[-1].reason
+    assert case.view is not None
+    case.tracker.locales = {ORG: Locale(timezone="Europe/Warsaw", country="PL")}
+    case.tracker.relocate(case.view, at(minutes=5), "customer locale known")
+    # Opened Monday 03:00 Warsaw: 3 business days of 9 h end Wednesday 18:00 Warsaw.
+    assert case.clock().deadline == datetime(2025, 3, 5, 17, 0, tzinfo=UTC)
+
+
+def test_resolving_stops_the_follow_up_cadence(default_policy: Policy) -> None:
+    text = default_policy_text().replace(
+        'targets.A = { initial_response = { hours = 1 }, calendar = "continuous" }',
+        'targets.A = { initial_response = { hours = 1 }, calendar = "continuous", '
+        "follow_up_cadence = { hours = 4 } }",
+    )
+    case = Case(TargetBook([parse_policy(text, source="test")]))
+    case.event("severity_assigned", at(minutes=1), severity="A", agreement="advanced")
+    case.event("responded", at(minutes=30), first_response=True, message_summary="")
+    first = case.clock(Metric.FOLLOW_UP)
+    assert (first.started_at, first.deadline) == (at(minutes=30), at(hours=4, minutes=30))
+    case.event("responded", at(hours=2), first_response=False, message_summary="")
+    second = case.clock(Metric.FOLLOW_UP)
+    assert second.deadline == at(hours=6) and second.transitions > first.transitions
+    case.event("resolved", at(hours=3), resolution="fixed")
+    assert case.clock(Metric.FOLLOW_UP).state is State.MET
+    assert case.view is not None and case.view.due_at is None
+
+
+def test_an_unknown_policy_version_is_refused_by_name(book: TargetBook) -> None:
+    case = Case(book)
+    with pytest.raises(UnknownPolicyVersion, match=r"'1999\.9'"):
+        case.event(
+            "severity_assigned",
+            at(minutes=1),
+            severity="B",
+            agreement="standard",
+            policy_version="1999.9",
+        )
+
+
+def test_transition_ids_are_stable_and_distinct(book: TargetBook) -> None:
+    case = Case(book)
+    case.event("severity_assigned", at(minutes=1), severity="B", agreement="standard")
+    case.event("responded", at(days=2), first_response=True, message_summary="")
+    ids = [t.event_id for t in case.tracker.transitions]
+    assert ids == [f"{CASE}:initial_response:{n}" for n in range(1, 5)]
