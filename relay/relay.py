@@ -17,13 +17,14 @@ from typing import Any
 
 import psycopg
 import structlog
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from casebook.database import Database
 from casebook.settings import Settings
 from relay.cloudevents import Record, record_for, topic_name
 from relay.leadership import Leadership, leadership
+from relay.topics import TopicRefused, ensure_topic
 
 log = structlog.get_logger("casebook.relay")
 RELAY_NAME = "case-events"
@@ -80,25 +81,10 @@ class Relay:
 
     def ensure_topic(self) -> None:
         """Create the topic with the configured partitions unless it exists."""
-        admin = KafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="casebook-relay")
         try:
-            admin.create_topics(
-                {
-                    self.topic: {
-                        "num_partitions": self._settings.topic_partitions,
-                        "replication_factor": self._settings.topic_replication,
-                        # Case events are the analytics' history: keep them forever.
-                        "topic_configs": {"retention.ms": "-1"},
-                    }
-                }
-            )
-            log.info("relay.topic.created", topic=self.topic)
-        except TopicAlreadyExistsError:
-            pass
-        except KafkaError as error:
-            raise RelayError(f"the broker refused to create topic {self.topic}: {error}") from None
-        finally:
-            admin.close()
+            ensure_topic(self._bootstrap, self.topic, self._settings, "casebook-relay")
+        except TopicRefused as error:
+            raise RelayError(str(error)) from None
 
     def position(self) -> int:
         """The last notification id the broker acknowledged (0 before the first)."""

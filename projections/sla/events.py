@@ -1,0 +1,87 @@
+"""The SLA-events topic contract: one CloudEvent per clock transition.
+
+Type `casebook.sla.clock_<change>.v1` (started, recomputed, at_risk, breached, met,
+stopped), subject the case id, id `<case>:<metric>:<n>` (stable: a rebuilt projection
+names the same transition the same way), time the instant the transition truly happened.
+The payload is `ClockEvent`; its JSON Schema is in `schemas/sla-events/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from projections.sla.clocks import Change, Metric, State, Transition
+
+TOPIC = "sla-events.v1"
+
+
+class ClockEvent(BaseModel):
+    """A case's SLA clock changed: what changed, when, why, and the clock after it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_id: str
+    organisation_id: str
+    category: str
+    metric: Metric
+    change: Change
+    at: datetime = Field(description="When the change happened (a breach: the deadline).")
+    reason: str
+    state: State
+    severity: str
+    policy_version: str
+    started_at: datetime
+    deadline: datetime | None = Field(description="None while the customer's locale is unknown.")
+    at_risk_at: datetime | None
+    met_at: datetime | None
+    breached_at: datetime | None
+    stopped_at: datetime | None
+    provisional: bool = Field(description="The deadline spans an unofficial holiday schedule.")
+
+
+@dataclass(frozen=True)
+class SlaEvent:
+    id: str
+    type: str
+    subject: str
+    time: datetime
+    payload: dict[str, Any]
+
+
+def event_type(change: Change) -> str:
+    return f"casebook.sla.clock_{change.value}.v1"
+
+
+def sla_event(transition: Transition, organisation_id: str, category: str) -> SlaEvent:
+    """The published form of one transition."""
+    clock = transition.clock
+    body = ClockEvent(
+        case_id=clock.case_id,
+        organisation_id=organisation_id,
+        category=category,
+        metric=clock.metric,
+        change=transition.change,
+        at=transition.at,
+        reason=transition.reason,
+        state=clock.state,
+        severity=clock.severity,
+        policy_version=clock.policy_version,
+        started_at=clock.started_at,
+        deadline=clock.deadline,
+        at_risk_at=clock.at_risk_at,
+        met_at=clock.met_at,
+        breached_at=clock.breached_at,
+        stopped_at=clock.stopped_at,
+        provisional=clock.provisional,
+    )
+    return SlaEvent(
+        id=transition.event_id,
+        type=event_type(transition.change),
+        subject=clock.case_id,
+        time=transition.at,
+        payload=body.model_dump(mode="json"),
+    )

@@ -1,0 +1,249 @@
+"""The SLA tracker's tables: load case views, save them with their transitions and outbox.
+
+All writes happen in the caller's transaction, so a batch's views, its history rows and
+its outbox rows commit together with the consumer's offsets, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from projections.sla.cases import CaseView
+from projections.sla.clocks import Clock, Metric, State, Transition
+from projections.sla.events import sla_event
+from projections.sla.targets import Locale
+
+_CASE_COLUMNS = (
+    "case_id, organisation_id, category, severity, status, agent_id, opened_at, "
+    "first_response_at, resolved_at, unresponsive_since, version"
+)
+CLOCK_COLUMNS = (
+    "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
+    "description, deadline, at_risk_at, provisional, state, met_at, breached_at, stopped_at, "
+    "transitions"
+)
+
+
+def load_views(
+    conn: psycopg.Connection[Any], case_ids: Iterable[str], *, lock: bool = True
+) -> dict[str, CaseView]:
+    """The stored views of `case_ids` with their clocks, locked for this transaction."""
+    wanted = sorted(set(case_ids))
+    if not wanted:
+        return {}
+    # Sorted locks: two writers taking overlapping sets never deadlock.
+    suffix = " ORDER BY case_id FOR UPDATE" if lock else ""
+    rows = conn.execute(
+        f"SELECT {_CASE_COLUMNS} FROM casebook_sla_cases WHERE case_id = ANY(%s::uuid[]){suffix}",
+        (wanted,),
+    ).fetchall()
+    return _with_clocks(conn, rows)
+
+
+def load_open_views_of(
+    conn: psycopg.Connection[Any], organisation_id: str, known: Mapping[str, CaseView]
+) -> dict[str, CaseView]:
+    """The unresolved cases of an organisation not already in `known`, locked."""
+    rows = conn.execute(
+        f"SELECT {_CASE_COLUMNS} FROM casebook_sla_cases WHERE organisation_id = %s "
+        "AND status <> 'resolved' ORDER BY case_id FOR UPDATE",
+        (organisation_id,),
+    ).fetchall()
+    return _with_clocks(conn, [row for row in rows if str(row[0]) not in known])
+
+
+def _with_clocks(conn: psycopg.Connection[Any], rows: Sequence[Any]) -> dict[str, CaseView]:
+    views = {str(row[0]): _view(row) for row in rows}
+    if views:
+        for row in conn.execute(
+            f"SELECT {CLOCK_COLUMNS} FROM casebook_sla_clocks WHERE case_id = ANY(%s::uuid[])",
+            (list(views),),
+        ):
+            clock = clock_from_row(row)
+            views[clock.case_id].clocks[clock.metric] = clock
+    return views
+
+
+def _view(row: Any) -> CaseView:
+    return CaseView(
+        case_id=str(row[0]),
+        organisation_id=str(row[1]),
+        category=row[2],
+        severity=row[3],
+        status=row[4],
+        agent_id=row[5],
+        opened_at=row[6],
+        first_response_at=row[7],
+        resolved_at=row[8],
+        unresponsive_since=row[9],
+        version=row[10],
+    )
+
+
+def clock_from_row(row: Sequence[Any]) -> Clock:
+    return Clock(
+        case_id=str(row[0]),
+        metric=Metric(row[1]),
+        severity=row[2],
+        policy_version=row[3],
+        started_at=row[4],
+        target=timedelta(seconds=row[5]),
+        calendar=row[6],
+        description=row[7],
+        deadline=row[8],
+        at_risk_at=row[9],
+        provisional=row[10],
+        state=State(row[11]),
+        met_at=row[12],
+        breached_at=row[13],
+        stopped_at=row[14],
+        transitions=row[15],
+    )
+
+
+def load_locales(
+    conn: psycopg.Connection[Any], organisation_ids: Iterable[str]
+) -> dict[str, Locale]:
+    wanted = sorted(set(organisation_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        "SELECT organisation_id, timezone, country FROM casebook_sla_organisations "
+        "WHERE organisation_id = ANY(%s::uuid[])",
+        (wanted,),
+    ).fetchall()
+    return {str(org): Locale(timezone=zone, country=country) for org, zone, country in rows}
+
+
+def save_locale(conn: psycopg.Connection[Any], organisation_id: str, locale: Locale) -> None:
+    conn.execute(
+        "INSERT INTO casebook_sla_organisations (organisation_id, timezone, country) "
+        "VALUES (%s, %s, %s) "
+        "ON CONFLICT (organisation_id) DO UPDATE "
+        "SET timezone = EXCLUDED.timezone, country = EXCLUDED.country",
+        (organisation_id, locale.timezone, locale.country),
+    )
+
+
+def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None:
+    """Upsert the views and their clocks."""
+    views = list(views)
+    if not views:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO casebook_sla_cases ({_CASE_COLUMNS}, due_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (case_id) DO UPDATE SET severity = EXCLUDED.severity, "
+            "status = EXCLUDED.status, agent_id = EXCLUDED.agent_id, "
+            "first_response_at = EXCLUDED.first_response_at, "
+            "resolved_at = EXCLUDED.resolved_at, "
+            "unresponsive_since = EXCLUDED.unresponsive_since, "
+            "version = EXCLUDED.version, due_at = EXCLUDED.due_at",
+            [
+                (
+                    v.case_id,
+                    v.organisation_id,
+                    v.category,
+                    v.severity,
+                    v.status,
+                    v.agent_id,
+                    v.opened_at,
+                    v.first_response_at,
+                    v.resolved_at,
+                    v.unresponsive_since,
+                    v.version,
+                    v.due_at,
+                )
+                for v in views
+            ],
+        )
+        save_clocks(cursor, [(clock, v.category) for v in views for clock in v.clocks.values()])
+
+
+def save_clocks(cursor: psycopg.Cursor[Any], clocks: Sequence[tuple[Clock, str]]) -> None:
+    """Upsert clocks (each with its case's category, which the compliance report groups by)."""
+    if not clocks:
+        return
+    cursor.executemany(
+        f"INSERT INTO casebook_sla_clocks ({CLOCK_COLUMNS}, category, next_due_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (case_id, metric) DO UPDATE SET severity = EXCLUDED.severity, "
+        "policy_version = EXCLUDED.policy_version, started_at = EXCLUDED.started_at, "
+        "target_seconds = EXCLUDED.target_seconds, calendar = EXCLUDED.calendar, "
+        "description = EXCLUDED.description, deadline = EXCLUDED.deadline, "
+        "at_risk_at = EXCLUDED.at_risk_at, provisional = EXCLUDED.provisional, "
+        "state = EXCLUDED.state, met_at = EXCLUDED.met_at, breached_at = EXCLUDED.breached_at, "
+        "stopped_at = EXCLUDED.stopped_at, transitions = EXCLUDED.transitions, "
+        "next_due_at = EXCLUDED.next_due_at",
+        [
+            (
+                c.case_id,
+                c.metric.value,
+                c.severity,
+                c.policy_version,
+                c.started_at,
+                c.target.total_seconds(),
+                c.calendar,
+                c.description,
+                c.deadline,
+                c.at_risk_at,
+                c.provisional,
+                c.state.value,
+                c.met_at,
+                c.breached_at,
+                c.stopped_at,
+                c.transitions,
+                category,
+                c.next_due_at,
+            )
+            for c, category in clocks
+        ],
+    )
+
+
+def save_transitions(
+    cursor: psycopg.Cursor[Any],
+    transitions: Sequence[Transition],
+    cases: Mapping[str, tuple[str, str]],
+) -> None:
+    """History rows and outbox rows; `cases` maps case id to (organisation, category).
+
+    Both are keyed by the transition's stable id: a transition recorded twice (a batch
+    applied again after a crash before its offsets were stored cannot happen, but a
+    replayed dead letter might overlap) is kept once and published once.
+    """
+    if not transitions:
+        return
+    cursor.executemany(
+        "INSERT INTO casebook_sla_clock_history (event_id, case_id, metric, change, at, reason, "
+        "state, severity, policy_version, deadline, at_risk_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        [
+            (
+                t.event_id,
+                t.clock.case_id,
+                t.clock.metric.value,
+                t.change.value,
+                t.at,
+                t.reason,
+                t.clock.state.value,
+                t.clock.severity,
+                t.clock.policy_version,
+                t.clock.deadline,
+                t.clock.at_risk_at,
+            )
+            for t in transitions
+        ],
+    )
+    events = [sla_event(t, *cases[t.clock.case_id]) for t in transitions]
+    cursor.executemany(
+        "INSERT INTO casebook_sla_outbox (event_id, type, subject, time, payload) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING",
+        [(e.id, e.type, e.subject, e.time, Jsonb(e.payload)) for e in events],
+    )
