@@ -1,0 +1,32 @@
+"""What the consumer runtime needs from a projection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import psycopg
+
+from consumers.envelope import Envelope
+
+
+class Projection(Protocol):
+    """A read model fed by one consumer group.
+
+    `name` is the consumer group id and the key of everything the runtime stores for it
+    (offsets, last applied sequence per subject, parked subjects, dead letters).
+    `topics` are topic names under the configured prefix, e.g. `case-events.v1`.
+    """
+
+    name: str
+    topics: tuple[str, ...]
+
+    def apply(self, conn: psycopg.Connection[Any], events: Sequence[Envelope]) -> None:
+        """Apply `events` inside the caller's open transaction, in the order given.
+
+        The runtime has already dropped duplicates and events of parked subjects, and
+        keeps each subject's events in sequence order. Raise `Poison` for an event that
+        can never be applied (the runtime dead-letters it without retrying); any other
+        exception is retried, then dead-lettered.
+        """
+        ...
