@@ -47,7 +47,7 @@ class SlaTimer:
 
     def run(self, stop: threading.Event) -> None:
         """Tick until `stop` is set; a failed tick is logged and tried again."""
-        with psycopg.connect(self._url) as conn:
+        with psycopg.connect(self._url, autocommit=True) as conn:
             while not stop.wait(self._interval):
                 try:
                     self.tick(conn)
