@@ -77,6 +77,20 @@ class Settings(BaseSettings):
         ge=1,
         description="Most commands saved together in one transaction.",
     )
+    consumer_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Tries of an event a projection fails on before it is dead-lettered.",
+    )
+    consumer_batch_max: int = Field(
+        default=500, ge=1, description="Most records a consumer applies in one transaction."
+    )
+    consumer_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="Kafka consumer-group session timeout; a member silent this long is "
+        "replaced (heartbeats every quarter of it).",
+    )
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -8,6 +8,7 @@ import psycopg
 import typer
 
 from casebook.cli.db import migrate_command
+from casebook.cli.dlq import DlqRefused, consumers_app, dlq_app
 from casebook.cli.keys import KeyNotActive, keys_app
 from casebook.cli.policy import policy_app
 from casebook.cli.relay import relay_command
@@ -20,7 +21,7 @@ from casebook.migrate import MigrationFailed
 from domain.errors import DomainError
 
 # Failures of the machinery around the domain: reported in one line, exit code 1.
-_OPERATIONAL_ERRORS = (DatabaseUnavailable, MigrationFailed, KeyNotActive)
+_OPERATIONAL_ERRORS = (DatabaseUnavailable, MigrationFailed, KeyNotActive, DlqRefused)
 
 app = typer.Typer(
     name="casebook",
@@ -33,6 +34,8 @@ app.add_typer(sla_app, name="sla")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(consumers_app, name="consumers")
 app.command("migrate")(migrate_command)
 app.command("serve")(serve_command)
 app.command("run")(run_command)

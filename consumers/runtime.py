@@ -1,0 +1,364 @@
+"""The consumer-group runtime every projection runs on.
+
+Each polled batch is applied and its offsets, subject sequences, held-back events and
+dead letters are stored in ONE PostgreSQL transaction (`consumers.batch`). On every
+(re)assignment the partitions are sought to the offsets stored there, never to Kafka's
+committed ones, so a crash at any point neither loses nor applies an event twice. Kafka
+offsets are committed afterwards only so Kafka tooling shows the lag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import structlog
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from casebook.database import Database
+from casebook.settings import Settings
+from consumers import state
+from consumers.batch import BatchResult, apply_batch, default_backoff
+from consumers.deadletters import DeadLetterPublisher
+from consumers.metrics import Metrics, Rate
+from consumers.projection import Projection
+from consumers.records import Raw
+from consumers.state import Partition
+
+log = structlog.get_logger("casebook.consumers")
+
+ConsumerFactory = Callable[[dict[str, Any]], KafkaConsumer]
+POLL_TIMEOUT_MS = 500
+STATUS_INTERVAL_S = 10.0
+MAX_DB_BACKOFF_S = 10.0
+
+
+class ConsumerError(RuntimeError):
+    """The runtime cannot start (no brokers configured, say); the message says why."""
+
+
+class ConsumerRuntime:
+    """Runs one projection as a member of the consumer group named after it."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        db: Database,
+        settings: Settings,
+        *,
+        consumer_factory: ConsumerFactory | None = None,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
+        member: str | None = None,
+        status_interval_s: float = STATUS_INTERVAL_S,
+        backoff: Callable[[int], None] = default_backoff,
+    ) -> None:
+        if settings.kafka_bootstrap_servers is None:
+            raise ConsumerError("set KAFKA_BOOTSTRAP_SERVERS to the Kafka brokers")
+        self.projection = projection
+        self.group = projection.name
+        self.topics = tuple(f"{settings.topic_prefix}.{topic}" for topic in projection.topics)
+        self.member = member or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._db = db
+        self._settings = settings
+        self._bootstrap = settings.kafka_bootstrap_servers
+        self._new_consumer = consumer_factory or (lambda config: KafkaConsumer(**config))
+        self._publisher = DeadLetterPublisher(
+            settings, self._bootstrap, producer_factory=producer_factory
+        )
+        self._status_interval = status_interval_s
+        self._backoff = backoff
+        self._rate = Rate()
+        self._metrics = Metrics(self.group, self.member)
+        self._started_at = datetime.now(UTC)
+        self._consumer: KafkaConsumer | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._positions: dict[Partition, int] = {}  # next offset stored in PostgreSQL
+        self._resync_needed = False
+
+    @property
+    def metrics(self) -> Metrics:
+        """The latest snapshot (safe to read from any thread)."""
+        return self._metrics
+
+    def consumer_config(self) -> dict[str, Any]:
+        """What the Kafka consumer is built from (`consumer_factory` receives it)."""
+        session = self._settings.consumer_session_timeout_ms
+        return {
+            "bootstrap_servers": self._bootstrap,
+            "group_id": self.group,
+            "client_id": f"casebook-{self.group}-{self.member}",
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_records": self._settings.consumer_batch_max,
+            "session_timeout_ms": session,
+            "heartbeat_interval_ms": max(session // 4, 100),
+        }
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set; then finish the batch in hand, commit, close."""
+        self._publisher.ensure_topic()
+        self._conn = psycopg.connect(self._db.url)
+        consumer = self._consumer = self._new_consumer(self.consumer_config())
+        try:
+            consumer.subscribe(topics=list(self.topics), listener=_Rebalance(self))
+            log.info("consumer.started", group=self.group, member=self.member, topics=self.topics)
+            next_status = time.monotonic()
+            while not stop.is_set():
+                polled = consumer.poll(
+                    timeout_ms=POLL_TIMEOUT_MS, max_records=self._settings.consumer_batch_max
+                )
+                if self._resync_needed:
+                    self._resync(stop)  # what was polled may come from Kafka's offsets
+                    continue
+                records = [Raw.of(r) for batch in polled.values() for r in batch]
+                if records:
+                    self._handle(records, stop)
+                self._refresh_metrics()
+                if time.monotonic() >= next_status:
+                    self._report()
+                    next_status = time.monotonic() + self._status_interval
+        finally:
+            self._close()
+
+    def _handle(self, records: list[Raw], stop: threading.Event) -> None:
+        conn = self._conn
+        assert conn is not None
+        try:
+            with conn.transaction():
+                result = apply_batch(
+                    conn,
+                    self.projection,
+                    records,
+                    max_attempts=self._settings.consumer_max_attempts,
+                    backoff=self._backoff,
+                )
+        except psycopg.Error as error:
+            # Nothing of the batch is stored: read it again from the stored offsets.
+            log.error("consumer.database.failed", group=self.group, error=str(error).strip())
+            self._reconnect(stop)
+            self._resync(stop)
+            return
+        self._positions.update(result.next_offsets)
+        self._rate.add(result.records)
+        for dead in result.dead_letters:
+            self._publisher.publish(dead)
+        self._commit_to_kafka(result.next_offsets)
+        self._refresh_metrics(result)
+        log.info(
+            "consumer.batch.applied",
+            group=self.group,
+            count=result.records,
+            applied=result.applied,
+            duplicates=result.duplicates,
+            held=result.held,
+            dead_lettered=len(result.dead_letters),
+            lag=self._metrics.total_lag,
+        )
+
+    def _commit_to_kafka(self, offsets: dict[Partition, int]) -> None:
+        """Tell Kafka too (for its tooling); PostgreSQL already holds the truth."""
+        if not offsets or self._consumer is None:
+            return
+        try:
+            self._consumer.commit(
+                {
+                    TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                    for (t, p), o in offsets.items()
+                }
+            )
+        except KafkaError as error:
+            log.warning("consumer.kafka_commit.failed", group=self.group, error=str(error))
+
+    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Seek every assigned partition to its offset in PostgreSQL (or the beginning)."""
+        try:
+            self._seek(assigned)
+        except psycopg.Error as error:
+            log.error("consumer.seek.failed", group=self.group, error=str(error).strip())
+            self._resync_needed = True
+
+    def _on_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Every batch is committed before the next poll, so nothing is in hand here.
+        log.info("consumer.partitions.revoked", group=self.group, member=self.member,
+                 partitions=_names(revoked))  # fmt: skip
+        applied = {(tp.topic, tp.partition) for tp in revoked}
+        self._commit_to_kafka({tp: o for tp, o in self._positions.items() if tp in applied})
+        for tp in applied:
+            self._positions.pop(tp, None)
+
+    def _seek(self, partitions: list[TopicPartition]) -> None:
+        consumer, conn = self._consumer, self._conn
+        assert consumer is not None and conn is not None
+        with conn.transaction():
+            stored = state.stored_offsets(
+                conn, self.group, [(p.topic, p.partition) for p in partitions]
+            )
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+                self._positions[(tp.topic, tp.partition)] = offset
+        log.info(
+            "consumer.partitions.assigned",
+            group=self.group,
+            member=self.member,
+            partitions=_names(partitions),
+            offsets={f"{t}:{p}": o for (t, p), o in sorted(stored.items())},
+        )
+
+    def _resync(self, stop: threading.Event) -> None:
+        """Seek every assigned partition back to PostgreSQL's offsets, retrying until it works."""
+        consumer = self._consumer
+        assert consumer is not None
+        attempt = 0
+        while not stop.is_set():
+            try:
+                self._seek(sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition)))
+            except psycopg.Error as error:
+                attempt += 1
+                log.error("consumer.seek.failed", group=self.group, error=str(error).strip())
+                self._reconnect(stop)
+                stop.wait(min(0.5 * attempt, MAX_DB_BACKOFF_S))
+                continue
+            self._resync_needed = False
+            return
+        self._resync_needed = True
+
+    def _reconnect(self, stop: threading.Event) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        attempt = 0
+        while not stop.is_set():
+            try:
+                self._conn = psycopg.connect(self._db.url)
+                return
+            except psycopg.Error as error:
+                attempt += 1
+                delay = min(0.5 * 2**attempt, MAX_DB_BACKOFF_S)
+                log.warning(
+                    "consumer.database.unavailable", error=str(error).strip(), retry_in_s=delay
+                )
+                stop.wait(delay)
+
+    def _refresh_metrics(self, result: BatchResult | None = None) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        assigned = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
+        lag: dict[Partition, int] = {}
+        for topic, partition in assigned:
+            tp = TopicPartition(topic, partition)
+            highwater = consumer.highwater(tp)
+            position = self._positions.get((topic, partition))
+            if highwater is not None and position is not None:
+                lag[(topic, partition)] = max(highwater - position, 0)
+            elif highwater is not None:
+                lag[(topic, partition)] = highwater  # nothing consumed yet: all of it
+        old = self._metrics
+        self._metrics = Metrics(
+            group=self.group,
+            member=self.member,
+            assigned=tuple(assigned),
+            lag=lag,
+            events_per_second=self._rate.per_second(),
+            parked=old.parked,
+            consumed=old.consumed + (result.records if result else 0),
+            applied=old.applied + (result.applied if result else 0),
+            duplicates=old.duplicates + (result.duplicates if result else 0),
+            held=old.held + (result.held if result else 0),
+            dead_lettered=old.dead_lettered + (len(result.dead_letters) if result else 0),
+            batches=old.batches + (1 if result else 0),
+        )
+        if result and result.dead_letters:
+            self._report(log_line=False)
+
+    def _report(self, *, log_line: bool = True) -> None:
+        """Refresh the parked count, upsert this member's status row, log the metrics."""
+        conn = self._conn
+        assert conn is not None
+        metrics = self._metrics
+        try:
+            with conn.transaction():
+                parked = state.parked_count(conn, self.group)
+                state.save_status(conn, self._status(metrics, parked))
+        except psycopg.Error as error:
+            log.warning("consumer.status.failed", group=self.group, error=str(error).strip())
+            return
+        self._metrics = metrics = _with_parked(self._metrics, parked)
+        if log_line:
+            log.info(
+                "consumer.metrics",
+                group=self.group,
+                member=self.member,
+                lag=metrics.total_lag,
+                events_per_second=round(metrics.events_per_second, 1),
+                parked=metrics.parked,
+                applied=metrics.applied,
+                dead_lettered=metrics.dead_lettered,
+                partitions=metrics.partitions(),
+            )
+
+    def _status(self, metrics: Metrics, parked: int) -> state.MemberStatus:
+        now = datetime.now(UTC)
+        return state.MemberStatus(
+            group=self.group,
+            member=self.member,
+            partitions=metrics.partitions(),
+            lag=metrics.total_lag,
+            events_per_second=metrics.events_per_second,
+            parked=parked,
+            applied=metrics.applied,
+            dead_lettered=metrics.dead_lettered,
+            started_at=self._started_at,
+            updated_at=now,
+        )
+
+    def _close(self) -> None:
+        consumer, conn = self._consumer, self._conn
+        if consumer is not None:
+            self._commit_to_kafka(dict(self._positions))
+            with contextlib.suppress(KafkaError):
+                consumer.close(autocommit=False)  # leaves the group: the others rebalance at once
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error), conn.transaction():
+                state.delete_status(conn, self.group, self.member)
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+        self._publisher.close()
+        self._consumer = self._conn = None
+        log.info("consumer.stopped", group=self.group, member=self.member,
+                 applied=self._metrics.applied)  # fmt: skip
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands kafka-python's rebalance callbacks (run inside poll) to the runtime."""
+
+    def __init__(self, runtime: ConsumerRuntime) -> None:
+        self._runtime = runtime
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._runtime._on_revoked(list(revoked))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self._runtime._on_assigned(list(assigned))
+
+
+def _with_parked(metrics: Metrics, parked: int) -> Metrics:
+    return replace(metrics, parked=parked)
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return sorted(f"{tp.topic}:{tp.partition}" for tp in partitions)

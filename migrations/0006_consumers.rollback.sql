@@ -1,0 +1,6 @@
+DROP TABLE casebook_consumer_status;
+DROP TABLE casebook_consumer_parked_events;
+DROP TABLE casebook_consumer_parked;
+DROP TABLE casebook_consumer_dead_letters;
+DROP TABLE casebook_consumer_sequences;
+DROP TABLE casebook_consumer_offsets;
