@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         default=None,
         description="Support policy TOML file; the shipped default when unset.",
+    )
+    policy_archive_dir: Path | None = Field(
+        default=None,
+        description="Directory of earlier policy versions (*.toml): the SLA tracker "
+        "recomputes an event's deadline under the version it records.",
     )
     database_url: str | None = Field(
         default=None,
@@ -91,6 +96,12 @@ class Settings(BaseSettings):
         description="Kafka consumer-group session timeout; a member silent this long is "
         "replaced (heartbeats every quarter of it).",
     )
+
+    @field_validator("kafka_bootstrap_servers", "database_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `KAFKA_BOOTSTRAP_SERVERS=` in a shell or compose file means "not configured".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def uses_embedded_database(self) -> bool:

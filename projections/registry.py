@@ -14,7 +14,16 @@ from casebook.settings import Settings
 if TYPE_CHECKING:
     from consumers.projection import Projection
 
-PROJECTIONS: dict[str, Callable[[Settings], Projection]] = {}
+
+
+def _sla(settings: Settings) -> Projection:
+    from casebook.sla_service import target_book
+    from projections.sla.projection import SlaProjection
+
+    return SlaProjection(target_book(settings))
+
+
+PROJECTIONS: dict[str, Callable[[Settings], Projection]] = {"sla": _sla}
 
 
 class UnknownProjection(LookupError):

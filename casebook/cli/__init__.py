@@ -6,7 +6,9 @@ import sys
 
 import psycopg
 import typer
+from kafka.errors import KafkaError
 
+from casebook.cli.consume import consume_app
 from casebook.cli.db import migrate_command
 from casebook.cli.dlq import DlqRefused, consumers_app, dlq_app
 from casebook.cli.keys import KeyNotActive, keys_app
@@ -34,6 +36,7 @@ app.add_typer(sla_app, name="sla")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(consume_app, name="consume")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumers_app, name="consumers")
 app.command("migrate")(migrate_command)
@@ -64,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         missing_table = isinstance(error, psycopg.errors.UndefinedTable)
         hint = " (run `casebook migrate`?)" if missing_table else ""
         print(f"casebook: error: database: {reason}{hint}", file=sys.stderr)
+        return 1
+    except KafkaError as error:
+        reason = str(error).strip() or type(error).__name__
+        print(f"casebook: error: kafka: {reason}", file=sys.stderr)
         return 1
     return result if isinstance(result, int) else 0
 

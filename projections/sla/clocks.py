@@ -229,6 +229,15 @@ def finish(clock: Clock, at: datetime, reason: str, *, meets: bool) -> list[Tran
     """
     if clock.is_finished:
         return []
+    due = clock.deadline
+    if clock.state is State.BREACHED and meets and due is not None and at <= due:
+        # The timer marked the breach before the in-time response reached the tracker
+        # (consumer lag): the response decides.
+        met = replace(
+            clock, state=State.MET, met_at=at, breached_at=None, transitions=clock.transitions + 1
+        )
+        late = f"{reason} (in time; it reached the tracker after the breach was marked)"
+        return [Transition(Change.MET, at, late, met)]
     moved = advance(clock, at)
     current = last(clock, moved)
     if current.state is State.BREACHED:

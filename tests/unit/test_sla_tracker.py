@@ -202,3 +202,20 @@ def test_transition_ids_are_stable_and_distinct(book: TargetBook) -> None:
     case.event("responded", at(days=2), first_response=True, message_summary="")
     ids = [t.event_id for t in case.tracker.transitions]
     assert ids == [f"{CASE}:initial_response:{n}" for n in range(1, 5)]
+
+
+def test_an_in_time_response_that_arrives_after_the_timer_marked_a_breach_meets_the_target(
+    book: TargetBook,
+) -> None:
+    case = Case(book)
+    case.event("severity_assigned", at(minutes=1), severity="B", agreement="standard")
+    assert case.view is not None
+    clock = case.clock()
+    # The timer ran ahead of a lagging consumer and marked the breach...
+    marked = advance(clock, clock.deadline + timedelta(seconds=1))
+    case.view.clocks[Metric.INITIAL_RESPONSE] = marked[-1].clock
+    # ...but the response was recorded a second before the deadline.
+    answered = clock.deadline - timedelta(seconds=1)
+    changes = case.event("responded", answered, first_response=True, message_summary="")
+    assert changes == [(Change.MET, answered)]
+    assert case.clock().state is State.MET and case.clock().breached_at is None

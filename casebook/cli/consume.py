@@ -1,0 +1,32 @@
+"""`casebook consume sla`: run a projection's consumer (and its timer) until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import typer
+
+from casebook.cli.db import command_database
+from casebook.cli.relay import stop_on_signals
+from casebook.logging import configure_logging
+from casebook.settings import get_settings
+
+consume_app = typer.Typer(
+    help="Run the consumers that keep the projections up to date.", no_args_is_help=True
+)
+
+
+@consume_app.command("sla")
+def consume_sla() -> None:
+    """The SLA tracker: consume case events, mark clocks at risk or breached, publish SLA events."""
+    settings = get_settings()
+    configure_logging(settings)
+    if settings.kafka_bootstrap_servers is None:
+        raise typer.BadParameter(
+            "set KAFKA_BOOTSTRAP_SERVERS to the Kafka brokers "
+            "(`casebook run` starts a local broker and the SLA tracker instead)"
+        )
+    from casebook.sla_service import SlaService
+
+    with command_database(settings) as db:
+        service = SlaService(db, settings)
+        with stop_on_signals() as stop:
+            service.run(stop)
