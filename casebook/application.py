@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -39,6 +40,7 @@ from casebook.reads import CasePage, CaseSummary, RecordedEvent, cases_page
 from casebook.settings import Settings
 from casebook.store import eventsourcing_env
 from casebook.writer import GroupCommitWriter, Pending
+from casebook.writer_process import RemoteWriter
 from domain.cases import ServiceRequest
 from domain.errors import DomainError
 from domain.organisations import Organisation
@@ -78,19 +80,36 @@ class EventStore(Application[UUID]):
         register_domain_transcodings(transcoder)
 
 
+class CommandWriter(Protocol):
+    """Where commands run: this process's group-commit writer or a writer process's."""
+
+    def submit(self, command: c.Command, context: c.CommandContext) -> c.CommandResult: ...
+
+    def submit_nowait(
+        self, command: c.Command, context: c.CommandContext
+    ) -> Future[c.CommandResult]: ...
+
+    def close(self) -> None: ...
+
+
 class Casebook:
     """Runs commands against cases and organisations; reads them back."""
 
     def __init__(
-        self, store: EventStore, policy: Policy, clock: Callable[[], datetime], max_batch: int
+        self,
+        store: EventStore,
+        policy: Policy,
+        clock: Callable[[], datetime],
+        max_batch: int,
+        writer: CommandWriter | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self._clock = clock
         self._fresh = Repository(event_store=store.events)  # reads never trust the cache
         self._others_write_until = 0.0  # monotonic time; see _save_together
-        self._writer: GroupCommitWriter[c.Command, c.CommandContext, c.CommandResult] = (
-            GroupCommitWriter(self._process, max_batch=max_batch)
+        self._writer: CommandWriter = writer or GroupCommitWriter(
+            self._process, max_batch=max_batch
         )
 
     @classmethod
@@ -101,14 +120,20 @@ class Casebook:
         *,
         clock: Callable[[], datetime] | None = None,
         policy: Policy | None = None,
+        writer_address: str | None = None,
     ) -> Casebook:
-        """Open the event store on `database` (creating its tables if needed)."""
+        """Open the event store on `database` (creating its tables if needed).
+
+        With `writer_address`, commands run in the writer process listening there
+        (see `casebook.writer_process`); this process only reads.
+        """
         store = EventStore(env=eventsourcing_env(database, settings))
         return cls(
             store,
             policy or load_policy(settings.policy_file),
             clock or (lambda: datetime.now(UTC)),
             settings.write_batch_max,
+            RemoteWriter(writer_address) if writer_address is not None else None,
         )
 
     def close(self) -> None:
@@ -121,6 +146,10 @@ class Casebook:
     def execute(self, command: c.Command, context: c.CommandContext) -> c.CommandResult:
         """Run one command; its events are stored when this returns."""
         return self._writer.submit(command, context)
+
+    def submit(self, command: c.Command, context: c.CommandContext) -> Future[c.CommandResult]:
+        """Start one command without blocking; the future resolves once it is stored."""
+        return self._writer.submit_nowait(command, context)
 
     def _process(self, batch: list[Item]) -> list[Item]:
         batch, deferred = _one_per_aggregate(batch)

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Most commands saved together in one transaction.",
     )
+    writer_address: str | None = Field(
+        default=None,
+        description="Unix socket of the writer process; `casebook serve --workers N` "
+        "sets it for its API processes (unset: each process writes itself).",
+    )
     consumer_max_attempts: int = Field(
         default=3,
         ge=1,

@@ -6,6 +6,10 @@ hand-off to a writer thread; callers arriving meanwhile queue up and wait, and t
 leader takes them as the next batch before it leaves. The processor may defer a
 command (a second one for an aggregate already in the batch): it goes back to the
 front of the queue, so each aggregate's commands still run in arrival order.
+
+Callers that must not block (an event loop, a connection from another process)
+`submit_nowait` instead and get a future: when none of them can lead, a drain thread
+leads for them until the queue is empty.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Pending(Generic[Command, Context, Result]):
     future: Future[Result] = field(default_factory=Future)
     wake: threading.Event = field(default_factory=threading.Event)
     leads: bool = False
+    blocking: bool = True  # a thread waits on `wake` and can lead
 
 
 class GroupCommitWriter(Generic[Command, Context, Result]):
@@ -55,38 +60,73 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
         self._lock = threading.Lock()
         self._leading = False
         self._closed = False
+        self._drain_wanted = threading.Event()
+        self._drainer: threading.Thread | None = None
 
     def submit(self, command: Command, context: Context) -> Result:
         """Run a command (alone or with others) and return its result or raise its error."""
         pending: Pending[Command, Context, Result] = Pending(command, context)
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the writer is closed")
-            self._queue.append(pending)
-            if not self._leading:
-                self._leading = pending.leads = True
+        self._enqueue(pending)
         if not pending.leads:
             pending.wake.wait()
         if pending.leads:
             self._lead_until_done(pending)
         return pending.future.result()
 
+    def submit_nowait(self, command: Command, context: Context) -> Future[Result]:
+        """Queue a command without blocking; the future resolves when it ran."""
+        pending: Pending[Command, Context, Result] = Pending(command, context, blocking=False)
+        self._enqueue(pending)
+        if pending.leads:
+            self._start_drainer()
+            self._drain_wanted.set()
+        return pending.future
+
     def close(self) -> None:
         """Refuse new commands; those already submitted finish."""
         with self._lock:
             self._closed = True
+        self._drain_wanted.set()
 
-    def _lead_until_done(self, mine: Pending[Command, Context, Result]) -> None:
+    def _enqueue(self, pending: Pending[Command, Context, Result]) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the writer is closed")
+            self._queue.append(pending)
+            if not self._leading:
+                self._leading = pending.leads = True
+
+    def _start_drainer(self) -> None:
+        with self._lock:
+            if self._drainer is not None:
+                return
+            self._drainer = threading.Thread(target=self._drain, name="group-commit", daemon=True)
+        self._drainer.start()
+
+    def _drain(self) -> None:
+        while True:
+            self._drain_wanted.wait()
+            self._drain_wanted.clear()
+            with self._lock:
+                stop = self._closed and not self._leading
+            if stop:
+                return
+            self._lead_until_done(None)
+
+    def _lead_until_done(self, mine: Pending[Command, Context, Result] | None) -> None:
+        """Run batches until `mine` is done (or, for the drain thread, the queue is empty)."""
         try:
-            while not mine.future.done():
+            while True:
                 with self._lock:
+                    if mine.future.done() if mine is not None else not self._queue:
+                        break
                     count = min(len(self._queue), self._max_batch)
                     batch = [self._queue.popleft() for _ in range(count)]
                 deferred = self._run(batch)
                 with self._lock:
                     self._queue.extendleft(reversed(deferred))
                 for pending in batch:
-                    if pending.future.done() and pending is not mine:
+                    if pending.future.done() and pending.blocking and pending is not mine:
                         pending.wake.set()
         finally:
             self._hand_over()
@@ -97,8 +137,11 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
                 self._leading = False
                 return
             successor = self._queue[0]
-            successor.leads = True
-        successor.wake.set()
+            successor.leads = successor.blocking
+        if successor.blocking:
+            successor.wake.set()
+        else:
+            self._drain_wanted.set()  # a non-blocking caller queued: the drainer exists
 
     def _run(
         self, batch: list[Pending[Command, Context, Result]]

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/cases", tags=["cases"], route_class=GuardedRoute)
 
 
 @router.post("", status_code=201, responses=command_responses(created=True))
-def open_case(
+async def open_case(
     body: s.OpenCaseBody,
     caller: Caller,
     casebook: CasebookApp,
@@ -38,7 +38,7 @@ def open_case(
         verification_id=body.verification_id,
         partner_contact_acknowledged=body.partner_contact_acknowledged,
     )
-    return run(
+    return await run(
         casebook,
         command,
         caller,
@@ -66,110 +66,110 @@ def get_case_history(case_id: UUID, caller: Caller, casebook: CasebookApp) -> Ca
 
 
 @router.post("/{case_id}/severity", responses=command_responses())
-def assign_severity(
+async def assign_severity(
     case_id: UUID,
     body: s.SeverityBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Record support's initial severity assessment (once; later changes escalate or downgrade)."""
     command = c.AssignSeverity(case_id, body.severity)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.post("/{case_id}/escalations", responses=command_responses())
-def escalate_severity(
+async def escalate_severity(
     case_id: UUID,
     body: s.SeverityChangeBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Raise the case's severity, giving a reason."""
     command = c.EscalateSeverity(case_id, body.severity, body.reason)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.post("/{case_id}/downgrades", responses=command_responses())
-def downgrade_severity(
+async def downgrade_severity(
     case_id: UUID,
     body: s.SeverityChangeBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Lower the severity, on a standing record that the customer did not respond."""
     command = c.DowngradeSeverity(case_id, body.severity, body.reason)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.post("/{case_id}/unresponsive", responses=command_responses())
-def record_customer_unresponsive(
+async def record_customer_unresponsive(
     case_id: UUID,
     body: s.UnresponsiveBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Record that the customer left a request for information unanswered."""
     command = c.RecordCustomerUnresponsive(case_id, body.requested, body.asked_at)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.post("/{case_id}/responses", responses=command_responses())
-def respond_to_customer(
+async def respond_to_customer(
     case_id: UUID,
     body: s.ResponseBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Record a response to the customer; the first one stops the response clock."""
     command = c.Respond(case_id, body.message_summary)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.put("/{case_id}/agent", responses=command_responses())
-def assign_agent(
+async def assign_agent(
     case_id: UUID,
     body: s.AgentBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Assign the case: agents take it themselves, supervisors give it to anyone."""
     command = c.AssignAgent(case_id, body.agent_id)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.post("/{case_id}/notes", responses=command_responses())
-def add_note(
+async def add_note(
     case_id: UUID,
     body: s.NoteBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Add an internal or customer-visible note."""
     command = c.AddNote(case_id, body.text, body.visibility)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.post("/{case_id}/resolution", responses=command_responses())
-def resolve_case(
+async def resolve_case(
     case_id: UUID,
     body: s.ResolutionBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Resolve the case (after a first response)."""
     command = c.Resolve(case_id, body.resolution)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.post("/{case_id}/reopen", responses=command_responses())
-def reopen_case(
+async def reopen_case(
     case_id: UUID,
     body: s.ReopenBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Reopen a resolved case, giving a reason."""
     command = c.Reopen(case_id, body.reason)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.post("/{case_id}/satisfaction", responses=command_responses())
-def record_satisfaction(
+async def record_satisfaction(
     case_id: UUID,
     body: s.SatisfactionBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Record the customer's one satisfaction answer (imported from the survey)."""
     command = c.RecordSatisfaction(case_id, body.score, body.comment)
-    return run_command(command, body)
+    return await run_command(command, body)

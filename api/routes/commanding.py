@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import Depends, Response
@@ -17,7 +18,7 @@ from casebook.keys import Principal
 from domain.values import Actor, Channel
 
 
-def run(
+async def run(
     casebook: Casebook,
     command: Command,
     caller: Principal,
@@ -40,7 +41,7 @@ def run(
         idempotency_key=idempotency_key,
         expected_version=if_match if if_match is not None else body_version,
     )
-    result = casebook.execute(command, context)
+    result = await asyncio.wrap_future(casebook.submit(command, context))
     response.headers["ETag"] = etag(result.version)
     if location is not None:
         response.headers["Location"] = location.format(id=result.aggregate_id)
@@ -66,9 +67,9 @@ class CommandRunner:
         self._idempotency_key = idempotency_key
         self._if_match = if_match
 
-    def __call__(self, command: Command, body: CommandBody | None = None) -> CommandAccepted:
+    async def __call__(self, command: Command, body: CommandBody | None = None) -> CommandAccepted:
         """Run `command` with the request's key, If-Match and the body's expected version."""
-        return run(
+        return await run(
             self._casebook,
             command,
             self._caller,

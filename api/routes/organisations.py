@@ -21,7 +21,7 @@ AdminId = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 
 
 @router.post("", status_code=201, responses=command_responses(created=True))
-def register_organisation(
+async def register_organisation(
     body: s.RegisterOrganisationBody,
     caller: Caller,
     casebook: CasebookApp,
@@ -41,7 +41,7 @@ def register_organisation(
         partner_name=body.partner_name,
         partner_contact=body.partner_contact,
     )
-    return run(
+    return await run(
         casebook,
         command,
         caller,
@@ -63,40 +63,40 @@ def get_organisation(
 
 
 @router.post("/{organisation_id}/admins", responses=command_responses())
-def add_organisation_admin(
+async def add_organisation_admin(
     organisation_id: UUID,
     body: s.AdminBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Make a principal a customer admin of the organisation."""
     command = c.AddAdmin(organisation_id, body.principal_id)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.delete("/{organisation_id}/admins/{principal_id}", responses=command_responses())
-def remove_organisation_admin(
+async def remove_organisation_admin(
     organisation_id: UUID,
     principal_id: AdminId,
     run_command: Runner,
 ) -> CommandAccepted:
     """Remove a customer admin; the organisation's last admin stays."""
     command = c.RemoveAdmin(organisation_id, principal_id)
-    return run_command(command)
+    return await run_command(command)
 
 
 @router.post("/{organisation_id}/contacts", responses=command_responses())
-def register_organisation_contact(
+async def register_organisation_contact(
     organisation_id: UUID,
     body: s.ContactBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Register a phone number or e-mail address in the organisation's profile."""
     command = c.RegisterContact(organisation_id, body.kind, body.value)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.delete("/{organisation_id}/contacts", responses=command_responses())
-def remove_organisation_contact(
+async def remove_organisation_contact(
     organisation_id: UUID,
     kind: ContactKind,
     value: ContactValue,
@@ -104,22 +104,22 @@ def remove_organisation_contact(
 ) -> CommandAccepted:
     """Remove a registered phone number or e-mail address (`?kind=email&value=...`)."""
     command = c.RemoveContact(organisation_id, kind, value)
-    return run_command(command)
+    return await run_command(command)
 
 
 @router.put("/{organisation_id}/agreement", responses=command_responses())
-def change_agreement(
+async def change_agreement(
     organisation_id: UUID,
     body: s.AgreementBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Switch between the standard and the advanced online-services agreement."""
     command = c.ChangeAgreement(organisation_id, body.agreement)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.put("/{organisation_id}/purchase-channel", responses=command_responses())
-def change_purchase_channel(
+async def change_purchase_channel(
     organisation_id: UUID,
     body: s.PurchaseChannelBody,
     run_command: Runner,
@@ -128,18 +128,18 @@ def change_purchase_channel(
     command = c.ChangePurchaseChannel(
         organisation_id, body.purchase_channel, body.partner_name, body.partner_contact
     )
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.put("/{organisation_id}/locale", responses=command_responses())
-def change_locale(
+async def change_locale(
     organisation_id: UUID,
     body: s.LocaleBody,
     run_command: Runner,
 ) -> CommandAccepted:
     """Change the organisation's country and time zone (its customer calendar)."""
     command = c.ChangeLocale(organisation_id, body.country, body.timezone)
-    return run_command(command, body)
+    return await run_command(command, body)
 
 
 @router.get("/{organisation_id}/cases", responses=READ_RESPONSES)

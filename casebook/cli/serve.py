@@ -36,37 +36,55 @@ def serve_command(
     workers = workers or settings.api_workers
     with command_database(settings) as db:
         if workers > 1:
-            serve_workers(db, host, port, workers)
+            serve_workers(db, settings, host, port, workers)
             return
         with write_side(db, settings) as (casebook, keys):
             serve_api(casebook, keys, db, settings, host, port)
 
 
-def serve_workers(db: Database, host: str, port: int, workers: int) -> None:
-    """Run `workers` API processes on one port; each has its own write side and pools.
+def serve_workers(db: Database, settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run `workers` API processes on one port, and the write side in this process.
 
-    The workers reach the database this process opened (embedded or not) through the
-    URL handed down in their environment.
+    The API processes parse HTTP, authenticate and read; they hand every command to
+    this process's writer over a Unix socket, so all of them share one aggregate cache
+    and one group commit. They reach the database this process opened (embedded or
+    not) and the writer through settings handed down in their environment.
     """
     import uvicorn
 
-    os.environ["CASEBOOK_DATABASE_URL"] = db.url
-    with _sigterm_interrupts(), suppress(KeyboardInterrupt):
-        uvicorn.run(
-            "api.worker:worker_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-        )
+    from casebook.application import Casebook
+    from casebook.writer_process import writer_service
+
+    casebook = Casebook.connect(db, settings)
+    try:
+        with writer_service(casebook) as writer:
+            os.environ["CASEBOOK_DATABASE_URL"] = db.url
+            os.environ["CASEBOOK_WRITER_ADDRESS"] = writer.address
+            # The writer's batch leader must get the interpreter lock back quickly
+            # after each database round trip, as in serve_api.
+            sys.setswitchinterval(0.0005)
+            with _sigterm_interrupts(), suppress(KeyboardInterrupt):
+                uvicorn.run(
+                    "api.worker:worker_app",
+                    factory=True,
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    log_config=None,
+                    access_log=False,
+                    server_header=False,
+                )
+    finally:
+        casebook.close()
 
 
 @contextmanager
 def write_side(db: Database, settings: Settings) -> Iterator[tuple[Casebook, KeyStore]]:
-    """The write-side application and a key store on a small pool; both closed on exit."""
+    """The write-side application and a key store on a small pool; both closed on exit.
+
+    With `settings.writer_address` the application sends its commands to that writer
+    process instead of saving them itself.
+    """
     from psycopg_pool import ConnectionPool
 
     from casebook.application import Casebook  # imported late: other commands never need it
@@ -76,7 +94,7 @@ def write_side(db: Database, settings: Settings) -> Iterator[tuple[Casebook, Key
         db.url, min_size=1, max_size=max(2, settings.db_pool_size // 2), open=True, name="keys"
     )
     try:
-        casebook = Casebook.connect(db, settings)
+        casebook = Casebook.connect(db, settings, writer_address=settings.writer_address)
         try:
             yield casebook, KeyStore(pool.connection, cache_seconds=settings.api_key_cache_seconds)
         finally:
