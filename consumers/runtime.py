@@ -189,13 +189,13 @@ class ConsumerRuntime:
             self._resync_needed = True
 
     def _on_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Every batch is committed before the next poll, so nothing is in hand here.
+        # Runs on kafka-python's IO thread while `poll` waits, so no blocking consumer
+        # calls here. Nothing is in hand: each batch was stored (and committed to Kafka)
+        # before the next poll.
         log.info("consumer.partitions.revoked", group=self.group, member=self.member,
                  partitions=_names(revoked))  # fmt: skip
-        applied = {(tp.topic, tp.partition) for tp in revoked}
-        self._commit_to_kafka({tp: o for tp, o in self._positions.items() if tp in applied})
-        for tp in applied:
-            self._positions.pop(tp, None)
+        for tp in revoked:
+            self._positions.pop((tp.topic, tp.partition), None)
 
     def _seek(self, partitions: list[TopicPartition]) -> None:
         consumer, conn = self._consumer, self._conn

@@ -164,6 +164,33 @@ def scalar(database: Database, query: str, *params: Any) -> Any:
     return row[0] if row else None
 
 
+def fetch(database: Database, query: str, *params: Any) -> tuple[Any, ...]:
+    """The first row."""
+    with psycopg.connect(database.url) as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def consume_all(setup: Setup, topic: str) -> list[Any]:
+    """Every record of `topic` so far (without a group)."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=setup.broker.bootstrap_servers)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        for batch in consumer.poll(timeout_ms=1000).values():
+            records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
 class Running:
     """A runtime on its own thread."""
 
