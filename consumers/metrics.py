@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
 
-from consumers.state import Partition
+from kafka import TopicPartition
+
+from consumers.batch import BatchResult
+from consumers.state import MemberStatus, Partition
 
 RATE_WINDOW_S = 10.0
 
@@ -36,6 +41,53 @@ class Metrics:
     def partitions(self) -> str:
         """Assigned partitions as `topic:p,...`, for the status row."""
         return ",".join(f"{topic}:{partition}" for topic, partition in self.assigned)
+
+    def advanced(
+        self,
+        consumer: Any,
+        positions: dict[Partition, int],
+        rate: Rate,
+        result: BatchResult | None = None,
+    ) -> Metrics:
+        """A new snapshot: lag from `consumer`'s highwater marks, counts plus `result`'s."""
+        assigned = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
+        lag: dict[Partition, int] = {}
+        for topic, partition in assigned:
+            highwater = consumer.highwater(TopicPartition(topic, partition))
+            if highwater is not None:  # unknown until a fetch for the partition came back
+                # Nothing consumed yet: all of it is lag.
+                lag[(topic, partition)] = max(highwater - positions.get((topic, partition), 0), 0)
+        if result is None:
+            return replace(
+                self, assigned=tuple(assigned), lag=lag, events_per_second=rate.per_second()
+            )
+        return replace(
+            self,
+            assigned=tuple(assigned),
+            lag=lag,
+            events_per_second=rate.per_second(),
+            consumed=self.consumed + result.records,
+            applied=self.applied + result.applied,
+            duplicates=self.duplicates + result.duplicates,
+            held=self.held + result.held,
+            dead_lettered=self.dead_lettered + len(result.dead_letters),
+            batches=self.batches + 1,
+        )
+
+    def status(self, started_at: datetime) -> MemberStatus:
+        """This snapshot as the member's status row."""
+        return MemberStatus(
+            group=self.group,
+            member=self.member,
+            partitions=self.partitions(),
+            lag=self.total_lag,
+            events_per_second=self.events_per_second,
+            parked=self.parked,
+            applied=self.applied,
+            dead_lettered=self.dead_lettered,
+            started_at=started_at,
+            updated_at=datetime.now(UTC),
+        )
 
 
 class Rate:

@@ -255,33 +255,7 @@ class ConsumerRuntime:
                 stop.wait(delay)
 
     def _refresh_metrics(self, result: BatchResult | None = None) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        assigned = sorted((tp.topic, tp.partition) for tp in consumer.assignment())
-        lag: dict[Partition, int] = {}
-        for topic, partition in assigned:
-            tp = TopicPartition(topic, partition)
-            highwater = consumer.highwater(tp)
-            position = self._positions.get((topic, partition))
-            if highwater is not None and position is not None:
-                lag[(topic, partition)] = max(highwater - position, 0)
-            elif highwater is not None:
-                lag[(topic, partition)] = highwater  # nothing consumed yet: all of it
-        old = self._metrics
-        self._metrics = Metrics(
-            group=self.group,
-            member=self.member,
-            assigned=tuple(assigned),
-            lag=lag,
-            events_per_second=self._rate.per_second(),
-            parked=old.parked,
-            consumed=old.consumed + (result.records if result else 0),
-            applied=old.applied + (result.applied if result else 0),
-            duplicates=old.duplicates + (result.duplicates if result else 0),
-            held=old.held + (result.held if result else 0),
-            dead_lettered=old.dead_lettered + (len(result.dead_letters) if result else 0),
-            batches=old.batches + (1 if result else 0),
-        )
+        self._metrics = self._metrics.advanced(self._consumer, self._positions, self._rate, result)
         if result and result.dead_letters:
             self._report(log_line=False)
 
@@ -289,15 +263,14 @@ class ConsumerRuntime:
         """Refresh the parked count, upsert this member's status row, log the metrics."""
         conn = self._conn
         assert conn is not None
-        metrics = self._metrics
         try:
             with conn.transaction():
                 parked = state.parked_count(conn, self.group)
-                state.save_status(conn, self._status(metrics, parked))
+                metrics = self._metrics = replace(self._metrics, parked=parked)
+                state.save_status(conn, metrics.status(self._started_at))
         except psycopg.Error as error:
             log.warning("consumer.status.failed", group=self.group, error=str(error).strip())
             return
-        self._metrics = metrics = _with_parked(self._metrics, parked)
         if log_line:
             log.info(
                 "consumer.metrics",
@@ -310,21 +283,6 @@ class ConsumerRuntime:
                 dead_lettered=metrics.dead_lettered,
                 partitions=metrics.partitions(),
             )
-
-    def _status(self, metrics: Metrics, parked: int) -> state.MemberStatus:
-        now = datetime.now(UTC)
-        return state.MemberStatus(
-            group=self.group,
-            member=self.member,
-            partitions=metrics.partitions(),
-            lag=metrics.total_lag,
-            events_per_second=metrics.events_per_second,
-            parked=parked,
-            applied=metrics.applied,
-            dead_lettered=metrics.dead_lettered,
-            started_at=self._started_at,
-            updated_at=now,
-        )
 
     def _close(self) -> None:
         consumer, conn = self._consumer, self._conn
@@ -354,10 +312,6 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self._runtime._on_assigned(list(assigned))
-
-
-def _with_parked(metrics: Metrics, parked: int) -> Metrics:
-    return replace(metrics, parked=parked)
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

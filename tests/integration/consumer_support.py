@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS casebook_test_applied (
 """
 
 
+class Crash(BaseException):
+    """Stands for the process dying in the middle of a batch (nothing catches it)."""
+
+
 class RecordingProjection:
     """Writes one row per applied event; fails on the ce_ids it is told to."""
 
@@ -48,6 +52,7 @@ class RecordingProjection:
         self.entered = threading.Event()  # set when a gated call starts
         self.release = threading.Event()  # a gated call waits for it
         self.gate_on_call: int | None = None  # the call number (1-based) that waits
+        self.crash_on_call: int | None = None  # the call number that raises Crash
         self.calls = 0
 
     def apply(self, conn: psycopg.Connection[Any], events: Sequence[Envelope]) -> None:
@@ -55,6 +60,8 @@ class RecordingProjection:
         if self.calls == self.gate_on_call:
             self.entered.set()
             assert self.release.wait(WAIT_S), "the test never released the gate"
+        if self.calls == self.crash_on_call:
+            raise Crash
         if len(events) == 1:
             self.alone[events[0].id] += 1
         for event in events:
@@ -206,7 +213,6 @@ class Running:
             self.runtime.run(self.stop)
         except BaseException as error:
             self.error = error
-            raise
 
     def close(self) -> None:
         self.stop.set()

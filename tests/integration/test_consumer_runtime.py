@@ -10,6 +10,8 @@ from projections.registry import PROJECTIONS
 from tests.integration.conftest import CliRunner
 from tests.integration.consumer_support import (
     WAIT_S,
+    Crash,
+    Running,
     Setup,
     applied,
     commit_kafka_offsets,
@@ -58,6 +60,20 @@ def test_applies_every_event_once_and_stores_offsets_with_the_rows(setup: Setup)
         projection.name,
     )
     assert sequences == [4]
+
+
+@pytest.mark.kafka_partitions(1)
+def test_a_crash_mid_batch_neither_loses_nor_repeats_an_event(setup: Setup) -> None:
+    projection = setup.projection()
+    projection.crash_on_call = 2
+    publish(setup, *[event("a", n) for n in range(1, 11)])
+    crashed = Running(setup.runtime(projection, consumer_batch_max=3))
+    crashed.thread.join(WAIT_S)
+    assert isinstance(crashed.error, Crash)
+    assert applied(setup, projection.name) == ["a:1", "a:2", "a:3"]
+    with running(setup.runtime(projection)):
+        assert wait_for(lambda: len(applied(setup, projection.name)) == 10, WAIT_S)
+    assert applied(setup, projection.name) == [f"a:{n}" for n in range(1, 11)]
 
 
 @pytest.mark.kafka_partitions(2)
