@@ -111,6 +111,8 @@ def _apply(
             projection.apply(conn, events)
         return events
     except Exception as error:
+        if conn.broken:
+            raise  # the database went away: nothing of the batch is stored, read it again
         log.info(
             "consumer.batch.failed",
             group=projection.name,
@@ -131,6 +133,8 @@ def _apply(
                 with conn.transaction():
                     projection.apply(conn, [envelope])
             except Exception as error:
+                if conn.broken:
+                    raise
                 if isinstance(error, Poison) or attempt >= max_attempts:
                     _dead_letter(conn, projection.name, raw, error, attempt, parked, result)
                     break

@@ -178,6 +178,27 @@ def test_replay_that_fails_again_keeps_the_subject_parked(
     assert applied(setup, projection.name) == []
 
 
+def test_replay_parks_the_subject_again_on_a_waiting_event_that_fails(
+    setup: Setup, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    projection = setup.projection()
+    projection.poison.add("a:2")
+    projection.failing.add("a:3")
+    monkeypatch.setitem(PROJECTIONS, projection.name, lambda _: projection)
+    publish(setup, *[event("a", n) for n in (1, 2, 3, 4)])
+    with running(setup.runtime(projection)):
+        assert wait_for(lambda: waiting(setup, "a") == 2, WAIT_S)
+    projection.poison.clear()
+    result = cli("dlq", "replay", "a", db=setup.database)
+    assert result.code == 1
+    assert "1 event(s) applied" in result.stdout
+    assert "waiting event a:3 failed: RuntimeError: handler failed on a:3" in result.stderr
+    assert applied(setup, projection.name) == ["a:1", "a:2"]
+    assert waiting(setup, "a") == 1  # a:4, now behind a:3
+    listed = cli("dlq", "list", "--all", db=setup.database).stdout.splitlines()
+    assert [line.split("  ")[3:5] for line in listed] == [["a:2", "replayed"], ["a:3", "parked"]]
+
+
 def test_replay_of_a_subject_that_is_not_parked_is_refused(
     setup: Setup, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
