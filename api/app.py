@@ -11,11 +11,13 @@ from fastapi.routing import iter_route_contexts
 from api import problems, roles
 from api.deps import GuardedRoute
 from api.middleware import RequestContext
-from api.routes import cases, health, organisations
+from api.read_models import ReadModels
+from api.routes import cases, health, organisations, sla
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.keys import KeyStore
 from casebook.settings import Settings
+from casebook.sla_service import target_book
 
 DESCRIPTION = """\
 Event-sourced case management for the support desk. Every command is one route;
@@ -26,12 +28,18 @@ send your API key as `Authorization: Bearer <key>`. Errors are RFC 9457
 TAGS = [
     {"name": "organisations", "description": "Customer organisations and their profile."},
     {"name": "cases", "description": "Service requests, from opening to satisfaction."},
+    {"name": "sla", "description": "The agent queue, SLA clocks and compliance, as tracked."},
     {"name": "health", "description": "Probes for orchestrators; no key needed."},
 ]
 
 
 def create_app(
-    casebook: Casebook, keys: KeyStore, database: Database, settings: Settings
+    casebook: Casebook,
+    keys: KeyStore,
+    database: Database,
+    settings: Settings,
+    *,
+    read_models: ReadModels | None = None,
 ) -> FastAPI:
     """The HTTP API over `casebook`, authenticating with `keys`, probing `database`."""
     app = FastAPI(
@@ -45,8 +53,11 @@ def create_app(
     app.state.keys = keys
     app.state.database = database
     app.state.settings = settings
+    app.state.read_models = read_models or ReadModels(database, target_book(settings))
+    app.router.add_event_handler("shutdown", app.state.read_models.close)
     app.include_router(organisations.router)
     app.include_router(cases.router)
+    app.include_router(sla.router)
     app.include_router(health.router)
     problems.install(app)
     app.add_middleware(RequestContext)

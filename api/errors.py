@@ -6,7 +6,7 @@ refusal, whoever made it, through one table.
 
 from __future__ import annotations
 
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
 
 
 class NotAuthenticated(DomainError):
@@ -29,3 +29,19 @@ class VersionGuardsDisagree(DomainError):
 
 class NotReady(Exception):
     """The database does not answer, so this process cannot serve requests."""
+
+
+class CaseNotTracked(NotFound):
+    """The SLA tracker has no such case (yet)."""
+
+    rule = "case-is-tracked"
+
+
+class ReportRangeInvalid(DomainError):
+    """A report's time range must be ordered and carry UTC offsets."""
+
+    rule = "report-range-is-valid"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field

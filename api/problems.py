@@ -180,7 +180,8 @@ async def domain_error(request: Request, error: Exception) -> JSONResponse:
             "current_version": error.current_version,
             "expected_version": error.expected_version,
         }
-    field = FIELD_OF.get(type(error))
+    # An error may name the request part at fault itself (one rule, several fields).
+    field = getattr(error, "field", None) or FIELD_OF.get(type(error))
     if field is not None:
         members["errors"] = [{"field": field, "message": error.message}]
     if status == 401:

@@ -63,6 +63,10 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "reopen_case": CASE_WORKERS,
     # survey answers are imported by a platform admin
     "record_satisfaction": frozenset({ADMIN}),
+    # SLA, as tracked by the SLA consumer
+    "agent_queue": CASE_WORKERS,
+    "get_case_sla": CASE_READERS,
+    "sla_compliance_report": frozenset({SUPERVISOR, AUDITOR, ANALYST}),
 }
 
 

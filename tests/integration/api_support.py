@@ -68,12 +68,14 @@ class Api:
 
 
 @contextmanager
-def running_api(database: Database, *, keys_in: Database | None = None) -> Iterator[Api]:
+def running_api(
+    database: Database, *, keys_in: Database | None = None, settings: Settings | None = None
+) -> Iterator[Api]:
     """`create_app` over a Casebook connected to `database`, with a key for every role.
 
     `keys_in` keeps the API keys in another database (to break one without the other).
     """
-    settings = Settings(database_url=database.url)
+    settings = settings or Settings(database_url=database.url)
     casebook = Casebook.connect(database, settings)
     pool = ConnectionPool((keys_in or database).url, min_size=1, max_size=8, open=True)
     keys = KeyStore(pool.connection)

@@ -1,0 +1,55 @@
+"""The read models the API serves beside the write side: their connections and readers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from casebook.database import Database
+from projections.sla.queries import SlaReader
+from projections.sla.targets import TargetBook
+
+
+class ReadModels:
+    """A small connection pool (opened on first use) and the SLA reader."""
+
+    def __init__(
+        self,
+        database: Database,
+        targets: TargetBook,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_size: int = 4,
+    ) -> None:
+        self.sla = SlaReader(targets)
+        self.clock = clock
+        self._url = database.url
+        self._max_size = max_size
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._pool_in_use().connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        """Release the connections; a later read opens a new pool (an app may restart)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _pool_in_use(self) -> ConnectionPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self._url, min_size=1, max_size=self._max_size, name="read-models", open=True
+                )
+            return self._pool

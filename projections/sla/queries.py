@@ -1,0 +1,315 @@
+"""What the API reads from the SLA tracker: the agent queue, a case's clocks, compliance.
+
+Stored states are what the timer last marked (at most a tick old); remaining business
+time is computed at read time on the clock's own calendar.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from domain.calendars.calendar import BusinessCalendar
+from domain.sla.business_time import DeadlineExplanation, elapsed, explain
+from projections.sla.clocks import Metric, State
+from projections.sla.targets import Locale, TargetBook
+
+Period = Literal["day", "week", "month"]
+
+
+@dataclass(frozen=True)
+class ClockStatus:
+    """One clock as a reader sees it now."""
+
+    metric: Metric
+    state: State
+    severity: str
+    policy_version: str
+    description: str
+    calendar: str
+    started_at: datetime
+    target: timedelta
+    deadline: datetime | None
+    at_risk_at: datetime | None
+    provisional: bool
+    met_at: datetime | None
+    breached_at: datetime | None
+    stopped_at: datetime | None
+    # Business time left before the deadline; negative once overdue; None if finished.
+    remaining: timedelta | None
+    explanation: DeadlineExplanation | None = None
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    case_id: str
+    organisation_id: str
+    category: str
+    severity: str | None
+    status: str
+    agent_id: str | None
+    opened_at: datetime
+    unresponsive_since: datetime | None
+    due_at: datetime | None
+    clock: ClockStatus | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    metric: Metric
+    change: str
+    at: datetime
+    reason: str
+    state: State
+    severity: str
+    policy_version: str
+    deadline: datetime | None
+
+
+@dataclass(frozen=True)
+class CaseSla:
+    case_id: str
+    organisation_id: str
+    category: str
+    severity: str | None
+    status: str
+    clocks: list[ClockStatus]
+    history: list[HistoryEntry]
+
+
+@dataclass
+class Tally:
+    met: int = 0
+    breached: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.met + self.breached
+
+    @property
+    def met_rate(self) -> float | None:
+        return self.met / self.total if self.total else None
+
+
+@dataclass
+class ComplianceReport:
+    metric: Metric
+    period: Period
+    since: datetime
+    until: datetime
+    overall: Tally = field(default_factory=Tally)
+    by_severity: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_category: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_period: dict[datetime, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    groups: dict[tuple[datetime, str, str], Tally] = field(
+        default_factory=lambda: defaultdict(Tally)
+    )
+
+
+class SlaReader:
+    """Reads over the tracker's tables; calendars come from the target book."""
+
+    def __init__(self, targets: TargetBook) -> None:
+        self._targets = targets
+
+    def queue(
+        self,
+        conn: psycopg.Connection[Any],
+        now: datetime,
+        *,
+        severity: str | None = None,
+        category: str | None = None,
+        agent: str | None = None,
+        after: tuple[datetime | None, str] | None = None,
+        limit: int = 50,
+    ) -> list[QueueEntry]:
+        """Unresolved cases, nearest deadline first (cases with none last), one page."""
+        where = ["c.status <> 'resolved'"]
+        params: list[Any] = []
+        for column, value in (("severity", severity), ("category", category)):
+            if value is not None:
+                where.append(f"c.{column} = %s")
+                params.append(value)
+        if agent is not None:
+            where.append("c.agent_id = %s")
+            params.append(agent)
+        if after is not None:
+            due, case_id = after
+            if due is None:
+                where.append("(c.due_at IS NULL AND c.case_id > %s::uuid)")
+                params.append(case_id)
+            else:
+                where.append(
+                    "(c.due_at > %s OR (c.due_at = %s AND c.case_id > %s::uuid) "
+                    "OR c.due_at IS NULL)"
+                )
+                params.extend([due, due, case_id])
+        params.append(limit)
+        query = (
+            f"SELECT {_CASE}, {_CLOCK}, o.timezone, o.country FROM casebook_sla_cases c "
+            "LEFT JOIN LATERAL (SELECT * FROM casebook_sla_clocks k WHERE k.case_id = c.case_id "
+            "AND k.deadline = c.due_at ORDER BY k.metric LIMIT 1) k ON true "
+            "LEFT JOIN casebook_sla_organisations o ON o.organisation_id = c.organisation_id "
+            f"WHERE {' AND '.join(where)} ORDER BY c.due_at NULLS LAST, c.case_id LIMIT %s"
+        )
+        with conn.cursor(row_factory=tuple_row) as cursor:
+            rows = cursor.execute(query, params).fetchall()
+        return [self._entry(row, now) for row in rows]
+
+    def case(self, conn: psycopg.Connection[Any], case_id: str, now: datetime) -> CaseSla | None:
+        """A case's clocks with their explanations and every transition, or None."""
+        with conn.cursor(row_factory=tuple_row) as cursor:
+            found = cursor.execute(
+                "SELECT c.case_id, c.organisation_id, c.category, c.severity, c.status, "
+                "o.timezone, o.country FROM casebook_sla_cases c "
+                "LEFT JOIN casebook_sla_organisations o USING (organisation_id) "
+                "WHERE c.case_id = %s",
+                (case_id,),
+            ).fetchone()
+            if found is None:
+                return None
+            locale = Locale(found[5], found[6]) if found[5] else None
+            clocks = cursor.execute(
+                f"SELECT {_CLOCK} FROM casebook_sla_clocks k WHERE k.case_id = %s "
+                "ORDER BY k.metric",
+                (case_id,),
+            ).fetchall()
+            history = cursor.execute(
+                "SELECT metric, change, at, reason, state, severity, policy_version, deadline "
+                "FROM casebook_sla_clock_history WHERE case_id = %s ORDER BY at, event_id",
+                (case_id,),
+            ).fetchall()
+        return CaseSla(
+            case_id=str(found[0]),
+            organisation_id=str(found[1]),
+            category=found[2],
+            severity=found[3],
+            status=found[4],
+            clocks=[
+                self._clock(row, found[2], locale, now, with_explanation=True) for row in clocks
+            ],
+            history=[
+                HistoryEntry(Metric(r[0]), r[1], r[2], r[3], State(r[4]), r[5], r[6], r[7])
+                for r in history
+            ],
+        )
+
+    def compliance(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        since: datetime,
+        until: datetime,
+        period: Period,
+        metric: Metric = Metric.INITIAL_RESPONSE,
+    ) -> ComplianceReport:
+        """Met and breached clocks whose outcome fell in [since, until), grouped."""
+        with conn.cursor(row_factory=tuple_row) as cursor:
+            rows = cursor.execute(
+                "SELECT date_trunc(%s, COALESCE(met_at, breached_at), 'UTC') AS period, "
+                "severity, category, count(*) FILTER (WHERE state = 'met'), "
+                "count(*) FILTER (WHERE state = 'breached') FROM casebook_sla_clocks "
+                "WHERE metric = %s AND state IN ('met', 'breached') "
+                "AND COALESCE(met_at, breached_at) >= %s AND COALESCE(met_at, breached_at) < %s "
+                "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                (period, metric.value, since, until),
+            ).fetchall()
+        report = ComplianceReport(metric=metric, period=period, since=since, until=until)
+        for bucket, severity, category, met, breached in rows:
+            for tally in (
+                report.overall,
+                report.by_severity[severity],
+                report.by_category[category],
+                report.by_period[bucket],
+                report.groups[(bucket, severity, category)],
+            ):
+                tally.met += met
+                tally.breached += breached
+        return report
+
+    # --- rows ---------------------------------------------------------------------------
+
+    def _entry(self, row: Any, now: datetime) -> QueueEntry:
+        case, clock, (zone, country) = row[:_CASE_N], row[_CASE_N:-2], row[-2:]
+        locale = Locale(zone, country) if zone else None
+        return QueueEntry(
+            case_id=str(case[0]),
+            organisation_id=str(case[1]),
+            category=case[2],
+            severity=case[3],
+            status=case[4],
+            agent_id=case[5],
+            opened_at=case[6],
+            unresponsive_since=case[7],
+            due_at=case[8],
+            clock=self._clock(clock, case[2], locale, now) if clock[0] is not None else None,
+        )
+
+    def _clock(
+        self,
+        row: Any,
+        category: str,
+        locale: Locale | None,
+        now: datetime,
+        *,
+        with_explanation: bool = False,
+    ) -> ClockStatus:
+        (metric, state, severity, version, description, calendar_name, started_at,
+         target_seconds, deadline, at_risk_at, provisional, met_at, breached_at,
+         stopped_at) = row  # fmt: skip
+        target = timedelta(seconds=target_seconds)
+        finished = state in ("met", "stopped") or stopped_at is not None
+        calendar = self._calendar(version, category, severity, locale)
+        remaining = None
+        if not finished and deadline is not None and calendar is not None:
+            remaining = (
+                elapsed(now, deadline, calendar)
+                if now < deadline
+                else -elapsed(deadline, now, calendar)
+            )
+        explanation = None
+        if with_explanation and calendar is not None and deadline is not None:
+            explanation = explain(started_at, target, calendar)
+        return ClockStatus(
+            metric=Metric(metric),
+            state=State(state),
+            severity=severity,
+            policy_version=version,
+            description=description,
+            calendar=calendar_name,
+            started_at=started_at,
+            target=target,
+            deadline=deadline,
+            at_risk_at=at_risk_at,
+            provisional=provisional,
+            met_at=met_at,
+            breached_at=breached_at,
+            stopped_at=stopped_at,
+            remaining=remaining,
+            explanation=explanation,
+        )
+
+    def _calendar(
+        self, version: str, category: str, severity: str, locale: Locale | None
+    ) -> BusinessCalendar | None:
+        try:
+            return self._targets.initial(version, category, severity, locale).calendar
+        except LookupError:  # unknown policy version, or the customer's locale
+            return None
+
+
+_CASE = (
+    "c.case_id, c.organisation_id, c.category, c.severity, c.status, c.agent_id, c.opened_at, "
+    "c.unresponsive_since, c.due_at"
+)
+_CASE_N = 9
+_CLOCK = (
+    "k.metric, k.state, k.severity, k.policy_version, k.description, k.calendar, k.started_at, "
+    "k.target_seconds, k.deadline, k.at_risk_at, k.provisional, k.met_at, k.breached_at, "
+    "k.stopped_at"
+)
