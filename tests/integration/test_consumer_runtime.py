@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from casebook.broker import Broker
 from casebook.database import Database
+from consumers.replay import replay
 from projections.registry import PROJECTIONS
 from tests.integration.conftest import CliRunner
 from tests.integration.consumer_support import (
@@ -139,6 +142,28 @@ def test_a_poison_event_parks_only_its_subject_and_replay_applies_the_waiting_ev
     assert scalar(setup.database, "SELECT resolution FROM casebook_consumer_dead_letters") == (
         "replayed"
     )
+
+
+def test_replay_while_the_subjects_events_keep_arriving_applies_each_once_in_order(
+    setup: Setup,
+) -> None:
+    projection = setup.projection()
+    projection.poison.add("a:2")
+    publish(setup, event("a", 1), event("a", 2), event("a", 3))
+    with running(setup.runtime(projection, consumer_batch_max=2)):
+        assert wait_for(lambda: waiting(setup, "a") == 1, WAIT_S)
+        projection.poison.clear()
+        publisher = threading.Thread(
+            target=lambda: [publish(setup, event("a", n)) for n in range(4, 31)]
+        )
+        publisher.start()
+        assert wait_for(lambda: waiting(setup, "a") >= 3, WAIT_S)
+        outcome = replay(setup.database, projection, "a")
+        publisher.join(WAIT_S)
+        assert outcome.parked_again is None
+        assert wait_for(lambda: len(applied(setup, projection.name)) >= 30, WAIT_S)
+    assert applied(setup, projection.name) == [f"a:{n}" for n in range(1, 31)]
+    assert waiting(setup, "a") == 0
 
 
 def test_replay_with_skip_leaves_the_dead_letter_out(
