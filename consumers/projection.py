@@ -18,8 +18,12 @@ class Projection(Protocol):
     `topics` are topic names under the configured prefix, e.g. `case-events.v1`.
     """
 
-    name: str
-    topics: tuple[str, ...]
+    # Read-only, so a plain attribute of a narrower type (`tuple[str]`) satisfies them.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def topics(self) -> tuple[str, ...]: ...
 
     def apply(self, conn: psycopg.Connection[Any], events: Sequence[Envelope]) -> None:
         """Apply `events` inside the caller's open transaction, in the order given.
