@@ -172,8 +172,7 @@ class OutboxPublisher:
         conn.execute(
             self._sql(
                 "INSERT INTO {offsets} (partition, next_offset) VALUES (%s, %s) "
-                "ON CONFLICT (partition) DO UPDATE "
-                "SET next_offset = GREATEST({offsets}.next_offset, EXCLUDED.next_offset)"
+                "ON CONFLICT (partition) DO UPDATE SET next_offset = EXCLUDED.next_offset"
             ),
             (partition, next_offset),
         )

@@ -12,6 +12,7 @@ from casebook.cli.serve import serve_api, write_side
 from casebook.keys import KeyRole
 from casebook.logging import configure_logging
 from casebook.settings import Settings, get_settings
+from casebook.sla_service import background_sla
 
 
 @contextmanager
@@ -37,6 +38,7 @@ def run_command() -> None:
         write_side(db, settings) as (cb, keys),
         kafka(settings) as bootstrap,
         background_relay(cb, db, settings, bootstrap),
+        background_sla(db, settings, bootstrap),
     ):
         demo = seed(cb, keys)
         # Fresh tokens every run (they are shown only once); stable principal ids, so the
@@ -49,12 +51,14 @@ def run_command() -> None:
         lines = [
             "",
             f"casebook is starting on {base}  (database: {db.describe()})",
-            f"  Kafka:     {bootstrap}  topic {settings.topic_prefix}.case-events.v1",
+            f"  Kafka:     {bootstrap}  topics {settings.topic_prefix}.case-events.v1, "
+            f"{settings.topic_prefix}.sla-events.v1",
+            "  SLA:       tracker running (consumer group sla); GET /queue for the agent queue",
             f"  API docs:  {base}/docs",
             f"  demo:      {demo}",
             "  demo API keys (send as 'Authorization: Bearer <key>'):",
             *(f"    {role.value:<10} {token}" for role, token in tokens.items()),
-            "  Ctrl-C stops the API, the relay, the broker and the database.",
+            "  Ctrl-C stops the API, the relay, the SLA tracker, the broker and the database.",
             "",
         ]
         print("\n".join(lines), flush=True)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,6 +82,19 @@ def wait_until_healthy(base: str) -> None:
     pytest.fail("casebook run never became ready")
 
 
+def wait_for_queue(base: str, headers: dict[str, str], ready: Any) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    items: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{base}/queue", headers=headers)
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        if ready(items):
+            break
+        time.sleep(0.2)
+    return items
+
+
 def test_run_serves_the_demo_and_keeps_its_data_across_restarts(tmp_path: Path) -> None:
     port = free_port()
     with casebook_run(tmp_path / "var", port) as (base, keys):
@@ -96,9 +110,20 @@ def test_run_serves_the_demo_and_keeps_its_data_across_restarts(tmp_path: Path) 
         assert noted.status_code == 200, noted.text
         analyst = {"Authorization": f"Bearer {keys['analyst']}"}
         assert httpx.get(f"{base}/cases/{DEMO_CASE}", headers=analyst).status_code == 403
+        assessed = httpx.post(
+            f"{base}/cases/{DEMO_CASE}/severity", json={"severity": "C"}, headers=agent
+        )
+        assert assessed.status_code == 200, assessed.text
+        # The SLA tracker (relay -> local broker -> consumer) puts it in the agent queue.
+        queue = wait_for_queue(base, agent, lambda items: items and items[0]["clock"])
+        assert queue[0]["case_id"] == str(DEMO_CASE)
+        assert queue[0]["clock"]["state"] == "running"
 
     with casebook_run(tmp_path / "var", port) as (base, keys):
         agent = {"Authorization": f"Bearer {keys['agent']}"}
         case = httpx.get(f"{base}/cases/{DEMO_CASE}", headers=agent)
         assert case.status_code == 200
-        assert case.headers["ETag"] == noted.headers["ETag"]
+        assert case.headers["ETag"] == assessed.headers["ETag"]
+        # The projection kept its clocks; a fresh local broker is filled again by the relay.
+        queue = wait_for_queue(base, agent, lambda items: items and items[0]["clock"])
+        assert queue[0]["case_id"] == str(DEMO_CASE)
