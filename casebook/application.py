@@ -85,6 +85,10 @@ class CommandWriter(Protocol):
 
     def submit(self, command: c.Command, context: c.CommandContext) -> c.CommandResult: ...
 
+    def submit_many(
+        self, items: list[tuple[c.Command, c.CommandContext]]
+    ) -> list[Future[c.CommandResult]]: ...
+
     def submit_nowait(
         self, command: c.Command, context: c.CommandContext
     ) -> Future[c.CommandResult]: ...
@@ -150,6 +154,12 @@ class Casebook:
     def submit(self, command: c.Command, context: c.CommandContext) -> Future[c.CommandResult]:
         """Start one command without blocking; the future resolves once it is stored."""
         return self._writer.submit_nowait(command, context)
+
+    def execute_together(
+        self, items: list[tuple[c.Command, c.CommandContext]]
+    ) -> list[Future[c.CommandResult]]:
+        """Run commands that arrived together; each future holds its result or error."""
+        return self._writer.submit_many(items)
 
     def _process(self, batch: list[Item]) -> list[Item]:
         batch, deferred = _one_per_aggregate(batch)

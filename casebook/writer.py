@@ -65,13 +65,29 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
 
     def submit(self, command: Command, context: Context) -> Result:
         """Run a command (alone or with others) and return its result or raise its error."""
-        pending: Pending[Command, Context, Result] = Pending(command, context)
-        self._enqueue(pending)
-        if not pending.leads:
-            pending.wake.wait()
-        if pending.leads:
-            self._lead_until_done(pending)
-        return pending.future.result()
+        return self.submit_many([(command, context)])[0].result()
+
+    def submit_many(self, items: list[tuple[Command, Context]]) -> list[Future[Result]]:
+        """Run commands that arrived together; return once every one of them ran."""
+        if not items:
+            return []
+        wake = threading.Event()  # one for all of them: any may be handed the lead
+        mine = [Pending(command, context, wake=wake) for command, context in items]
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the writer is closed")
+            self._queue.extend(mine)
+            if not self._leading:
+                self._leading = mine[0].leads = True
+        while True:
+            if any(pending.leads for pending in mine):
+                self._lead_until_done(mine)
+                break
+            if all(pending.future.done() for pending in mine):
+                break
+            wake.wait()
+            wake.clear()
+        return [pending.future for pending in mine]
 
     def submit_nowait(self, command: Command, context: Context) -> Future[Result]:
         """Queue a command without blocking; the future resolves when it ran."""
@@ -89,6 +105,7 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
         self._drain_wanted.set()
 
     def _enqueue(self, pending: Pending[Command, Context, Result]) -> None:
+        """Queue a non-blocking command; it leads (through the drainer) if no one does."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the writer is closed")
@@ -113,12 +130,14 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
                 return
             self._lead_until_done(None)
 
-    def _lead_until_done(self, mine: Pending[Command, Context, Result] | None) -> None:
-        """Run batches until `mine` is done (or, for the drain thread, the queue is empty)."""
+    def _lead_until_done(self, mine: list[Pending[Command, Context, Result]] | None) -> None:
+        """Run batches until all of `mine` are done (for the drainer: the queue is empty)."""
         try:
             while True:
                 with self._lock:
-                    if mine.future.done() if mine is not None else not self._queue:
+                    if mine is None and not self._queue:
+                        break
+                    if mine is not None and all(pending.future.done() for pending in mine):
                         break
                     count = min(len(self._queue), self._max_batch)
                     batch = [self._queue.popleft() for _ in range(count)]
@@ -126,7 +145,7 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
                 with self._lock:
                     self._queue.extendleft(reversed(deferred))
                 for pending in batch:
-                    if pending.future.done() and pending.blocking and pending is not mine:
+                    if pending.future.done() and pending.blocking:
                         pending.wake.set()
         finally:
             self._hand_over()

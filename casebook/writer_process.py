@@ -1,9 +1,9 @@
 """One writer for several API processes: commands travel over a local socket.
 
-`casebook serve --workers N` runs the write side in its own process (`WriterService`)
-and lets the N API processes parse HTTP. Each API process hands its commands to the
-writer through a `RemoteWriter` (a Unix socket, one connection per process); the
-writer runs them with the group-commit writer and sends every result back.
+`casebook serve --workers N` runs the write side in the `serve` process itself
+(`WriterService`) and lets the N API processes parse HTTP. Each API process hands its
+commands to the writer through a `RemoteWriter` (a Unix socket, one connection per
+process); the writer runs them with the group-commit writer and sends every result back.
 
 Why: one process owns the aggregate cache, so the API processes never conflict on
 versions, and everything that arrives while a batch is being saved forms the next
@@ -13,13 +13,15 @@ on one interpreter lock.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import itertools
 import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing import Pipe
+from multiprocessing.connection import Client, Connection, Listener, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,25 +34,46 @@ if TYPE_CHECKING:
     from casebook.application import Casebook
 
 log = structlog.get_logger("casebook.writer")
-# (request id, command, context) one way; (request id, result or packed error) back.
+# Messages are lists: of (request id, command, context) one way, and of
+# (request id, result or None, packed error or None) back.
 Request = tuple[int, c.Command, c.CommandContext]
 Reply = tuple[int, c.CommandResult | None, tuple[Any, ...] | None]
 
 
 class WriterService:
-    """Accepts API processes on a Unix socket and runs their commands on `casebook`."""
+    """Accepts API processes on a Unix socket and runs their commands on `casebook`.
+
+    One thread reads every request that has arrived, from all connections, runs them
+    together (one group commit), answers each connection with one message, and reads
+    again: what arrives during a save is the next batch.
+    """
 
     def __init__(self, casebook: Casebook, address: str) -> None:
         self._casebook = casebook
         self._listener = Listener(address, family="AF_UNIX")
         self.address = address
-        self._accepting = threading.Thread(target=self._accept, name="writer-accept", daemon=True)
-        self._accepting.start()
+        self._connections: list[Connection] = []
+        self._lock = threading.Lock()
+        self._wake_reader, self._wake_writer = Pipe(duplex=False)
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._accept, name="writer-accept", daemon=True),
+            threading.Thread(target=self._serve, name="writer-serve", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def close(self) -> None:
-        """Stop accepting API processes; their connections end as they disconnect."""
+        """Stop accepting API processes and serving them."""
+        self._closed = True
         with contextlib.suppress(OSError):
             self._listener.close()
+        self._wake()
+        self._threads[1].join(timeout=10)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_writer.send_bytes(b"")
 
     def _accept(self) -> None:
         while True:
@@ -58,35 +81,71 @@ class WriterService:
                 conn = self._listener.accept()
             except OSError:
                 return  # closed
-            threading.Thread(
-                target=self._serve, args=(conn,), name="writer-conn", daemon=True
-            ).start()
+            with self._lock:
+                self._connections.append(conn)
+            self._wake()
 
-    def _serve(self, conn: Connection) -> None:
-        sending = threading.Lock()
+    def _serve(self) -> None:
+        while not self._closed:
+            with self._lock:
+                connections = list(self._connections)
+            arrived: list[tuple[Connection, Request]] = []
+            for ready in wait([self._wake_reader, *connections]):
+                if ready is self._wake_reader:
+                    self._wake_reader.recv_bytes()
+                    continue
+                assert isinstance(ready, Connection)
+                arrived.extend((ready, request) for request in self._read(ready))
+            if arrived:
+                self._run(arrived)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
 
-        def reply(request_id: int, done: Future[c.CommandResult]) -> None:
-            error = done.exception()
-            message: Reply = (
-                (request_id, None, pack_error(error))
-                if error is not None
-                else (request_id, done.result(), None)
-            )
-            with sending, contextlib.suppress(OSError):
-                conn.send(message)
-
-        with conn:
+    def _read(self, conn: Connection) -> list[Request]:
+        requests: list[Request] = []
+        try:
             while True:
-                try:
-                    request_id, command, context = conn.recv()
-                except (EOFError, OSError):
-                    return
-                try:
-                    future = self._casebook.submit(command, context)
-                except RuntimeError as error:  # closing
-                    future = Future()
-                    future.set_exception(WriteUnavailable(str(error)))
-                future.add_done_callback(lambda done, i=request_id: reply(i, done))
+                requests.extend(conn.recv())
+                if not conn.poll():
+                    return requests
+        except (EOFError, OSError):
+            with self._lock:
+                self._connections.remove(conn)
+            conn.close()
+            return requests  # answered: its process may still be reading
+
+    def _run(self, arrived: list[tuple[Connection, Request]]) -> None:
+        try:
+            done = self._casebook.execute_together([(cmd, ctx) for _, (_, cmd, ctx) in arrived])
+        except Exception as error:  # closing (or a bug): answer, never leave callers waiting
+            log.warning("writer.batch.failed", error=type(error).__name__)
+            failed: Future[c.CommandResult] = Future()
+            failed.set_exception(WriteUnavailable(f"the writer failed: {error}"))
+            done = [failed] * len(arrived)
+        replies: dict[Connection, list[Reply]] = {}
+        for (conn, (request_id, _, _)), future in zip(arrived, done, strict=True):
+            replies.setdefault(conn, []).append(_reply(request_id, future))
+        for conn, answers in replies.items():
+            _send(conn, answers)
+
+
+def _reply(request_id: int, done: Future[c.CommandResult]) -> Reply:
+    error = done.exception()
+    if error is not None:
+        return (request_id, None, pack_error(error))
+    return (request_id, done.result(), None)
+
+
+def _send(conn: Connection, answers: list[Reply]) -> None:
+    try:
+        conn.send(answers)
+    except OSError:
+        pass  # that API process is gone; its requests die with it
+    except Exception as failure:  # an answer that does not pickle
+        unavailable = pack_error(WriteUnavailable(f"unsendable answer: {type(failure).__name__}"))
+        with contextlib.suppress(OSError):
+            conn.send([(request_id, None, unavailable) for request_id, _, _ in answers])
 
 
 class RemoteWriter:
@@ -105,6 +164,14 @@ class RemoteWriter:
         """Run a command in the writer process; return its result or raise its error."""
         return self.submit_nowait(command, context).result()
 
+    def submit_many(
+        self, items: list[tuple[c.Command, c.CommandContext]]
+    ) -> list[Future[c.CommandResult]]:
+        """Run commands in the writer process; return once every one of them ran."""
+        futures = [self.submit_nowait(command, context) for command, context in items]
+        concurrent.futures.wait(futures)
+        return futures
+
     def submit_nowait(
         self, command: c.Command, context: c.CommandContext
     ) -> Future[c.CommandResult]:
@@ -117,7 +184,7 @@ class RemoteWriter:
         self._waiting[request_id] = future
         try:
             with self._sending:
-                self._conn.send((request_id, command, context))
+                self._conn.send([(request_id, command, context)])
         except OSError as error:
             self._waiting.pop(request_id, None)
             future.set_exception(WriteUnavailable(f"the writer process is gone: {error}"))
@@ -131,14 +198,15 @@ class RemoteWriter:
     def _receive(self) -> None:
         while True:
             try:
-                request_id, result, error = self._conn.recv()
+                answers: list[Reply] = self._conn.recv()
             except (EOFError, OSError):
                 break
-            future = self._waiting.pop(request_id)
-            if error is not None:
-                future.set_exception(unpack_error(error))
-            else:
-                future.set_result(result)
+            for request_id, result, error in answers:
+                future = self._waiting.pop(request_id)
+                if error is not None:
+                    future.set_exception(unpack_error(error))
+                else:
+                    future.set_result(result)  # type: ignore[arg-type]
         self._gone = True
         log.warning("writer.link.lost", waiting=len(self._waiting))
         while self._waiting:
