@@ -109,8 +109,8 @@ class ConsumerRuntime:
         """Consume until `stop` is set; then finish the batch in hand, commit, close."""
         self._publisher.ensure_topic()
         self._conn = psycopg.connect(self._db.url)
-        consumer = self._consumer = self._new_consumer(self.consumer_config())
         try:
+            consumer = self._consumer = self._new_consumer(self.consumer_config())
             consumer.subscribe(topics=list(self.topics), listener=_Rebalance(self))
             log.info("consumer.started", group=self.group, member=self.member, topics=self.topics)
             next_status = time.monotonic()
@@ -184,7 +184,7 @@ class ConsumerRuntime:
         """Seek every assigned partition to its offset in PostgreSQL (or the beginning)."""
         try:
             self._seek(assigned)
-        except psycopg.Error as error:
+        except Exception as error:  # raised into kafka-python, it would end the consumer
             log.error("consumer.seek.failed", group=self.group, error=str(error).strip())
             self._resync_needed = True
 
