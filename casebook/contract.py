@@ -23,8 +23,14 @@ from casebook.event_types import ENVELOPE, event_type, payload
 from domain.cases import NoteVisibility, ServiceRequest
 from domain.organisations import Organisation, PurchaseChannel
 from domain.values import Agreement, Category, ContactKind, Severity
+from projections.sla.clocks import Change
+from projections.sla.events import ClockEvent
+from projections.sla.events import event_type as sla_event_type
 
 TOPIC = "casebook.case-events.v1"
+SLA_TOPIC = "casebook.sla-events.v1"
+# Every SLA transition kind shares the payload `ClockEvent`; the type names the change.
+SLA_EVENT_TYPES: dict[str, Change] = {sla_event_type(change): change for change in Change}
 SCHEMA_BASE = "https://casebook.example/schemas/"
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation)
@@ -154,6 +160,19 @@ def json_schema(event_class: type, *, include_personal: bool = False) -> dict[st
     }
 
 
+def sla_json_schema(kind: str) -> dict[str, Any]:
+    """JSON Schema of an SLA clock event's payload (every kind has the same shape)."""
+    change = SLA_EVENT_TYPES[kind]
+    schema: dict[str, Any] = _without_property_titles(ClockEvent.model_json_schema())
+    return schema | {
+        "$schema": _DRAFT,
+        "$id": f"{SCHEMA_BASE}events/{kind}.json",
+        "title": kind,
+        "description": f"A case's SLA clock {change.value.replace('_', ' ')}: "
+        "what changed, when it truly happened, why, and the clock after it.",
+    }
+
+
 def _summary(event_class: type) -> str:
     # eventsourcing subclasses each event as a dataclass, whose __doc__ is its signature;
     # the docstring is on the class as written in the domain's events module.
@@ -215,6 +234,62 @@ def _headers(aggregate: str) -> dict[str, Any]:
     }
 
 
+def _sla_headers() -> dict[str, Any]:
+    properties = {
+        "ce_specversion": _text("CloudEvents version.", const="1.0"),
+        "ce_id": _text(
+            "<case id>:<metric>:<n>, the clock's n-th transition: stable, so a consumer "
+            "deduplicates on it and a rebuilt tracker names the same transition alike.",
+            minLength=1,
+        ),
+        "ce_source": _text("The casebook deployment.", format="uri-reference"),
+        "ce_type": _text(
+            "casebook.sla.clock_<change>.v<version>.", pattern=r"^casebook\.sla\.[a-z_]+\.v[0-9]+$"
+        ),
+        "ce_time": _text(
+            "When the transition happened (a breach: its deadline), RFC 3339.", format="date-time"
+        ),
+        "ce_subject": _text("The case id, as in the message key.", format="uuid"),
+        "content-type": _text("The payload is JSON.", const="application/json"),
+        "ce_position": _text(
+            "The transition's position in the tracker's outbox, a decimal integer as a string.",
+            pattern=_DECIMAL,
+        ),
+    }
+    return {
+        "type": "object",
+        "description": "CloudEvents 1.0 Kafka binary-mode headers of an SLA event.",
+        "required": sorted(properties),
+        "properties": properties,
+    }
+
+
+def _sla_message(kind: str) -> dict[str, Any]:
+    return {
+        "name": kind,
+        "title": f"Clock {SLA_EVENT_TYPES[kind].value.replace('_', ' ')}",
+        "summary": sla_json_schema(kind)["description"],
+        "contentType": "application/json",
+        "headers": {
+            "allOf": [
+                {"$ref": "#/components/schemas/slaEventHeaders"},
+                {"properties": {"ce_type": {"const": kind}}},
+            ]
+        },
+        "payload": {"$ref": f"events/{kind}.json"},
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "The case id: a case's transitions share a partition, in order.",
+                },
+                "bindingVersion": "0.5.0",
+            }
+        },
+    }
+
+
 def _message(kind: str, event_class: type) -> dict[str, Any]:
     aggregate = kind.split(".")[1]  # casebook.<aggregate>.<event>.v<n>
     return {
@@ -244,15 +319,17 @@ def _message(kind: str, event_class: type) -> dict[str, Any]:
 
 
 def asyncapi_document() -> dict[str, Any]:
-    """AsyncAPI 3.0 description of the case-events topic and its messages."""
+    """AsyncAPI 3.0 description of the case-events and SLA-events topics and their messages."""
     messages = {kind: _message(kind, cls) for kind, cls in EVENT_CLASSES.items()}
+    sla_messages = {kind: _sla_message(kind) for kind in SLA_EVENT_TYPES}
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "casebook events",
-            "version": "1.0.0",
+            "version": "1.1.0",
             "description": "Every event recorded for service requests (cases) and "
-            "organisations, published by casebook's relay in the order of the event store.",
+            "organisations, published by casebook's relay in the order of the event store; "
+            "and every SLA clock transition, published by the SLA tracker.",
         },
         "defaultContentType": "application/json",
         "channels": {
@@ -265,7 +342,17 @@ def asyncapi_document() -> dict[str, Any]:
                 "unless the deployment publishes it (CASEBOOK_RELAY_INCLUDE_PERSONAL_DATA; "
                 "see each payload schema).",
                 "messages": {kind: {"$ref": f"#/components/messages/{kind}"} for kind in messages},
-            }
+            },
+            "slaEvents": {
+                "address": SLA_TOPIC,
+                "title": "SLA clock transitions",
+                "description": "The topic is `<prefix>.sla-events.v1`. One message per "
+                "transition of a case's SLA clock (initial response; follow-up where the "
+                "policy sets a cadence), each published exactly once.",
+                "messages": {
+                    kind: {"$ref": f"#/components/messages/{kind}"} for kind in sla_messages
+                },
+            },
         },
         "operations": {
             "publishCaseEvents": {
@@ -273,11 +360,20 @@ def asyncapi_document() -> dict[str, Any]:
                 "channel": {"$ref": "#/channels/caseEvents"},
                 "summary": "The relay publishes every recorded event once it is committed.",
                 "messages": [{"$ref": f"#/channels/caseEvents/messages/{k}"} for k in messages],
-            }
+            },
+            "publishSlaEvents": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/slaEvents"},
+                "summary": "The SLA tracker publishes each clock transition from its outbox.",
+                "messages": [{"$ref": f"#/channels/slaEvents/messages/{k}"} for k in sla_messages],
+            },
         },
         "components": {
-            "schemas": {f"{a}EventHeaders": _headers(a) for a in ("case", "organisation")},
-            "messages": messages,
+            "schemas": {
+                **{f"{a}EventHeaders": _headers(a) for a in ("case", "organisation")},
+                "slaEventHeaders": _sla_headers(),
+            },
+            "messages": messages | sla_messages,
         },
     }
 
@@ -291,6 +387,7 @@ def generated_files() -> dict[str, str]:
     files = {
         f"events/{kind}.json": _render(json_schema(cls)) for kind, cls in EVENT_CLASSES.items()
     }
+    files |= {f"events/{kind}.json": _render(sla_json_schema(kind)) for kind in SLA_EVENT_TYPES}
     files["asyncapi.json"] = _render(asyncapi_document())
     return dict(sorted(files.items()))
 

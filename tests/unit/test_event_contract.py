@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from casebook.contract import (
     EVENT_CLASSES,
     PERSONAL_FIELDS,
     SECRET_FIELDS,
+    SLA_EVENT_TYPES,
     analytics_payload,
     asyncapi_document,
     drift,
@@ -29,6 +30,8 @@ from domain.cases import NoteVisibility, ServiceRequest
 from domain.organisations import PurchaseChannel
 from domain.policy import Policy
 from domain.values import Agreement, Category, ContactKind, Severity
+from projections.sla import clocks
+from projections.sla.events import sla_event
 from tests.unit.conftest import (
     ADA,
     AGENT,
@@ -149,14 +152,38 @@ def test_every_event_class_has_a_schema_file_and_an_asyncapi_message() -> None:
     messages = document["components"]["messages"]
     channel = document["channels"]["caseEvents"]
     assert channel["address"] == "casebook.case-events.v1"
-    assert set(messages) == set(EVENT_CLASSES) == set(channel["messages"])
-    for kind in EVENT_CLASSES:
+    assert set(channel["messages"]) == set(EVENT_CLASSES)
+    assert set(messages) == set(EVENT_CLASSES) | set(SLA_EVENT_TYPES)
+    sla_channel = document["channels"]["slaEvents"]
+    assert sla_channel["address"] == "casebook.sla-events.v1"
+    assert set(sla_channel["messages"]) == set(SLA_EVENT_TYPES)
+    for kind in [*EVENT_CLASSES, *SLA_EVENT_TYPES]:
         schema = json.loads((SCHEMAS / "events" / f"{kind}.json").read_text(encoding="utf-8"))
         Draft202012Validator.check_schema(schema)
         assert schema["title"] == kind
         assert schema["additionalProperties"] is False
         assert messages[kind]["payload"] == {"$ref": f"events/{kind}.json"}
         assert messages[kind]["headers"]["allOf"][1]["properties"]["ce_type"] == {"const": kind}
+
+
+def test_every_sla_transition_validates_against_its_published_schema() -> None:
+    opened = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
+    started = clocks.start(
+        "7a4c1d9e-0000-4000-8000-000000000001",
+        clocks.Metric.INITIAL_RESPONSE,
+        "A",
+        opened,
+        None,
+        calendar="continuous",
+        policy_version="2025.1",
+        at=opened,
+        reason="severity A assigned",
+    )
+    for transition in started:
+        event = sla_event(transition, "7a4c1d9e-0000-4000-8000-000000000002", "technical")
+        schema = json.loads((SCHEMAS / "events" / f"{event.type}.json").read_text("utf-8"))
+        checker = Draft202012Validator.FORMAT_CHECKER
+        Draft202012Validator(schema, format_checker=checker).validate(event.payload)
 
 
 def test_the_lifecycle_records_every_published_event_type(by_type: dict[str, Any]) -> None:
