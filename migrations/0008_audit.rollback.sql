@@ -1,0 +1,3 @@
+DROP TABLE casebook_audit_access;
+DROP TABLE casebook_audit_heads;
+DROP TABLE casebook_audit_entries;

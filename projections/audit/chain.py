@@ -1,0 +1,117 @@
+"""Hash chains over audit entries: canonical encoding, links, and finding the first break.
+
+Pure. An entry's hash is SHA-256 over the previous entry's hash and the entry's
+canonical encoding (JSON, keys sorted, no insignificant whitespace, UTF-8, instants in
+UTC with microseconds), so changing, removing, inserting or reordering any entry breaks
+every link after it; the first broken link names where the log was tampered with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+# What the hash covers: everything an auditor reads in an entry, except the hash itself.
+HASHED_FIELDS = (
+    "stream",
+    "subject",
+    "seq",
+    "event_id",
+    "event_type",
+    "case_id",
+    "organisation_id",
+    "occurred_at",
+    "recorded_at",
+    "actor_id",
+    "actor_role",
+    "channel",
+    "outcome",
+    "changes",
+    "prev_hash",
+)
+
+
+def canonical(entry: Mapping[str, Any]) -> bytes:
+    """The bytes an entry's hash covers."""
+    body = {name: _plain(entry.get(name)) for name in HASHED_FIELDS}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical encoding, which includes `prev_hash`."""
+    return hashlib.sha256(canonical(entry)).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)  # UUIDs
+
+
+@dataclass(frozen=True)
+class Break:
+    """The first entry of a chain that does not link: where, and why."""
+
+    stream: str
+    subject: str
+    seq: int | None
+    entry_id: int | None
+    reason: str
+
+    def describe(self) -> str:
+        where = f"entry {self.seq}" if self.seq is not None else "the chain's head"
+        ident = f" (entry id {self.entry_id})" if self.entry_id is not None else ""
+        return f"{self.stream} {self.subject}: {where}{ident}: {self.reason}"
+
+
+def first_break(
+    stream: str,
+    subject: str,
+    entries: Iterable[Mapping[str, Any]],
+    *,
+    head: tuple[int, str] | None = None,
+    start: tuple[int, str] = (0, GENESIS),
+) -> Break | None:
+    """The first link that fails in one chain (entries in log order), or None.
+
+    `start` is the (seq, hash) the first entry follows: the genesis for a whole chain, or
+    the entry before a period an evidence bundle covers. `head` is the (seq, hash) the
+    projection recorded as the chain's head, if known: entries removed from the end are
+    found through it.
+    """
+    expected_seq, previous = start[0] + 1, start[1]
+    for entry in entries:
+        seq, entry_id = int(entry["seq"]), entry.get("entry_id")
+        if seq < expected_seq:
+            return Break(
+                stream, subject, seq, entry_id, f"entry {seq} appears again or out of order"
+            )
+        if seq > expected_seq:
+            missing = expected_seq if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
+            return Break(stream, subject, seq, entry_id, f"entry {missing} is missing before it")
+        if entry["prev_hash"] != previous:
+            return Break(stream, subject, seq, entry_id, "it does not link to the entry before it")
+        if entry_hash(entry) != entry["hash"]:
+            return Break(stream, subject, seq, entry_id, "its content does not match its hash")
+        previous, expected_seq = entry["hash"], seq + 1
+    if head is not None and (expected_seq - 1, previous) != head:
+        last = expected_seq - 1
+        return Break(
+            stream,
+            subject,
+            None,
+            None,
+            f"the chain ends at entry {last} but its recorded head is entry {head[0]}",
+        )
+    return None

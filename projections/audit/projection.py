@@ -1,0 +1,99 @@
+"""The audit trail as a projection of the case-events and SLA-events topics (group "audit")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from consumers.envelope import Envelope, Poison
+from projections.audit.entries import Head, NotAuditable, make_entry, stream_of
+
+ENTRY_COLUMNS = (
+    "stream, subject, seq, event_id, event_type, case_id, organisation_id, occurred_at, "
+    "recorded_at, actor_id, actor_role, channel, outcome, changes, prev_hash, hash"
+)
+
+
+class AuditProjection:
+    """Appends one hash-chained entry per event; never updates or deletes an entry."""
+
+    name = "audit"
+    topics = ("case-events.v1", "sla-events.v1")
+
+    def apply(self, conn: psycopg.Connection[Any], events: Sequence[Envelope]) -> None:
+        keys = []
+        for event in events:
+            try:
+                keys.append((stream_of(event.type), event.subject))
+            except NotAuditable as error:
+                raise Poison(str(error)) from None
+        heads = load_heads(conn, set(keys))
+        entries = []
+        for event, key in zip(events, keys, strict=True):
+            try:
+                entry, heads[key] = make_entry(
+                    event_id=event.id,
+                    event_type=event.type,
+                    subject=event.subject,
+                    recorded_at=event.time,
+                    data=event.data,
+                    head=heads.get(key),
+                )
+            except (KeyError, ValueError, TypeError) as error:
+                raise Poison(f"{event.type} {event.id}: cannot audit ({error!r})") from None
+            entries.append(entry)
+        save(conn, entries, heads, touched=set(keys))
+
+
+def load_heads(
+    conn: psycopg.Connection[Any], keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], Head]:
+    if not keys:
+        return {}
+    streams, subjects = zip(*sorted(keys), strict=True)
+    rows = conn.execute(
+        "SELECT h.stream, h.subject, h.seq, h.hash, h.organisation_id, h.fields "
+        "FROM casebook_audit_heads h "
+        "JOIN unnest(%s::text[], %s::uuid[]) AS k(stream, subject) USING (stream, subject) "
+        "ORDER BY h.stream, h.subject FOR UPDATE OF h",
+        (list(streams), list(subjects)),
+    ).fetchall()
+    return {
+        (stream, str(subject)): Head(seq, hash_, str(org) if org else None, fields)
+        for stream, subject, seq, hash_, org, fields in rows
+    }
+
+
+def save(
+    conn: psycopg.Connection[Any],
+    entries: list[dict[str, Any]],
+    heads: dict[tuple[str, str], Head],
+    *,
+    touched: set[tuple[str, str]],
+) -> None:
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO casebook_audit_entries ({ENTRY_COLUMNS}) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                tuple(
+                    Jsonb(e[c]) if c == "changes" else e[c]
+                    for c in (name.strip() for name in ENTRY_COLUMNS.split(","))
+                )
+                for e in entries
+            ],
+        )
+        cursor.executemany(
+            "INSERT INTO casebook_audit_heads (stream, subject, seq, hash, organisation_id, "
+            "fields) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (stream, subject) DO UPDATE "
+            "SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, "
+            "organisation_id = EXCLUDED.organisation_id, fields = EXCLUDED.fields",
+            [
+                (stream, subject, h.seq, h.hash, h.organisation_id, Jsonb(h.fields))
+                for (stream, subject), h in sorted(heads.items())
+                if (stream, subject) in touched
+            ],
+        )
