@@ -68,7 +68,6 @@ class SlaService:
         self.publisher = OutboxPublisher(
             db, settings, SLA_OUTBOX, bootstrap_servers=settings.kafka_bootstrap_servers
         )
-        self._threads: list[threading.Thread] = []
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set, then stop every part and wait for them."""
@@ -78,20 +77,28 @@ class SlaService:
             "sla-timer": self.timer.run,
             "sla-outbox": self.publisher.run,
         }
-        failed = threading.Event()
-        for name, target in parts.items():
-            thread = threading.Thread(
-                target=_guarded, args=(name, target, stop, failed), name=name, daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-        log.info("sla.started", parts=list(parts))
-        stop.wait()
-        for thread in self._threads:
-            thread.join(timeout=JOIN_SECONDS)
-        log.info("sla.stopped", failed=failed.is_set())
-        if failed.is_set():
-            raise RuntimeError("a part of the SLA tracker failed; see the log above")
+        run_parts("sla", parts, stop)
+
+
+def run_parts(
+    service: str, parts: dict[str, Callable[[threading.Event], None]], stop: threading.Event
+) -> None:
+    """Run each part on its thread until `stop` is set; if one fails, stop them all."""
+    failed = threading.Event()
+    threads = []
+    for name, target in parts.items():
+        thread = threading.Thread(
+            target=_guarded, args=(name, target, stop, failed), name=name, daemon=True
+        )
+        thread.start()
+        threads.append(thread)
+    log.info(f"{service}.started", parts=list(parts))
+    stop.wait()
+    for thread in threads:
+        thread.join(timeout=JOIN_SECONDS)
+    log.info(f"{service}.stopped", failed=failed.is_set())
+    if failed.is_set():
+        raise RuntimeError(f"a part of the {service} service failed; see the log above")
 
 
 def _guarded(
@@ -100,11 +107,11 @@ def _guarded(
     stop: threading.Event,
     failed: threading.Event,
 ) -> None:
-    # One part dying silently would leave the tracker half-alive: stop them all instead.
+    # One part dying silently would leave the service half-alive: stop them all instead.
     try:
         target(stop)
     except Exception:
-        log.exception("sla.part.failed", part=name)
+        log.exception("service.part.failed", part=name)
         failed.set()
         stop.set()
 

@@ -23,7 +23,13 @@ def _sla(settings: Settings) -> Projection:
     return SlaProjection(target_book(settings))
 
 
-PROJECTIONS: dict[str, Callable[[Settings], Projection]] = {"sla": _sla}
+def _audit(settings: Settings) -> Projection:
+    from projections.audit.projection import AuditProjection
+
+    return AuditProjection()
+
+
+PROJECTIONS: dict[str, Callable[[Settings], Projection]] = {"sla": _sla, "audit": _audit}
 
 
 class UnknownProjection(LookupError):

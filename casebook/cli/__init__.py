@@ -8,6 +8,7 @@ import psycopg
 import typer
 from kafka.errors import KafkaError
 
+from casebook.cli.audit import audit_app
 from casebook.cli.consume import consume_app
 from casebook.cli.db import migrate_command
 from casebook.cli.dlq import DlqRefused, consumers_app, dlq_app
@@ -37,6 +38,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(consume_app, name="consume")
+app.add_typer(audit_app, name="audit")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumers_app, name="consumers")
 app.command("migrate")(migrate_command)

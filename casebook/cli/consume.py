@@ -30,3 +30,21 @@ def consume_sla() -> None:
         service = SlaService(db, settings)
         with stop_on_signals() as stop:
             service.run(stop)
+
+
+@consume_app.command("audit")
+def consume_audit() -> None:
+    """The audit trail: append hash-chained entries for every case and SLA event."""
+    settings = get_settings()
+    configure_logging(settings)
+    if settings.kafka_bootstrap_servers is None:
+        raise typer.BadParameter(
+            "set KAFKA_BOOTSTRAP_SERVERS to the Kafka brokers "
+            "(`casebook run` starts a local broker and the audit trail instead)"
+        )
+    from casebook.audit_service import AuditService
+
+    with command_database(settings) as db:
+        service = AuditService(db, settings)
+        with stop_on_signals() as stop:
+            service.run(stop)

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from casebook.audit_service import background_audit
 from casebook.cli.db import command_database
 from casebook.cli.relay import background_relay
 from casebook.cli.serve import serve_api, write_side
@@ -39,6 +40,7 @@ def run_command() -> None:
         kafka(settings) as bootstrap,
         background_relay(cb, db, settings, bootstrap),
         background_sla(db, settings, bootstrap),
+        background_audit(db, settings, bootstrap),
     ):
         demo = seed(cb, keys)
         # Fresh tokens every run (they are shown only once); stable principal ids, so the
@@ -54,11 +56,13 @@ def run_command() -> None:
             f"  Kafka:     {bootstrap}  topics {settings.topic_prefix}.case-events.v1, "
             f"{settings.topic_prefix}.sla-events.v1",
             "  SLA:       tracker running (consumer group sla); GET /queue for the agent queue",
+            "  audit:     trail running (consumer group audit); casebook audit --help",
             f"  API docs:  {base}/docs",
             f"  demo:      {demo}",
             "  demo API keys (send as 'Authorization: Bearer <key>'):",
             *(f"    {role.value:<10} {token}" for role, token in tokens.items()),
-            "  Ctrl-C stops the API, the relay, the SLA tracker, the broker and the database.",
+            "  Ctrl-C stops the API, the relay, the SLA tracker, the audit trail, the broker and "
+            "the database.",
             "",
         ]
         print("\n".join(lines), flush=True)
