@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from consumers import state
-from consumers.envelope import Envelope, Poison, decode
+from consumers.envelope import Envelope, Poison, decode, sequence_key
 from consumers.projection import Projection
 from consumers.records import Raw
 from consumers.state import Conn, DeadLetter, Partition
@@ -62,7 +62,8 @@ def apply_batch(
 
     subjects = {s for s in (r.subject for r in fresh) if s is not None}
     parked = state.lock_parked(conn, group, subjects)  # before reading sequences: see replay
-    last = state.last_sequences(conn, group, subjects)
+    keys = {sequence_key(r.topic, s) for r in fresh if (s := r.subject) is not None}
+    last = state.last_sequences(conn, group, keys)
     to_apply: list[tuple[Envelope, Raw]] = []
     for raw in fresh:
         try:
@@ -72,7 +73,7 @@ def apply_batch(
         except Poison as error:
             envelope, poison = None, error
         subject = envelope.subject if envelope else raw.subject
-        if envelope is not None and envelope.sequence <= last.get(envelope.subject, 0):
+        if envelope is not None and envelope.sequence <= last.get(envelope.sequence_key, 0):
             result.duplicates += 1
         elif subject is not None and subject in parked:
             state.hold(conn, group, subject, raw)
@@ -81,12 +82,13 @@ def apply_batch(
             _dead_letter(conn, group, raw, poison, 1, parked, result)
         else:
             to_apply.append((envelope, raw))
-            last[envelope.subject] = envelope.sequence
+            last[envelope.sequence_key] = envelope.sequence
 
     applied = _apply(conn, projection, to_apply, parked, result, max_attempts, backoff)
     sequences: dict[str, int] = {}
     for envelope in applied:
-        sequences[envelope.subject] = max(sequences.get(envelope.subject, 0), envelope.sequence)
+        key = envelope.sequence_key
+        sequences[key] = max(sequences.get(key, 0), envelope.sequence)
     state.save_sequences(conn, group, sequences)
     state.save_offsets(conn, group, result.next_offsets)
     result.applied = len(applied)

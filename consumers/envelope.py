@@ -43,6 +43,19 @@ class Envelope:
     def key(self) -> bytes:
         return self.subject.encode()
 
+    @property
+    def sequence_key(self) -> str:
+        return sequence_key(self.topic, self.subject)
+
+
+def sequence_key(topic: str, subject: str) -> str:
+    """Where a subject's last applied sequence is kept: per topic and subject.
+
+    A case's SLA events number themselves apart from the case's own events, so one
+    consumer reading both topics keeps one sequence per topic for the same case.
+    """
+    return f"{topic}|{subject}"
+
 
 _REQUIRED = ("ce_id", "ce_type", "ce_source", "ce_subject", "ce_sequence", "ce_time")
 

@@ -16,7 +16,7 @@ import structlog
 
 from casebook.database import Database
 from consumers import state
-from consumers.envelope import Envelope, decode
+from consumers.envelope import Envelope, decode, sequence_key
 from consumers.projection import Projection
 from consumers.records import Raw, headers_from_json
 from consumers.state import Conn, DeadLetter
@@ -81,23 +81,25 @@ def replay(
             raise NotParked(f"subject {subject!r} is not parked in group {group!r}")
         dead = state.dead_letter(conn, row[0])
         assert dead is not None
-        last = state.last_sequences(conn, group, [subject]).get(subject, 0)
+        last = _last_sequences(conn, group, subject)
         applied = duplicates = 0
         if not skip:
             try:
                 envelope = _decode(dead.raw)
-                if envelope.sequence <= last:
+                if envelope.sequence <= last.get(envelope.sequence_key, 0):
                     duplicates += 1
                 else:
                     projection.apply(conn, [envelope])
-                    applied, last = 1, envelope.sequence
+                    applied, last[envelope.sequence_key] = 1, envelope.sequence
             except Exception as error:
                 raise ReplayFailed(
                     f"dead letter {dead.id} ({dead.ce_id or 'no ce_id'}) of {subject!r} failed "
                     f"again: {type(error).__name__}: {' '.join(str(error).split())}"
                 ) from None
         elif dead.sequence is not None:
-            last = max(last, dead.sequence)  # a republished copy must not slip in later
+            # A republished copy must not slip in later.
+            key = sequence_key(dead.raw.topic, subject)
+            last[key] = max(last.get(key, 0), dead.sequence)
         resolution: Literal["replayed", "skipped"] = "skipped" if skip else "replayed"
         outcome = _drain(conn, projection, subject, last, dead, resolution)
         outcome = ReplayOutcome(
@@ -125,7 +127,7 @@ def _drain(
     conn: Conn,
     projection: Projection,
     subject: str,
-    last: int,
+    last: dict[str, int],
     dead: DeadLetter,
     resolution: Literal["replayed", "skipped"],
 ) -> ReplayOutcome:
@@ -149,12 +151,12 @@ def _drain(
         raw = _raw(row)
         try:
             envelope = _decode(raw)
-            if envelope.sequence <= last:
+            if envelope.sequence <= last.get(envelope.sequence_key, 0):
                 duplicates += 1
             else:
                 with conn.transaction():
                     projection.apply(conn, [envelope])
-                applied, last = applied + 1, envelope.sequence
+                applied, last[envelope.sequence_key] = applied + 1, envelope.sequence
         except Exception as error:
             message = f"{type(error).__name__}: {' '.join(str(error).split())}"[:1000]
             parked_again = state.insert_dead_letter(conn, group, raw, message, 1)
@@ -168,8 +170,18 @@ def _drain(
             (group, subject),
         )
     if last:
-        state.save_sequences(conn, group, {subject: last})
+        state.save_sequences(conn, group, last)
     return ReplayOutcome(group, subject, dead.id, resolution, applied, duplicates, parked_again)
+
+
+def _last_sequences(conn: Conn, group: str, subject: str) -> dict[str, int]:
+    """The subject's last applied sequence on every topic the group read it from."""
+    rows = conn.execute(
+        "SELECT subject, sequence FROM casebook_consumer_sequences"
+        " WHERE consumer_group = %s AND substr(subject, position('|' in subject) + 1) = %s",
+        (group, subject),
+    ).fetchall()
+    return {key: sequence for key, sequence in rows}
 
 
 def _raw(row: Any) -> Raw:
