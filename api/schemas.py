@@ -163,6 +163,9 @@ class ResponseBody(CommandBody):
     """A response sent to the customer."""
 
     message_summary: Prose
+    via: ContactKind | None = Field(
+        default=None, description="phone or email; default: the customer's preferred contact."
+    )
 
 
 class AgentBody(CommandBody):

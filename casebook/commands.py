@@ -186,10 +186,11 @@ class DowngradeSeverity:
 
 @dataclass(frozen=True)
 class Respond:
-    """Record a response to the customer."""
+    """Record a response to the customer; `via` defaults to their preferred contact."""
 
     case_id: UUID
     message_summary: str
+    via: ContactKind | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,13 @@ from projections.sla.events import event_type as sla_event_type
 
 TOPIC = "casebook.case-events.v1"
 SLA_TOPIC = "casebook.sla-events.v1"
+# Event types no longer written but still on the topic (records published before their
+# class version was bumped): their schemas stay published, so a consumer reading the
+# topic from the beginning can validate every record. Each is its successor's schema
+# without the fields the newer version added.
+RETIRED_TYPES: dict[str, tuple[type, tuple[str, ...]]] = {
+    "casebook.case.responded.v1": (ServiceRequest.Responded, ("via",)),
+}
 # Every SLA transition kind shares the payload `ClockEvent`; the type names the change.
 SLA_EVENT_TYPES: dict[str, Change] = {sla_event_type(change): change for change in Change}
 SCHEMA_BASE = "https://casebook.example/schemas/"
@@ -157,6 +164,20 @@ def json_schema(event_class: type, *, include_personal: bool = False) -> dict[st
         "$id": f"{SCHEMA_BASE}events/{kind}.json",
         "title": kind,
         "description": description,
+    }
+
+
+def retired_json_schema(kind: str) -> dict[str, Any]:
+    """The schema a retired event version was published with."""
+    successor, added = RETIRED_TYPES[kind]
+    schema = json_schema(successor)
+    properties = {k: v for k, v in schema["properties"].items() if k not in added}
+    required = [name for name in schema.get("required", []) if name not in added]
+    return schema | {
+        "$id": f"{SCHEMA_BASE}events/{kind}.json",
+        "title": kind,
+        "properties": properties,
+        "required": required,
     }
 
 
@@ -388,6 +409,7 @@ def generated_files() -> dict[str, str]:
         f"events/{kind}.json": _render(json_schema(cls)) for kind, cls in EVENT_CLASSES.items()
     }
     files |= {f"events/{kind}.json": _render(sla_json_schema(kind)) for kind in SLA_EVENT_TYPES}
+    files |= {f"events/{kind}.json": _render(retired_json_schema(kind)) for kind in RETIRED_TYPES}
     files["asyncapi.json"] = _render(asyncapi_document())
     return dict(sorted(files.items()))
 

@@ -156,7 +156,13 @@ def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
         case c.DowngradeSeverity():
             case.downgrade(command.severity, policy=policy, reason=command.reason, by=by, at=at)
         case c.Respond():
-            case.respond(message_summary=command.message_summary, policy=policy, by=by, at=at)
+            case.respond(
+                message_summary=command.message_summary,
+                policy=policy,
+                by=by,
+                at=at,
+                via=command.via,
+            )
         case c.AssignAgent():
             case.assign_agent(command.agent_id, by=by, at=at)
         case c.AddNote():

@@ -116,7 +116,7 @@ async def respond_to_customer(
     run_command: Runner,
 ) -> CommandAccepted:
     """Record a response to the customer; the first one stops the response clock."""
-    command = c.Respond(case_id, body.message_summary)
+    command = c.Respond(case_id, body.message_summary, body.via)
     return await run_command(command, body)
 
 

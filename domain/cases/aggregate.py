@@ -252,14 +252,24 @@ class ServiceRequest(Aggregate):
             for r in self.unresponsive_records
         ]
 
-    def respond(self, *, message_summary: str, policy: Policy, by: Actor, at: datetime) -> None:
-        """Record a response to the customer; the first one stops the response clock."""
+    def respond(
+        self,
+        *,
+        message_summary: str,
+        policy: Policy,
+        by: Actor,
+        at: datetime,
+        via: ContactKind | None = None,
+    ) -> None:
+        """Record a response to the customer (by default the way they prefer to be reached);
+        the first one stops the response clock."""
         self._require_assessed(at, by, "respond to a case")
         rules.require_text(message_summary, "a summary of the response")
         self.trigger_event(
             self.Responded,
             message_summary=message_summary,
             first_response=self.first_responded_at is None,
+            via=(via or self.preferred_contact).value,
             policy_version=policy.version,
             by=by,
             at=at,

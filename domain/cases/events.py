@@ -1,7 +1,8 @@
 """What can happen to a service request: explicit, immutable, past-tense events.
 
-Versioning: every event is at `class_version = 1`. To change one, never rename it:
-bump its `class_version` and add `upcast_v1_v2(state)` on the class.
+Versioning: to change an event, never rename it: bump its `class_version` and add
+`upcast_v<n>_v<n+1>(state)` on the class, so events stored earlier are read as the new
+version (replays, as-of views and the topics all see one shape). `Responded` is at v2.
 
 Attributes stay JSON-friendly (str, int, bool, UUID, datetime, Actor, None), so enum
 values are typed `str` here: after a round trip through the event store they come back
@@ -96,14 +97,26 @@ class Downgraded(Aggregate.Event):
 
 
 class Responded(Aggregate.Event):
-    """Support responded; the first response stops the initial-response clock (§7.4)."""
+    """Support responded; the first response stops the initial-response clock (§7.4).
 
-    class_version = 1
+    v2 added `via`: how the response reached the customer (`phone` or `email`);
+    responses recorded before it read as `unknown`.
+    """
+
+    class_version = 2
     message_summary: str
     first_response: bool
+    via: str
     policy_version: str
     by: Actor
     at: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, object]) -> None:
+        state["via"] = UNKNOWN_VIA
+
+
+UNKNOWN_VIA = "unknown"
 
 
 class AgentAssigned(Aggregate.Event):

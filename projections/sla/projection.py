@@ -15,24 +15,25 @@ from projections.sla.cases import CaseView, Tracker
 from projections.sla.targets import Locale, TargetBook, UnknownPolicyVersion
 
 _TYPE = re.compile(r"^casebook\.(case|organisation)\.([a-z_]+)\.v([0-9]+)$")
-# The case events this version understands (every one is v1 today). An unknown case event
-# could change a clock, so it is poison until the projection learns it; organisation
-# events matter only where they carry the customer's locale.
-CASE_EVENTS = frozenset(
-    {
+# The case events this version understands, with the versions it reads. An unknown case
+# event could change a clock, so it is poison until the projection learns it;
+# organisation events matter only where they carry the customer's locale. Responded v1
+# (before `via`) stays readable: records published earlier are still on the topic.
+CASE_EVENTS: dict[str, frozenset[str]] = {
+    name: frozenset({"1"})
+    for name in (
         "opened",
         "severity_assigned",
         "escalated",
         "customer_unresponsive",
         "downgraded",
-        "responded",
         "agent_assigned",
         "note_added",
         "resolved",
         "reopened",
         "satisfaction_recorded",
-    }
-)
+    )
+} | {"responded": frozenset({"1", "2"})}
 LOCALE_EVENTS = frozenset({"registered", "locale_changed"})
 
 
@@ -122,7 +123,7 @@ def _kind(event: Envelope) -> tuple[str, str]:
     if match is None:
         raise Poison(f"unknown event type {event.type!r}")
     aggregate, name, version = match.groups()
-    if aggregate == "case" and (name not in CASE_EVENTS or version != "1"):
+    if aggregate == "case" and version not in CASE_EVENTS.get(name, ()):
         raise Poison(f"the SLA tracker does not know {event.type!r}")
     if aggregate == "organisation" and name in LOCALE_EVENTS and version != "1":
         raise Poison(f"the SLA tracker does not know {event.type!r}")

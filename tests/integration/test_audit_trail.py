@@ -61,7 +61,7 @@ def test_every_event_gets_an_entry_with_actor_and_changes(
         "casebook.case.opened.v1",
         "casebook.case.severity_assigned.v1",
         "casebook.case.escalated.v1",
-        "casebook.case.responded.v1",
+        "casebook.case.responded.v2",
     ]
     assert entries[2][2:5] == ("bob", "agent", "api")
     assert entries[2][5]["severity"] == ["B", "A"]
@@ -125,3 +125,40 @@ def test_the_whole_log_verification_names_the_tampered_case(
         result = verify_log(conn)
     assert [b.subject for b in result.breaks] == [str(audited_case)]
     assert result.breaks[0].seq == 4
+
+
+def test_a_response_stored_before_v2_is_replayed_and_audited_as_v2(
+    clean_database: Database,
+) -> None:
+    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
+    organisation = register_organisation(casebook)
+    case_id = open_request(casebook, organisation)
+    casebook.execute(c.AssignSeverity(case_id, Severity.B), as_agent())
+    casebook.execute(c.Respond(case_id, "On it"), as_agent())
+    casebook.close()
+    # Rewrite the stored response as a v1 writer stored it: no class_version, no via.
+    tamper(
+        clean_database,
+        "UPDATE casebook_events SET state = convert_to((convert_from(state, 'UTF8')::jsonb"
+        " - 'class_version' - 'via')::text, 'UTF8') WHERE topic LIKE %s",
+        "%Responded",
+    )
+    reader = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
+    try:
+        case = reader.get_case(case_id)
+        assert case.first_responded_at is not None  # the old event still replays
+        envelopes = stored_envelopes(reader)
+    finally:
+        reader.close()
+    responded = next(e for e in envelopes if e.type.startswith("casebook.case.responded"))
+    assert (responded.type, responded.data["via"]) == ("casebook.case.responded.v2", "unknown")
+    with psycopg.connect(clean_database.url) as conn, conn.transaction():
+        AuditProjection().apply(conn, envelopes)
+    [(event_type, changes)] = rows(
+        clean_database,
+        "SELECT event_type, changes FROM casebook_audit_entries "
+        "WHERE subject = %s AND event_type LIKE 'casebook.case.responded%%'",
+        case_id,
+    )
+    assert event_type == "casebook.case.responded.v2"
+    assert changes["via"] == [None, "unknown"]

@@ -52,7 +52,8 @@ PUBLIC = {
     *("organisation_id", "requester_id", "category", "preferred_contact", "verification_id"),
     *("partner_contact_acknowledged", "policy_version", "by", "at", "severity", "agreement"),
     *("previous_severity", "asked_at", "evidence_version", "evidence_asked_at"),
-    *("first_response", "agent_id", "visibility", "score", "name", "country", "timezone"),
+    *("first_response", "via", "agent_id", "visibility", "score", "name", "country"),
+    *("timezone",),
     *("purchase_channel", "partner_name", "admins", "principal_id", "kind", "send_to_kind"),
     *("expires_at", "max_attempts", "attempt", "locked"),
 }
