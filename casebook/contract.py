@@ -272,6 +272,11 @@ def _sla_headers() -> dict[str, Any]:
         ),
         "ce_subject": _text("The case id, as in the message key.", format="uuid"),
         "content-type": _text("The payload is JSON.", const="application/json"),
+        "ce_sequence": _text(
+            "Increases with every SLA event of the case (not by one): a consumer drops a "
+            "record whose sequence is not above the last it applied. Decimal, as a string.",
+            pattern=_DECIMAL,
+        ),
         "ce_position": _text(
             "The transition's position in the tracker's outbox, a decimal integer as a string.",
             pattern=_DECIMAL,

@@ -163,6 +163,8 @@ class OutboxPublisher:
             ("ce_time", at.isoformat().encode()),
             ("ce_subject", subject.encode()),
             ("content-type", b"application/json"),
+            # Increasing per subject (not contiguous): consumers drop what they applied.
+            ("ce_sequence", str(outbox_id).encode()),
             ("ce_position", str(outbox_id).encode()),
         ]
         value = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
