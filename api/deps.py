@@ -16,8 +16,9 @@ from fastapi import Depends, Header, Request, Response, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import get_name
 
-from api import roles
+from api import access, roles
 from api.errors import NotAuthenticated, RoleNotAllowed
 from casebook.application import Casebook
 from casebook.keys import KeyStore, Principal
@@ -62,7 +63,20 @@ async def authorize(request: Request, route_name: str) -> Principal:
 
 
 class GuardedRoute(APIRoute):
-    """An APIRoute that runs `authorize` before FastAPI parses and validates anything."""
+    """An APIRoute that runs `authorize` before FastAPI parses and validates anything.
+
+    Reads of case data get `access.record_access` as their first dependency: the read
+    is recorded (or refused) before the route reads anything.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        name = kwargs.get("name") or get_name(endpoint)
+        dependencies = list(kwargs.get("dependencies") or [])
+        # include_router builds the route again from this one's dependencies: add it once.
+        recorded = any(d.dependency is access.record_access for d in dependencies)
+        if access.is_audited(name, kwargs.get("methods") or ["GET"]) and not recorded:
+            kwargs["dependencies"] = [Depends(access.record_access), *dependencies]
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -45,3 +45,9 @@ class ReportRangeInvalid(DomainError):
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class AccessNotRecorded(DomainError):
+    """A read of case data whose access record could not be written is refused."""
+
+    rule = "access-is-recorded"

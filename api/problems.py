@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from api.errors import (
+    AccessNotRecorded,
     NotAuthenticated,
     NotReady,
     RoleNotAllowed,
@@ -33,6 +34,7 @@ from casebook.errors import (
 from domain.cases import errors as case_errors
 from domain.errors import DomainError, NotFound, OutOfOrderTimestamp
 from domain.organisations import errors as org_errors
+from projections.audit.evidence import EvidenceUnavailable
 
 log = structlog.get_logger("casebook.api")
 
@@ -68,10 +70,12 @@ STATUS: dict[type[Exception], int] = {
     org_errors.AdminAlreadyPresent: 409,
     org_errors.ContactAlreadyRegistered: 409,
     org_errors.LastAdminCannotBeRemoved: 409,
+    EvidenceUnavailable: 409,
     # every other rule refuses what the request asked for
     DomainError: 422,
     # the database is down or refusing: nothing was written, try again later
     WriteUnavailable: 503,
+    AccessNotRecorded: 503,
     NotReady: 503,
     es.OperationalError: 503,
     es.InterfaceError: 503,
@@ -186,6 +190,8 @@ async def domain_error(request: Request, error: Exception) -> JSONResponse:
         members["errors"] = [{"field": field, "message": error.message}]
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="casebook"'
+    if status == 503:
+        headers["Retry-After"] = "5"
     return problem(
         request,
         status=status,
@@ -266,7 +272,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     for cls, status in STATUS.items():
-        if status == 503:
+        # A domain error keeps its own rule (e.g. access-is-recorded) even as a 503.
+        if status == 503 and not issubclass(cls, DomainError):
             app.add_exception_handler(cls, unavailable)
     app.add_exception_handler(Exception, server_error)
 

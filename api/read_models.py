@@ -12,6 +12,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from casebook.database import Database
+from projections.audit import queries as audit
+from projections.audit.verify import Verification, verify_case, verify_log
 from projections.sla.queries import SlaReader
 from projections.sla.targets import TargetBook
 
@@ -38,6 +40,28 @@ class ReadModels:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         with self._pool_in_use().connection() as conn:
             yield conn
+
+    def record_access(self, access: audit.Access) -> int:
+        """Write one access record in a short transaction of its own; its id."""
+        with self.connection() as conn, conn.transaction():
+            return audit.record_access(conn, access)
+
+    def audit_timeline(self, case_id: str) -> list[dict[str, Any]]:
+        """The case's audit entries (case and SLA streams) in the order things happened."""
+        with self.connection() as conn:
+            return audit.timeline(conn, case_id)
+
+    def verify(self, case_id: str | None) -> Verification:
+        """Verify the case's chains, or the whole log when `case_id` is None."""
+        with self.connection() as conn:
+            return verify_case(conn, case_id) if case_id is not None else verify_log(conn)
+
+    def access_records(
+        self, where: audit.AccessFilter, *, limit: int, after: int | None
+    ) -> list[dict[str, Any]]:
+        """One page of access records, oldest first."""
+        with self.connection() as conn:
+            return audit.access_records(conn, where, limit=limit, after=after)
 
     def close(self) -> None:
         """Release the connections; a later read opens a new pool (an app may restart)."""

@@ -67,6 +67,15 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "agent_queue": CASE_WORKERS,
     "get_case_sla": CASE_READERS,
     "sla_compliance_report": frozenset({SUPERVISOR, AUDITOR, ANALYST}),
+    # the audit trail, for compliance auditors only
+    "audit_timeline": frozenset({AUDITOR}),
+    "audit_case_state": frozenset({AUDITOR}),
+    "audit_case_diff": frozenset({AUDITOR}),
+    "verify_case_audit": frozenset({AUDITOR}),
+    "verify_audit_log": frozenset({AUDITOR}),
+    "list_access_records": frozenset({AUDITOR}),
+    "export_case_evidence": frozenset({AUDITOR}),
+    "export_organisation_evidence": frozenset({AUDITOR}),
 }
 
 

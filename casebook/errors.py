@@ -55,3 +55,33 @@ class InvalidCursor(DomainError):
 
 class WriteUnavailable(Exception):
     """The event store could not be reached or kept refusing; nothing was written."""
+
+
+class AuditQueryInvalid(DomainError):
+    """An audit read's instants or versions are malformed, ambiguous or out of order."""
+
+    rule = "audit-query-is-valid"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class CaseNotOpenYet(DomainError):
+    """The instant asked for is before the case was opened: it had no state then."""
+
+    rule = "case-opened-by-then"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class CaseVersionNotFound(NotFound):
+    """The case has no such version (yet)."""
+
+    rule = "case-version-exists"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field

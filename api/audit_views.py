@@ -1,0 +1,180 @@
+"""Response bodies of the auditor routes (the CLI prints the same shapes with --json)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from api.views import CaseView, EventView
+from casebook.history import CaseAsOf, CaseChange
+from projections.audit.chain import Break
+from projections.audit.verify import Verification
+
+
+class AuditEntryView(BaseModel):
+    """One audit entry: what happened, when, who acted from where, what changed."""
+
+    entry_id: int
+    stream: str = Field(description="case, organisation or sla")
+    subject: UUID
+    seq: int = Field(description="Position in the (stream, subject) hash chain, from 1.")
+    event_id: str
+    event_type: str
+    case_id: UUID | None
+    organisation_id: UUID | None
+    occurred_at: datetime
+    recorded_at: datetime
+    actor_id: str | None
+    actor_role: str | None
+    channel: str | None
+    outcome: str
+    changes: dict[str, Any] = Field(description="Changed fields: name -> [before, after].")
+    prev_hash: str
+    hash: str
+
+
+class TimelineView(BaseModel):
+    """A case's audit entries, its own and its SLA clocks', in the order things happened."""
+
+    case_id: UUID
+    entries: list[AuditEntryView]
+
+
+class CaseStateView(BaseModel):
+    """The case as it was at an instant or version, rebuilt from the event store."""
+
+    case_id: UUID
+    version: int = Field(description="The version in force at the instant asked for.")
+    version_at: datetime = Field(description="When that version's event happened.")
+    state: CaseView
+
+    @classmethod
+    def of(cls, case_id: UUID, found: CaseAsOf) -> CaseStateView:
+        assert found.case is not None and found.at is not None
+        return cls(
+            case_id=case_id,
+            version=found.version,
+            version_at=found.at,
+            state=CaseView.of(found.case),
+        )
+
+
+class FieldChangeView(BaseModel):
+    """One field of the case's state that differs between the two versions."""
+
+    field: str
+    before: Any
+    after: Any
+
+
+class CaseDiffView(BaseModel):
+    """What changed in a case between two versions: each field before -> after, the events."""
+
+    case_id: UUID
+    from_version: int = Field(description="0 when the start precedes the opening.")
+    from_version_at: datetime | None
+    to_version: int
+    to_version_at: datetime | None
+    changes: list[FieldChangeView]
+    events: list[EventView] = Field(description="The events after from_version up to to_version.")
+
+    @classmethod
+    def of(cls, case_id: UUID, change: CaseChange) -> CaseDiffView:
+        return cls(
+            case_id=case_id,
+            from_version=change.before.version,
+            from_version_at=change.before.at,
+            to_version=change.after.version,
+            to_version_at=change.after.at,
+            changes=[
+                FieldChangeView(field=name, before=before, after=after)
+                for name, before, after in field_changes(change.before, change.after)
+            ],
+            events=[EventView.of(event) for event in change.events],
+        )
+
+
+def state_fields(found: CaseAsOf) -> dict[str, Any]:
+    """The case's state as plain JSON values, without its version (empty before opening)."""
+    if found.case is None:
+        return {}
+    fields = CaseView.of(found.case).model_dump(mode="json")
+    fields.pop("version")
+    return fields
+
+
+def field_changes(before: CaseAsOf, after: CaseAsOf) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) for every field of the state that differs, in field order."""
+    old, new = state_fields(before), state_fields(after)
+    names = [*new, *(name for name in old if name not in new)]
+    return [
+        (name, old.get(name), new.get(name)) for name in names if old.get(name) != new.get(name)
+    ]
+
+
+class BreakView(BaseModel):
+    """The first entry of a chain that does not link, and why."""
+
+    stream: str
+    subject: str
+    seq: int | None
+    entry_id: int | None
+    reason: str
+    description: str
+
+    @classmethod
+    def of(cls, found: Break) -> BreakView:
+        return cls(
+            stream=found.stream,
+            subject=found.subject,
+            seq=found.seq,
+            entry_id=found.entry_id,
+            reason=found.reason,
+            description=found.describe(),
+        )
+
+
+class VerificationView(BaseModel):
+    """What a verification covered; each broken chain at its first bad entry."""
+
+    intact: bool
+    chains: int
+    entries: int
+    breaks: list[BreakView]
+
+    @classmethod
+    def of(cls, result: Verification) -> VerificationView:
+        return cls(
+            intact=result.intact,
+            chains=result.chains,
+            entries=result.entries,
+            breaks=[BreakView.of(b) for b in result.breaks],
+        )
+
+
+class AccessView(BaseModel):
+    """One read of case data through the API."""
+
+    access_id: int
+    at: datetime
+    principal_id: str
+    role: str
+    route: str
+    method: str
+    path: str
+    case_id: UUID | None
+    organisation_id: UUID | None
+    reason: str | None
+    request_id: str | None
+    client_address: str | None
+
+
+class AccessPageView(BaseModel):
+    """One page of access records, oldest first; `next` continues it."""
+
+    items: list[AccessView]
+    next_cursor: str | None
+    next: str | None
