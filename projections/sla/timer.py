@@ -61,25 +61,28 @@ class SlaTimer:
         made = 0
         while True:
             with conn.transaction():
+                # The due clocks alone first: joined with the cases in one query, the
+                # planner misjudges how many are due and scans every case.
                 rows = conn.execute(
-                    f"SELECT {_PREFIXED}, c.organisation_id, c.category "
-                    "FROM casebook_sla_clocks k JOIN casebook_sla_cases c USING (case_id) "
-                    "WHERE k.next_due_at <= %s ORDER BY k.next_due_at LIMIT %s "
-                    "FOR UPDATE OF k SKIP LOCKED",
+                    f"SELECT {store.CLOCK_COLUMNS} FROM casebook_sla_clocks "
+                    "WHERE next_due_at <= %s ORDER BY next_due_at LIMIT %s "
+                    "FOR UPDATE SKIP LOCKED",
                     (now, self._batch),
                 ).fetchall()
+                cases = _cases_of(conn, {str(row[0]) for row in rows})
                 transitions: list[Transition] = []
                 clocks = []
-                cases: dict[str, tuple[str, str]] = {}
                 for row in rows:
                     clock = store.clock_from_row(row)
+                    case = cases.get(clock.case_id)
+                    if case is None:  # the join's rule: a clock needs its case row
+                        continue
                     moved = advance(clock, now)
                     if moved:
                         transitions.extend(moved)
-                        clocks.append((moved[-1].clock, row[-1]))
-                        cases[clock.case_id] = (str(row[-2]), row[-1])
+                        clocks.append(moved[-1].clock)
                 with conn.cursor() as cursor:
-                    store.save_clocks(cursor, clocks)
+                    store.save_advanced(cursor, clocks)
                     store.save_transitions(cursor, transitions, cases)
             made += len(transitions)
             for t in transitions:
@@ -89,8 +92,17 @@ class SlaTimer:
                     metric=t.clock.metric.value,
                     at=t.at.isoformat(),
                 )
-            if len(rows) < self._batch:
+            if len(rows) < self._batch or not clocks:  # (none moved: only orphans were due)
                 return made
 
 
-_PREFIXED = ", ".join(f"k.{column.strip()}" for column in store.CLOCK_COLUMNS.split(","))
+def _cases_of(conn: psycopg.Connection[Any], case_ids: set[str]) -> dict[str, tuple[str, str]]:
+    """(organisation, category) of each case, by case id."""
+    if not case_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT case_id, organisation_id, category FROM casebook_sla_cases "
+        "WHERE case_id = ANY(%s::uuid[])",
+        (list(case_ids),),
+    ).fetchall()
+    return {str(case_id): (str(organisation), category) for case_id, organisation, category in rows}
