@@ -102,6 +102,17 @@ class Settings(BaseSettings):
         "replaced (heartbeats every quarter of it).",
     )
 
+    audit_signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) that signs audit checkpoints. Unset: "
+        "generated under data_dir when embedded; required with an external database.",
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How often the audit checkpointer signs a checkpoint over new entries.",
+    )
+
     @field_validator("kafka_bootstrap_servers", "database_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

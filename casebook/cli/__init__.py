@@ -9,6 +9,7 @@ import typer
 from kafka.errors import KafkaError
 
 from casebook.cli.audit import audit_app
+from casebook.cli.audit_evidence import EvidenceRefused
 from casebook.cli.consume import consume_app
 from casebook.cli.db import migrate_command
 from casebook.cli.dlq import DlqRefused, consumers_app, dlq_app
@@ -21,10 +22,18 @@ from casebook.cli.serve import serve_command
 from casebook.cli.sla import sla_app
 from casebook.database import DatabaseUnavailable
 from casebook.migrate import MigrationFailed
+from casebook.signing import SigningKeyUnavailable
 from domain.errors import DomainError
 
 # Failures of the machinery around the domain: reported in one line, exit code 1.
-_OPERATIONAL_ERRORS = (DatabaseUnavailable, MigrationFailed, KeyNotActive, DlqRefused)
+_OPERATIONAL_ERRORS = (
+    DatabaseUnavailable,
+    MigrationFailed,
+    KeyNotActive,
+    DlqRefused,
+    EvidenceRefused,
+    SigningKeyUnavailable,
+)
 
 app = typer.Typer(
     name="casebook",

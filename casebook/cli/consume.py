@@ -43,8 +43,12 @@ def consume_audit() -> None:
             "(`casebook run` starts a local broker and the audit trail instead)"
         )
     from casebook.audit_service import AuditService
+    from casebook.signing import load_signing_key
 
+    # Here, unlike beside `casebook run`, no signing key is a refusal: a production
+    # audit trail without signed checkpoints must not start quietly.
+    key = load_signing_key(settings)
     with command_database(settings) as db:
-        service = AuditService(db, settings)
+        service = AuditService(db, settings, signing_key=key)
         with stop_on_signals() as stop:
             service.run(stop)

@@ -1,0 +1,3 @@
+DROP TABLE casebook_audit_checkpoint_outbox_offsets;
+DROP TABLE casebook_audit_checkpoint_outbox;
+DROP TABLE casebook_audit_checkpoints;
