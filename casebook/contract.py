@@ -23,12 +23,15 @@ from casebook.event_types import ENVELOPE, event_type, payload
 from domain.cases import NoteVisibility, ServiceRequest
 from domain.organisations import Organisation, PurchaseChannel
 from domain.values import Agreement, Category, ContactKind, Severity
+from projections.audit.checkpoint import EVENT_TYPE as CHECKPOINT_TYPE
+from projections.audit.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from projections.sla.clocks import Change
 from projections.sla.events import ClockEvent
 from projections.sla.events import event_type as sla_event_type
 
 TOPIC = "casebook.case-events.v1"
 SLA_TOPIC = "casebook.sla-events.v1"
+CHECKPOINT_TOPIC = "casebook.audit-checkpoints.v1"
 # Event types no longer written but still on the topic (records published before their
 # class version was bumped): their schemas stay published, so a consumer reading the
 # topic from the beginning can validate every record. Each is its successor's schema
@@ -191,6 +194,74 @@ def sla_json_schema(kind: str) -> dict[str, Any]:
         "title": kind,
         "description": f"A case's SLA clock {change.value.replace('_', ' ')}: "
         "what changed, when it truly happened, why, and the clock after it.",
+    }
+
+
+def checkpoint_json_schema() -> dict[str, Any]:
+    """JSON Schema of a signed audit checkpoint (projections/audit/checkpoint.py)."""
+    hex64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+    count = {"type": "integer", "minimum": 0}
+    properties: dict[str, Any] = {
+        "format": {"const": CHECKPOINT_FORMAT, "description": "Version of the signed encoding."},
+        "number": count | {"minimum": 1, "description": "1, 2, ... with no gaps."},
+        "after": count | {"description": "The previous checkpoint's upto (0 for the first)."},
+        "upto": count | {"description": "The last audit entry id covered."},
+        "count": count | {"minimum": 1, "description": "Entries with id in (after, upto]."},
+        "merkle_root": hex64
+        | {"description": "RFC 6962 Merkle root of those entries' hashes in entry id order."},
+        "prev_digest": hex64 | {"description": "The previous checkpoint's digest (zeros first)."},
+        "created_at": {"type": "string", "format": "date-time", "description": "When signed."},
+        "key_fingerprint": hex64 | {"description": "SHA-256 of the raw Ed25519 public key."},
+        "digest": hex64 | {"description": "SHA-256 of the signed bytes."},
+        "signature": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "Ed25519 over the signed bytes: the canonical JSON (keys sorted, "
+            "no spaces) of every field but digest, signature and public_key.",
+        },
+        "public_key": {"type": "string", "description": "The signing key's public half, PEM."},
+    }
+    return {
+        "$schema": _DRAFT,
+        "$id": f"{SCHEMA_BASE}events/{CHECKPOINT_TYPE}.json",
+        "title": CHECKPOINT_TYPE,
+        "description": "A signed checkpoint of the audit log: the entries appended since "
+        "the previous checkpoint, by their Merkle root, chained to that checkpoint.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": sorted(properties),
+        "properties": properties,
+    }
+
+
+def _checkpoint_message() -> dict[str, Any]:
+    headers = _sla_headers()
+    headers["description"] = "CloudEvents 1.0 Kafka binary-mode headers of a checkpoint."
+    headers["properties"] |= {
+        "ce_id": _text("checkpoint:<number>: stable, deduplicate on it.", minLength=1),
+        "ce_type": _text("The checkpoint type.", const=CHECKPOINT_TYPE),
+        "ce_time": _text("When the checkpoint was signed, RFC 3339.", format="date-time"),
+        "ce_subject": _text("Always `audit-log`, as in the message key.", const="audit-log"),
+        "ce_sequence": _text("The checkpoint's outbox position; increases.", pattern=_DECIMAL),
+        "ce_position": _text("The checkpoint's outbox position.", pattern=_DECIMAL),
+    }
+    return {
+        "name": CHECKPOINT_TYPE,
+        "title": "Checkpoint signed",
+        "summary": checkpoint_json_schema()["description"],
+        "contentType": "application/json",
+        "headers": headers,
+        "payload": {"$ref": f"events/{CHECKPOINT_TYPE}.json"},
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "const": "audit-log",
+                    "description": "One key: every checkpoint on one partition, in order.",
+                },
+                "bindingVersion": "0.5.0",
+            }
+        },
     }
 
 
@@ -369,6 +440,14 @@ def asyncapi_document() -> dict[str, Any]:
                 "see each payload schema).",
                 "messages": {kind: {"$ref": f"#/components/messages/{kind}"} for kind in messages},
             },
+            "auditCheckpoints": {
+                "address": CHECKPOINT_TOPIC,
+                "title": "Signed audit checkpoints",
+                "description": "The topic is `<prefix>.audit-checkpoints.v1`. One message per "
+                "checkpoint the audit trail signs over its log, each published exactly once; "
+                "auditors keep them to check evidence bundles against.",
+                "messages": {CHECKPOINT_TYPE: {"$ref": f"#/components/messages/{CHECKPOINT_TYPE}"}},
+            },
             "slaEvents": {
                 "address": SLA_TOPIC,
                 "title": "SLA clock transitions",
@@ -387,6 +466,12 @@ def asyncapi_document() -> dict[str, Any]:
                 "summary": "The relay publishes every recorded event once it is committed.",
                 "messages": [{"$ref": f"#/channels/caseEvents/messages/{k}"} for k in messages],
             },
+            "publishAuditCheckpoints": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/auditCheckpoints"},
+                "summary": "The audit trail publishes each signed checkpoint from its outbox.",
+                "messages": [{"$ref": f"#/channels/auditCheckpoints/messages/{CHECKPOINT_TYPE}"}],
+            },
             "publishSlaEvents": {
                 "action": "send",
                 "channel": {"$ref": "#/channels/slaEvents"},
@@ -399,7 +484,7 @@ def asyncapi_document() -> dict[str, Any]:
                 **{f"{a}EventHeaders": _headers(a) for a in ("case", "organisation")},
                 "slaEventHeaders": _sla_headers(),
             },
-            "messages": messages | sla_messages,
+            "messages": messages | sla_messages | {CHECKPOINT_TYPE: _checkpoint_message()},
         },
     }
 
@@ -415,6 +500,7 @@ def generated_files() -> dict[str, str]:
     }
     files |= {f"events/{kind}.json": _render(sla_json_schema(kind)) for kind in SLA_EVENT_TYPES}
     files |= {f"events/{kind}.json": _render(retired_json_schema(kind)) for kind in RETIRED_TYPES}
+    files[f"events/{CHECKPOINT_TYPE}.json"] = _render(checkpoint_json_schema())
     files["asyncapi.json"] = _render(asyncapi_document())
     return dict(sorted(files.items()))
 

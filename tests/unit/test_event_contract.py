@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
 
 from casebook.application import EventStore
 from casebook.cli import main
 from casebook.contract import (
+    CHECKPOINT_TOPIC,
     EVENT_CLASSES,
     PERSONAL_FIELDS,
     SECRET_FIELDS,
@@ -30,6 +32,8 @@ from domain.cases import NoteVisibility, ServiceRequest
 from domain.organisations import PurchaseChannel
 from domain.policy import Policy
 from domain.values import Agreement, Category, ContactKind, Severity
+from projections.audit.checkpoint import EVENT_TYPE as CHECKPOINT_TYPE
+from projections.audit.checkpoint import public_pem, sign
 from projections.sla import clocks
 from projections.sla.events import sla_event
 from tests.unit.conftest import (
@@ -154,7 +158,10 @@ def test_every_event_class_has_a_schema_file_and_an_asyncapi_message() -> None:
     channel = document["channels"]["caseEvents"]
     assert channel["address"] == "casebook.case-events.v1"
     assert set(channel["messages"]) == set(EVENT_CLASSES)
-    assert set(messages) == set(EVENT_CLASSES) | set(SLA_EVENT_TYPES)
+    assert set(messages) == set(EVENT_CLASSES) | set(SLA_EVENT_TYPES) | {CHECKPOINT_TYPE}
+    checkpoints = document["channels"]["auditCheckpoints"]
+    assert checkpoints["address"] == CHECKPOINT_TOPIC == "casebook.audit-checkpoints.v1"
+    assert set(checkpoints["messages"]) == {CHECKPOINT_TYPE}
     sla_channel = document["channels"]["slaEvents"]
     assert sla_channel["address"] == "casebook.sla-events.v1"
     assert set(sla_channel["messages"]) == set(SLA_EVENT_TYPES)
@@ -165,6 +172,23 @@ def test_every_event_class_has_a_schema_file_and_an_asyncapi_message() -> None:
         assert schema["additionalProperties"] is False
         assert messages[kind]["payload"] == {"$ref": f"events/{kind}.json"}
         assert messages[kind]["headers"]["allOf"][1]["properties"]["ce_type"] == {"const": kind}
+
+
+def test_a_signed_checkpoint_validates_against_its_published_schema() -> None:
+    key = Ed25519PrivateKey.generate()
+    checkpoint = sign(
+        key,
+        number=2,
+        after=10,
+        upto=25,
+        count=14,
+        merkle_root=bytes(32),
+        prev_digest="ab" * 32,
+        created_at=datetime(2025, 3, 4, 12, tzinfo=UTC),
+    )
+    payload = checkpoint.as_json() | {"public_key": public_pem(key.public_key())}
+    path = SCHEMAS / "events" / f"{CHECKPOINT_TYPE}.json"
+    validator(json.loads(path.read_text(encoding="utf-8"))).validate(payload)
 
 
 def test_every_sla_transition_validates_against_its_published_schema() -> None:
