@@ -43,3 +43,4 @@ bench: install
 	$(PY) bench/clock.py
 	$(PY) -m bench.write
 	$(PY) -m bench.relay
+	$(PY) -m bench.projection
