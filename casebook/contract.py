@@ -238,7 +238,10 @@ def _checkpoint_message() -> dict[str, Any]:
     headers = _sla_headers()
     headers["description"] = "CloudEvents 1.0 Kafka binary-mode headers of a checkpoint."
     headers["properties"] |= {
-        "ce_id": _text("checkpoint:<number>: stable, deduplicate on it.", minLength=1),
+        "ce_id": _text(
+            "checkpoint:<number>:<first 16 hex digits of its digest>: stable, deduplicate on it.",
+            minLength=1,
+        ),
         "ce_type": _text("The checkpoint type.", const=CHECKPOINT_TYPE),
         "ce_time": _text("When the checkpoint was signed, RFC 3339.", format="date-time"),
         "ce_subject": _text("Always `audit-log`, as in the message key.", const="audit-log"),

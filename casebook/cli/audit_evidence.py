@@ -79,6 +79,9 @@ def export_command(
             export = export_bundle(conn, request, now=datetime.now(UTC))
         except EvidenceUnavailable as error:
             raise EvidenceRefused(str(error)) from None
+    if export.entries == 0:
+        asked = f"case {case}" if case else f"organisation {organisation}"
+        raise EvidenceRefused(f"no audit entries for {asked} in that period; nothing written")
     try:
         out.write_bytes(export.data)
     except OSError as error:

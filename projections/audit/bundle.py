@@ -120,6 +120,7 @@ def _verify(
             f"{ENTRIES} has {len(entries)} entries, the manifest says {listed['count']}"
         )
     chains = _check_chains(entries, manifest["chains"])
+    _check_scope(manifest["chains"], manifest["request"])
     keys = _check_keys(manifest["public_keys"], expected_key)
     checkpoints = _check_checkpoints(manifest["checkpoints"], keys)
     uncovered = _check_proofs(entries, manifest, checkpoints)
@@ -173,6 +174,18 @@ def _check_chains(entries: list[dict[str, Any]], segments: list[dict[str, Any]])
     for stream, subject in sorted(expected.keys() - seen):
         raise BundleInvalid(f"{ENTRIES}: the {stream} chain of {subject} is missing")
     return len(seen)
+
+
+def _check_scope(segments: list[dict[str, Any]], request: dict[str, Any]) -> None:
+    """A case's bundle holds only that case's chains (an organisation's cases are not
+    known offline, so only its own chain's subject is checked)."""
+    case, organisation = request.get("case_id"), request.get("organisation_id")
+    for segment in segments:
+        stream, subject = segment["stream"], segment["subject"]
+        if case is not None and (subject != case or stream not in ("case", "sla")):
+            raise BundleInvalid(f"the {stream} chain of {subject} is not case {case}'s")
+        if organisation is not None and stream == "organisation" and subject != organisation:
+            raise BundleInvalid(f"the organisation chain of {subject} is not {organisation}'s")
 
 
 def _check_keys(

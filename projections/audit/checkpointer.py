@@ -115,7 +115,7 @@ def _checkpoint_once(
         f"INSERT INTO {OUTBOX} (event_id, type, subject, time, payload) "
         "VALUES (%s, %s, %s, %s, %s)",
         (
-            f"checkpoint:{checkpoint.number}",
+            event_id(checkpoint),
             EVENT_TYPE,
             OUTBOX_SUBJECT,
             datetime.fromisoformat(checkpoint.created_at),
@@ -129,6 +129,12 @@ def _checkpoint_once(
         count=checkpoint.count,
     )
     return checkpoint
+
+
+def event_id(checkpoint: Checkpoint) -> str:
+    """`checkpoint:<number>:<digest prefix>`: stable per checkpoint, and distinct from a
+    checkpoint of the same number signed over a rebuilt log."""
+    return f"checkpoint:{checkpoint.number}:{checkpoint.digest[:16]}"
 
 
 def _from_row(row: tuple[Any, ...]) -> Checkpoint:

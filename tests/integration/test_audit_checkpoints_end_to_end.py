@@ -67,4 +67,4 @@ def test_signed_checkpoints_cover_the_log_and_reach_their_topic(
     assert all(problem(c, key.public_key()) is None for c in published)
     headers = dict(records[0].headers)
     assert headers["ce_type"] == b"casebook.audit.checkpoint_signed.v1"
-    assert headers["ce_id"] == b"checkpoint:1"
+    assert headers["ce_id"] == f"checkpoint:1:{published[0].digest[:16]}".encode()

@@ -117,8 +117,8 @@ def test_checkpoints_chain_and_go_to_the_outbox_in_the_same_transaction(
         "SELECT event_id, type, subject, payload FROM casebook_audit_checkpoint_outbox ORDER BY id",
     )
     assert [r[:3] for r in outbox] == [
-        ("checkpoint:1", "casebook.audit.checkpoint_signed.v1", "audit-log"),
-        ("checkpoint:2", "casebook.audit.checkpoint_signed.v1", "audit-log"),
+        (f"checkpoint:1:{first.digest[:16]}", "casebook.audit.checkpoint_signed.v1", "audit-log"),
+        (f"checkpoint:2:{second.digest[:16]}", "casebook.audit.checkpoint_signed.v1", "audit-log"),
     ]
     published = Checkpoint.from_json(outbox[1][3])
     assert published == second and problem(published, KEY.public_key()) is None
@@ -262,6 +262,11 @@ def _swap_signatures(entries: bytes, manifest: dict[str, Any]) -> tuple[bytes, d
     return entries, manifest | {"checkpoints": swapped + manifest["checkpoints"][2:]}
 
 
+def _other_case(entries: bytes, manifest: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    other = "00000000-0000-0000-0000-000000000001"
+    return entries, manifest | {"request": manifest["request"] | {"case_id": other}}
+
+
 def _claim_uncovered(entries: bytes, manifest: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
     proof, *rest = manifest["proofs"]
     return entries, manifest | {"proofs": rest, "uncovered": [proof["entry_id"]]}
@@ -277,6 +282,7 @@ def _claim_uncovered(entries: bytes, manifest: dict[str, Any]) -> tuple[bytes, d
         (_alter_proof, "its Merkle proof does not lead to the signed root of checkpoint 1"),
         (_swap_signatures, "checkpoint 1: its signature does not verify"),
         (_claim_uncovered, "is listed as uncovered, but is covered"),
+        (_other_case, "is not case 00000000-0000-0000-0000-000000000001's"),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else "",
 )
@@ -365,6 +371,11 @@ def test_export_then_verify_bundle_from_the_command_line(
             ("export", "--case", "0" * 32, "--since", "2025-01-01", "--out", "x.zip"),
             2,
             "UTC offset",
+        ),
+        (
+            ("export", "--case", "0" * 32, "--out", "x.zip"),
+            1,
+            "no audit entries for case 00000000-0000-0000-0000-000000000000 in that period",
         ),
         (("verify-bundle", "missing.zip"), 1, "missing.zip: No such file or directory"),
         (("verify-bundle", "not-a-zip.zip"), 1, "not an evidence bundle"),
