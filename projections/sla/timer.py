@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import structlog
@@ -69,7 +70,7 @@ class SlaTimer:
                     "FOR UPDATE SKIP LOCKED",
                     (now, self._batch),
                 ).fetchall()
-                cases = _cases_of(conn, {str(row[0]) for row in rows})
+                cases = _cases_of(conn, {row[0] for row in rows})
                 transitions: list[Transition] = []
                 clocks = []
                 for row in rows:
@@ -85,8 +86,9 @@ class SlaTimer:
                     store.save_advanced(cursor, clocks)
                     store.save_transitions(cursor, transitions, cases)
             made += len(transitions)
+            logger = log.bind()  # resolved once: the proxy `log` binds anew on every call
             for t in transitions:
-                log.info(
+                logger.info(
                     f"sla.clock.{t.change.value}",
                     case_id=t.clock.case_id,
                     metric=t.clock.metric.value,
@@ -96,13 +98,13 @@ class SlaTimer:
                 return made
 
 
-def _cases_of(conn: psycopg.Connection[Any], case_ids: set[str]) -> dict[str, tuple[str, str]]:
-    """(organisation, category) of each case, by case id."""
+def _cases_of(conn: psycopg.Connection[Any], case_ids: set[UUID]) -> dict[str, tuple[str, str]]:
+    """(organisation, category) of each case, by case id (sent as a binary uuid array)."""
     if not case_ids:
         return {}
     rows = conn.execute(
         "SELECT case_id, organisation_id, category FROM casebook_sla_cases "
-        "WHERE case_id = ANY(%s::uuid[])",
+        "WHERE case_id = ANY(%b::uuid[])",
         (list(case_ids),),
     ).fetchall()
     return {str(case_id): (str(organisation), category) for case_id, organisation, category in rows}
