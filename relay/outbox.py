@@ -154,21 +154,7 @@ class OutboxPublisher:
         return len(rows)
 
     def _record(self, row: Any) -> dict[str, Any]:
-        outbox_id, event_id, kind, subject, at, payload = row
-        headers = [
-            ("ce_specversion", SPEC_VERSION),
-            ("ce_id", event_id.encode()),
-            ("ce_source", self._settings.event_source.encode()),
-            ("ce_type", kind.encode()),
-            ("ce_time", at.isoformat().encode()),
-            ("ce_subject", subject.encode()),
-            ("content-type", b"application/json"),
-            # Increasing per subject (not contiguous): consumers drop what they applied.
-            ("ce_sequence", str(outbox_id).encode()),
-            ("ce_position", str(outbox_id).encode()),
-        ]
-        value = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        return {"key": subject.encode(), "value": value, "headers": headers}
+        return outbox_record(row, self._settings.event_source)
 
     def _save_offset(self, conn: psycopg.Connection[Any], partition: int, next_offset: int) -> None:
         conn.execute(
@@ -202,6 +188,26 @@ class OutboxPublisher:
             with contextlib.suppress(KafkaError):
                 self._producer.close(timeout=2)
             self._producer = None
+
+
+def outbox_record(row: Any, source: str) -> dict[str, Any]:
+    """The Kafka record (key, value, headers) of an outbox row
+    (id, event_id, type, subject, time, payload)."""
+    outbox_id, event_id, kind, subject, at, payload = row
+    headers = [
+        ("ce_specversion", SPEC_VERSION),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", kind.encode()),
+        ("ce_time", at.isoformat().encode()),
+        ("ce_subject", subject.encode()),
+        ("content-type", b"application/json"),
+        # Increasing per subject (not contiguous): consumers drop what they applied.
+        ("ce_sequence", str(outbox_id).encode()),
+        ("ce_position", str(outbox_id).encode()),
+    ]
+    value = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return {"key": subject.encode(), "value": value, "headers": headers}
 
 
 def _read_tail(

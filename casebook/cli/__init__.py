@@ -15,6 +15,7 @@ from casebook.cli.db import migrate_command
 from casebook.cli.dlq import DlqRefused, consumers_app, dlq_app
 from casebook.cli.keys import KeyNotActive, keys_app
 from casebook.cli.policy import policy_app
+from casebook.cli.projections import projections_app
 from casebook.cli.relay import relay_command
 from casebook.cli.run import run_command
 from casebook.cli.schemas import schemas_app
@@ -48,6 +49,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(consume_app, name="consume")
 app.add_typer(audit_app, name="audit")
+app.add_typer(projections_app, name="projections")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumers_app, name="consumers")
 app.command("migrate")(migrate_command)
