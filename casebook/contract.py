@@ -38,6 +38,10 @@ CHECKPOINT_TOPIC = "casebook.audit-checkpoints.v1"
 # without the fields the newer version added.
 RETIRED_TYPES: dict[str, tuple[type, tuple[str, ...]]] = {
     "casebook.case.responded.v1": (ServiceRequest.Responded, ("via",)),
+    "casebook.case.opened.v1": (
+        ServiceRequest.Opened,
+        ("customer_timezone", "customer_country"),
+    ),
 }
 # Every SLA transition kind shares the payload `ClockEvent`; the type names the change.
 SLA_EVENT_TYPES: dict[str, Change] = {sla_event_type(change): change for change in Change}

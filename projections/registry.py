@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from consumers.projection import Projection
 
 
-
 def _sla(settings: Settings) -> Projection:
     from casebook.sla_service import target_book
     from projections.sla.projection import SlaProjection

@@ -95,6 +95,8 @@ class ServiceRequest(Aggregate):
             caller_phone=caller_phone,
             verification_id=verification_id,
             partner_contact_acknowledged=partner_contact_acknowledged,
+            customer_timezone=organisation.timezone,
+            customer_country=organisation.country,
             policy_version=policy.version,
             by=by,
             at=at,

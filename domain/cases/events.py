@@ -2,7 +2,8 @@
 
 Versioning: to change an event, never rename it: bump its `class_version` and add
 `upcast_v<n>_v<n+1>(state)` on the class, so events stored earlier are read as the new
-version (replays, as-of views and the topics all see one shape). `Responded` is at v2.
+version (replays, as-of views and the topics all see one shape). `Opened` and
+`Responded` are at v2.
 
 Attributes stay JSON-friendly (str, int, bool, UUID, datetime, Actor, None), so enum
 values are typed `str` here: after a round trip through the event store they come back
@@ -23,9 +24,14 @@ from domain.values import Actor
 
 
 class Opened(Aggregate.Created):
-    """An admin's request was opened; it awaits a severity assessment."""
+    """An admin's request was opened; it awaits a severity assessment.
 
-    class_version = 1
+    v2 added the customer's locale at opening (`customer_timezone`, `customer_country`):
+    the hours and holidays of customer-calendar targets (presales, §7.3) come from the case
+    itself. Requests opened before it read as None (the organisation's locale applies).
+    """
+
+    class_version = 2
     organisation_id: UUID
     requester_id: str
     category: str  # a Category value
@@ -37,9 +43,16 @@ class Opened(Aggregate.Created):
     caller_phone: str | None
     verification_id: UUID | None
     partner_contact_acknowledged: bool
+    customer_timezone: str | None
+    customer_country: str | None
     policy_version: str
     by: Actor
     at: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, object]) -> None:
+        state["customer_timezone"] = None
+        state["customer_country"] = None
 
 
 class SeverityAssigned(Aggregate.Event):

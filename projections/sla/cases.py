@@ -44,6 +44,9 @@ class CaseView:
     resolved_at: datetime | None = None
     unresponsive_since: datetime | None = None
     version: int = 0
+    # The customer's locale recorded at opening (None for requests opened before cases
+    # recorded it: the organisation's locale, as the tracker last knew it, applies).
+    locale: Locale | None = None
     clocks: dict[Metric, Clock] = field(default_factory=dict)
 
     @property
@@ -78,6 +81,7 @@ class Tracker:
                 category=str(data["category"]),
                 status=AWAITING,
                 opened_at=at,
+                locale=_locale_at_opening(data),
             )
         if view is None:
             return None
@@ -91,6 +95,8 @@ class Tracker:
 
     def relocate(self, view: CaseView, at: datetime, reason: str) -> None:
         """Recompute the clocks that run on the customer's calendar (locale now known/changed)."""
+        if view.locale is not None:
+            return  # the case keeps the locale it was opened with
         for metric, clock in list(view.clocks.items()):
             if clock.is_finished or view.severity is None:
                 continue
@@ -218,7 +224,7 @@ class Tracker:
 
     def _target(self, view: CaseView, metric: Metric, version: str) -> Any:
         assert view.severity is not None
-        locale = self.locales.get(view.organisation_id)
+        locale = view.locale or self.locales.get(view.organisation_id)
         initial = metric is Metric.INITIAL_RESPONSE
         resolve = self.targets.initial if initial else self.targets.follow_up
         try:
@@ -247,3 +253,8 @@ _HANDLERS: dict[str, Callable[[Tracker, CaseView, dict[str, Any], datetime], Non
     "resolved": Tracker._resolved,
     "reopened": Tracker._reopened,
 }
+
+
+def _locale_at_opening(data: dict[str, Any]) -> Locale | None:
+    zone, country = data.get("customer_timezone"), data.get("customer_country")
+    return Locale(timezone=str(zone), country=str(country)) if zone and country else None

@@ -151,7 +151,7 @@ class SlaReader:
                 params.extend([due, due, case_id])
         params.append(limit)
         query = (
-            f"SELECT {_CASE}, {_CLOCK}, o.timezone, o.country FROM casebook_sla_cases c "
+            f"SELECT {_CASE}, {_CLOCK}, {_LOCALE} FROM casebook_sla_cases c "
             "LEFT JOIN LATERAL (SELECT * FROM casebook_sla_clocks k WHERE k.case_id = c.case_id "
             "AND k.deadline = c.due_at ORDER BY k.metric LIMIT 1) k ON true "
             "LEFT JOIN casebook_sla_organisations o ON o.organisation_id = c.organisation_id "
@@ -166,7 +166,7 @@ class SlaReader:
         with conn.cursor(row_factory=tuple_row) as cursor:
             found = cursor.execute(
                 "SELECT c.case_id, c.organisation_id, c.category, c.severity, c.status, "
-                "o.timezone, o.country FROM casebook_sla_cases c "
+                f"{_LOCALE} FROM casebook_sla_cases c "
                 "LEFT JOIN casebook_sla_organisations o USING (organisation_id) "
                 "WHERE c.case_id = %s",
                 (case_id,),
@@ -308,6 +308,8 @@ _CASE = (
     "c.unresponsive_since, c.due_at"
 )
 _CASE_N = 9
+# The locale recorded at opening, else the organisation's.
+_LOCALE = "COALESCE(c.customer_timezone, o.timezone), COALESCE(c.customer_country, o.country)"
 _CLOCK = (
     "k.metric, k.state, k.severity, k.policy_version, k.description, k.calendar, k.started_at, "
     "k.target_seconds, k.deadline, k.at_risk_at, k.provisional, k.met_at, k.breached_at, "

@@ -21,7 +21,8 @@ _T = TypeVar("_T")
 
 _CASE_COLUMNS = (
     "case_id, organisation_id, category, severity, status, agent_id, opened_at, "
-    "first_response_at, resolved_at, unresponsive_since, version"
+    "first_response_at, resolved_at, unresponsive_since, version, customer_timezone, "
+    "customer_country"
 )
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
@@ -83,6 +84,7 @@ def _view(row: Any) -> CaseView:
         resolved_at=row[8],
         unresponsive_since=row[9],
         version=row[10],
+        locale=Locale(timezone=row[11], country=row[12]) if row[11] and row[12] else None,
     )
 
 
@@ -160,6 +162,8 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
                         v.resolved_at,
                         v.unresponsive_since,
                         v.version,
+                        v.locale.timezone if v.locale else None,
+                        v.locale.country if v.locale else None,
                         v.due_at,
                     )
                     for v in views
@@ -294,7 +298,7 @@ def save_transitions(
 # the text form of an array escapes every element with a regular expression.
 _CASE_TYPES = (
     "uuid", "uuid", "text", "text", "text", "text", "timestamptz", "timestamptz",
-    "timestamptz", "timestamptz", "integer", "timestamptz",
+    "timestamptz", "timestamptz", "integer", "text", "text", "timestamptz",
 )  # fmt: skip
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",

@@ -57,7 +57,7 @@ PUBLIC = {
     *("partner_contact_acknowledged", "policy_version", "by", "at", "severity", "agreement"),
     *("previous_severity", "asked_at", "evidence_version", "evidence_asked_at"),
     *("first_response", "via", "agent_id", "visibility", "score", "name", "country"),
-    *("timezone",),
+    *("timezone", "customer_timezone", "customer_country"),
     *("purchase_channel", "partner_name", "admins", "principal_id", "kind", "send_to_kind"),
     *("expires_at", "max_attempts", "attempt", "locked"),
 }

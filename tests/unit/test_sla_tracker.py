@@ -125,9 +125,7 @@ def test_escalation_recomputes_from_the_opening_and_can_breach_at_once(
 def test_downgrade_lifts_a_breach_the_stricter_target_caused(book: TargetBook) -> None:
     case = Case(book)
     case.event("severity_assigned", at(minutes=1), severity="A", agreement="advanced")
-    case.event(
-        "customer_unresponsive", at(minutes=30), requested="logs", asked_at=at(minutes=5)
-    )
+    case.event("customer_unresponsive", at(minutes=30), requested="logs", asked_at=at(minutes=5))
     changes = case.event(
         "downgraded",
         at(hours=3),
@@ -219,3 +217,20 @@ def test_an_in_time_response_that_arrives_after_the_timer_marked_a_breach_meets_
     changes = case.event("responded", answered, first_response=True, message_summary="")
     assert changes == [(Change.MET, answered)]
     assert case.clock().state is State.MET and case.clock().breached_at is None
+
+
+def test_a_presales_clock_counts_the_hours_of_the_locale_recorded_at_opening(
+    book: TargetBook,
+) -> None:
+    tracker = Tracker(book, {ORG: Locale(timezone="Asia/Tokyo", country="JP")})
+    opened = {"organisation_id": ORG, "category": "presales"}
+    where = {"customer_timezone": "Europe/Warsaw", "customer_country": "PL"}
+    view = tracker.apply(None, CASE, "opened", data(OPENED, **opened, **where), 1)
+    view = tracker.apply(
+        view, CASE, "severity_assigned", data(at(minutes=1), severity="C", agreement="x"), 2
+    )
+    assert view is not None
+    # Warsaw's hours, not the organisation's current Tokyo ones: Wednesday 18:00 Warsaw.
+    assert view.clocks[Metric.INITIAL_RESPONSE].deadline == datetime(2025, 3, 5, 17, 0, tzinfo=UTC)
+    tracker.relocate(view, at(minutes=5), "customer locale changed")
+    assert len(tracker.transitions) == 1  # only the start: the recorded locale stays
