@@ -117,7 +117,8 @@ class Rebuild:
     ) -> None:
         if source == "store" and store is None:
             raise RebuildRefused(f"{projection.name} cannot be rebuilt from the store")
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        # Down to the microsecond: two rebuilds begun within one second get schemas of their own.
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
         self.schema = f"rebuild_{projection.name}_{stamp}"
         self.archive = f"archive_{projection.name}_{stamp}"
         self._db = db

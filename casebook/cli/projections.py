@@ -23,7 +23,8 @@ projections_app = typer.Typer(
     help="Rebuild projections (blue/green) and compare them.", no_args_is_help=True
 )
 Name = Annotated[Literal["sla", "audit"], typer.Argument(help="Which projection.")]
-_LEFTOVER = re.compile(r"^(rebuild|archive)_(sla|audit)_[0-9]{14}$")
+# The stamp: UTC down to the microsecond (down to the second before; those still match).
+_LEFTOVER = re.compile(r"^(rebuild|archive)_(sla|audit)_[0-9]{14}([0-9]{6})?$")
 
 
 @projections_app.command("rebuild")
