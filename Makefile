@@ -44,3 +44,4 @@ bench: install
 	$(PY) -m bench.write
 	$(PY) -m bench.relay
 	$(PY) -m bench.projection
+	$(PY) -m bench.audit

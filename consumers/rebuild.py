@@ -211,7 +211,7 @@ class Rebuild:
                 for tp in partitions
             )
             yield records
-            if not records and caught_up:
+            if caught_up:  # every partition read to its highwater: no empty poll to wait out
                 return
 
     def _catch_up_from_store(self, conn: psycopg.Connection[Any], stop: threading.Event) -> int:

@@ -117,11 +117,15 @@ def last_sequences(conn: Conn, group: str, subjects: Collection[str]) -> dict[st
 
 def save_sequences(conn: Conn, group: str, sequences: Mapping[str, int]) -> None:
     """Record each subject's last applied sequence (never moving one backwards)."""
-    conn.cursor().executemany(
+    if not sequences:
+        return
+    subjects = sorted(sequences)  # one statement for the batch, rows locked in one order
+    conn.execute(
         "INSERT INTO casebook_consumer_sequences (consumer_group, subject, sequence)"
-        " VALUES (%s, %s, %s) ON CONFLICT (consumer_group, subject) DO UPDATE"
+        " SELECT %s, s, q FROM unnest(%s::text[], %s::bigint[]) AS u(s, q)"
+        " ON CONFLICT (consumer_group, subject) DO UPDATE"
         " SET sequence = GREATEST(casebook_consumer_sequences.sequence, EXCLUDED.sequence)",
-        [(group, subject, sequence) for subject, sequence in sequences.items()],
+        (group, subjects, [sequences[s] for s in subjects]),
     )
 
 

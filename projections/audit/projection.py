@@ -15,6 +15,7 @@ ENTRY_COLUMNS = (
     "stream, subject, seq, event_id, event_type, case_id, organisation_id, occurred_at, "
     "recorded_at, actor_id, actor_role, channel, outcome, changes, prev_hash, hash"
 )
+_COLUMNS = tuple(name.strip() for name in ENTRY_COLUMNS.split(","))
 
 
 class AuditProjection:
@@ -74,26 +75,27 @@ def save(
     *,
     touched: set[tuple[str, str]],
 ) -> None:
+    """The entries in their order (one COPY: entry ids follow it) and the touched heads
+    (one upsert of column arrays)."""
     with conn.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO casebook_audit_entries ({ENTRY_COLUMNS}) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                tuple(
-                    Jsonb(e[c]) if c == "changes" else e[c]
-                    for c in (name.strip() for name in ENTRY_COLUMNS.split(","))
-                )
-                for e in entries
-            ],
-        )
-        cursor.executemany(
+        with cursor.copy(f"COPY casebook_audit_entries ({ENTRY_COLUMNS}) FROM STDIN") as copy:
+            for e in entries:
+                copy.write_row([Jsonb(e[c]) if c == "changes" else e[c] for c in _COLUMNS])
+        changed = sorted(key for key in heads if key in touched)
+        if not changed:
+            return
+        cursor.execute(
             "INSERT INTO casebook_audit_heads (stream, subject, seq, hash, organisation_id, "
-            "fields) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (stream, subject) DO UPDATE "
+            "fields) SELECT * FROM unnest(%s::text[], %s::uuid[], %s::int[], %s::text[], "
+            "%s::uuid[], %s::jsonb[]) ON CONFLICT (stream, subject) DO UPDATE "
             "SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, "
             "organisation_id = EXCLUDED.organisation_id, fields = EXCLUDED.fields",
-            [
-                (stream, subject, h.seq, h.hash, h.organisation_id, Jsonb(h.fields))
-                for (stream, subject), h in sorted(heads.items())
-                if (stream, subject) in touched
-            ],
+            (
+                [stream for stream, _ in changed],
+                [subject for _, subject in changed],
+                [heads[key].seq for key in changed],
+                [heads[key].hash for key in changed],
+                [heads[key].organisation_id for key in changed],
+                [Jsonb(heads[key].fields) for key in changed],
+            ),
         )
