@@ -10,6 +10,7 @@ taken on the next tick.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -86,16 +87,16 @@ class SlaTimer:
                     store.save_advanced(cursor, clocks)
                     store.save_transitions(cursor, transitions, cases)
             made += len(transitions)
-            logger = log.bind()  # resolved once: the proxy `log` binds anew on every call
-            for t in transitions:
-                logger.info(
-                    f"sla.clock.{t.change.value}",
-                    case_id=t.clock.case_id,
-                    metric=t.clock.metric.value,
-                    at=t.at.isoformat(),
-                )
+            _log_marked(transitions)
             if len(rows) < self._batch or not clocks:  # (none moved: only orphans were due)
                 return made
+
+
+def _log_marked(transitions: list[Transition]) -> None:
+    """One line per tick that marked anything: a catch-up can mark thousands of clocks,
+    each of which is in the clock history and on the SLA-events topic anyway."""
+    if transitions:
+        log.info("sla.timer.marked", **Counter(t.change.value for t in transitions))
 
 
 def _cases_of(conn: psycopg.Connection[Any], case_ids: set[UUID]) -> dict[str, tuple[str, str]]:

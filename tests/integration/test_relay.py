@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -102,7 +103,7 @@ def test_every_stored_event_arrives_once_in_order_as_a_cloudevent(
     for record in records:
         h = headers(record)
         assert h["ce_specversion"] == "1.0" and h["content-type"] == "application/json"
-        assert h["ce_type"].startswith("casebook.") and h["ce_type"].endswith(".v1")
+        assert re.fullmatch(r"casebook\.[a-z]+\.[a-z_]+\.v[0-9]+", h["ce_type"])
         assert record.key.decode() == h["ce_subject"]
         assert h["ce_id"] == f"{h['ce_subject']}:{h['ce_sequence']}"
         by_subject.setdefault(h["ce_subject"], []).append(int(h["ce_sequence"]))
@@ -117,7 +118,7 @@ def test_the_analytics_payload_leaves_out_personal_data(
     running = start_relay()
     assert wait_for(lambda: running.relay.position() == 2, timeout=30)
     records = consume(kafka_broker.bootstrap_servers, running.relay.topic, 2)
-    opened = next(r for r in records if headers(r)["ce_type"] == "casebook.case.opened.v1")
+    opened = next(r for r in records if headers(r)["ce_type"] == "casebook.case.opened.v2")
     payload = json.loads(opened.value)
     assert payload["category"] == "technical"
     assert "contact_phone" not in payload and "contact_email" not in payload
