@@ -17,7 +17,12 @@ from tests.integration.api_support import open_case, register_acme
 from tests.integration.sla_support import rows
 from tests.integration.test_sla_end_to_end import until, whole_system
 
-pytestmark = pytest.mark.integration
+# The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
+# the storage layers are proven on both servers, so these run on the machine's server.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("server", ["external"], indirect=True),
+]
 
 
 def test_signed_checkpoints_cover_the_log_and_reach_their_topic(

@@ -28,7 +28,12 @@ from relay.relay import Relay
 from tests.integration.api_support import Api, open_case, register_acme, running_api
 from tests.integration.relay_support import RunningRelay, wait_for
 
-pytestmark = pytest.mark.integration
+# The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
+# the storage layers are proven on both servers, so these run on the machine's server.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("server", ["external"], indirect=True),
+]
 
 
 @contextmanager
