@@ -13,8 +13,9 @@ import pytest
 from casebook.database import Database
 from domain.values import Role
 from tests.integration.api_support import Api, open_case, register_acme, running_api, serving
+from tests.integration.conftest import ON_BOTH_SERVERS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 WRITERS = 20
 

@@ -18,8 +18,9 @@ from tests.integration.api_support import (
     register_acme,
     serving,
 )
+from tests.integration.conftest import ON_BOTH_SERVERS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 REPEATS = 5
 

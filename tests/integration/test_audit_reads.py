@@ -15,9 +15,9 @@ from casebook.migrate import apply_migrations
 from domain.values import Role
 from tests.integration.api_support import Api, running_api
 from tests.integration.audit_support import CasePast, live_a_case
-from tests.integration.conftest import DatabaseFactory
+from tests.integration.conftest import ON_BOTH_SERVERS, DatabaseFactory
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 HOUR = timedelta(hours=1)
 

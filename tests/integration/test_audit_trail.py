@@ -15,10 +15,11 @@ from casebook.settings import Settings
 from domain.values import Severity
 from projections.audit.projection import AuditProjection
 from projections.audit.verify import verify_case, verify_log
+from tests.integration.conftest import ON_BOTH_SERVERS
 from tests.integration.sla_support import rows, stored_envelopes
 from tests.integration.write_side import as_agent, open_request, register_organisation
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 
 @pytest.fixture

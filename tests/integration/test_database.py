@@ -21,7 +21,7 @@ from casebook.database import (
     parse_database_url,
 )
 from casebook.settings import Settings
-from tests.integration.conftest import CliRunner
+from tests.integration.conftest import ON_BOTH_SERVERS, CliRunner
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +52,12 @@ def _dead_pid() -> int:
     return process.pid
 
 
+@ON_BOTH_SERVERS
 def test_ready_check_answers_true_for_a_running_database(database: Database) -> None:
     assert check_ready(database)
 
 
+@ON_BOTH_SERVERS
 def test_creating_an_existing_database_again_changes_nothing(server: Database) -> None:
     name = f"casebook_test_{uuid.uuid4().hex[:12]}"  # parallel sessions share the server
     first = ensure_database(server, name)

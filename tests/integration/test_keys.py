@@ -12,9 +12,9 @@ from psycopg_pool import ConnectionPool
 from casebook.database import Database
 from casebook.keys import KeyRole, KeyStore, Principal
 from domain.values import Role
-from tests.integration.conftest import CliRunner
+from tests.integration.conftest import ON_BOTH_SERVERS, CliRunner
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 
 @pytest.fixture

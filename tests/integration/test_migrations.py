@@ -12,9 +12,9 @@ import pytest
 
 from casebook.database import Database
 from casebook.migrate import MIGRATIONS_DIR, MigrationFailed, apply_migrations, pending_migrations
-from tests.integration.conftest import CliRunner, DatabaseFactory
+from tests.integration.conftest import ON_BOTH_SERVERS, CliRunner, DatabaseFactory
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 ALL_MIGRATIONS = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if ".rollback" not in p.name)
 

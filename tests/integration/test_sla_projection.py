@@ -15,10 +15,11 @@ from casebook.settings import Settings
 from consumers.envelope import Poison
 from domain.values import Category, Severity
 from projections.sla.timer import SlaTimer
+from tests.integration.conftest import ON_BOTH_SERVERS
 from tests.integration.sla_support import project, rows, stored_envelopes
 from tests.integration.write_side import as_agent, open_request, register_organisation
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 # Monday 2025-03-03 10:00 Shanghai.
 START = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)

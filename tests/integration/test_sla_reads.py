@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from casebook.database import Database
 from domain.values import Role
 from tests.integration.api_support import Api, open_case, register_acme, running_api
+from tests.integration.conftest import ON_BOTH_SERVERS
 from tests.integration.sla_support import project, stored_envelopes
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 
 @pytest.fixture

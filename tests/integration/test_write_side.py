@@ -18,6 +18,7 @@ from casebook.settings import Settings
 from domain.cases.state import NoteVisibility
 from domain.policy.rules import SeverityNeedsAgreement, SeverityNotForCategory
 from domain.values import Agreement, Category, Role, Severity
+from tests.integration.conftest import ON_BOTH_SERVERS
 from tests.integration.write_side import (
     ADMIN,
     AGENT,
@@ -26,7 +27,7 @@ from tests.integration.write_side import (
     register_organisation,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from casebook.errors import CaseNotFound, VersionConflict, WriteUnavailable
 from casebook.settings import Settings
 from casebook.writer_process import WriterService, writer_service
 from domain.cases.state import NoteVisibility
+from tests.integration.conftest import ON_BOTH_SERVERS
 from tests.integration.write_side import as_agent, open_request, register_organisation
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
 
 @pytest.fixture
