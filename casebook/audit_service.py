@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from casebook.database import Database
 from casebook.settings import Settings
 from casebook.signing import SigningKeyUnavailable, load_signing_key
-from casebook.sla_service import JOIN_SECONDS, run_parts
+from casebook.sla_service import in_background, run_parts
 from consumers.runtime import ConsumerRuntime
 from projections.audit.checkpointer import OUTBOX, Checkpointer
 from projections.audit.projection import AuditProjection
@@ -59,15 +59,9 @@ class AuditService:
         run_parts("audit", self.parts, stop)
 
 
-@contextmanager
-def background_audit(db: Database, settings: Settings, bootstrap: str) -> Iterator[AuditService]:
+def background_audit(
+    db: Database, settings: Settings, bootstrap: str
+) -> AbstractContextManager[AuditService]:
     """The audit trail on a thread beside the API (what `casebook run` does)."""
-    service = AuditService(db, settings.model_copy(update={"kafka_bootstrap_servers": bootstrap}))
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,), name="casebook-audit", daemon=True)
-    thread.start()
-    try:
-        yield service
-    finally:
-        stop.set()
-        thread.join(timeout=JOIN_SECONDS + 5)
+    local = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
+    return in_background(AuditService(db, local), "casebook-audit")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -116,15 +117,29 @@ def _guarded(
         stop.set()
 
 
+class Service(Protocol):
+    def run(self, stop: threading.Event) -> None: ...
+
+
+_S = TypeVar("_S", bound=Service)
+
+
 @contextmanager
-def background_sla(db: Database, settings: Settings, bootstrap: str) -> Iterator[SlaService]:
-    """The SLA tracker on a thread beside the API (what `casebook run` does)."""
-    service = SlaService(db, settings.model_copy(update={"kafka_bootstrap_servers": bootstrap}))
+def in_background(service: _S, name: str) -> Iterator[_S]:
+    """`service` running on a thread of its own until the block ends."""
     stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,), name="casebook-sla", daemon=True)
+    thread = threading.Thread(target=service.run, args=(stop,), name=name, daemon=True)
     thread.start()
     try:
         yield service
     finally:
         stop.set()
         thread.join(timeout=JOIN_SECONDS + 5)
+
+
+def background_sla(
+    db: Database, settings: Settings, bootstrap: str
+) -> AbstractContextManager[SlaService]:
+    """The SLA tracker on a thread beside the API (what `casebook run` does)."""
+    local = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
+    return in_background(SlaService(db, local), "casebook-sla")
