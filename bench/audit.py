@@ -42,7 +42,7 @@ from eventsourcing.application import Repository
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
-from bench.projection import fresh_database, relay_once, work_cases
+from bench.projection import fresh_database, relayed_history
 from bench.write import AGENT, DEFAULT_URL, seed
 from casebook import commands as c
 from casebook.application import Casebook
@@ -174,19 +174,7 @@ def bench_rebuild(database: Database, settings: Settings, total: int) -> Run:
 def part_rebuild(args: argparse.Namespace, server: Any, bootstrap: str) -> dict[str, Any]:
     """(1): prepare, relay once, then alternate raw and rebuild rounds."""
     with fresh_database(server) as database:
-        settings = Settings(
-            database_url=database.url,
-            log_level="warning",
-            kafka_bootstrap_servers=bootstrap,
-            topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
-        )
-        casebook = Casebook.connect(database, settings)
-        try:
-            cases = seed(casebook, args.cases)
-            work_cases(casebook, cases, args.events)
-            total = relay_once(casebook, database, settings, bootstrap)
-        finally:
-            casebook.close()
+        settings, total = relayed_history(database, bootstrap, args.cases, args.events)
         topics = [f"{settings.topic_prefix}.{t}" for t in AuditProjection.topics]
         raw: list[Run] = []
         rebuilt: list[Run] = []

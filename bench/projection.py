@@ -118,6 +118,24 @@ def fresh_database(server: Any) -> Iterator[Database]:
         drop(server, dbname)
 
 
+def relayed_history(
+    database: Database, bootstrap: str, cases: int, events: int
+) -> tuple[Settings, int]:
+    """Settings under a fresh topic prefix and a worked history relayed once; its size."""
+    settings = Settings(
+        database_url=database.url,
+        log_level="warning",
+        kafka_bootstrap_servers=bootstrap,
+        topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
+    )
+    casebook = Casebook.connect(database, settings)
+    try:
+        work_cases(casebook, seed(casebook, cases), events)
+        return settings, relay_once(casebook, database, settings, bootstrap)
+    finally:
+        casebook.close()
+
+
 def relay_once(casebook: Casebook, database: Database, settings: Settings, bootstrap: str) -> int:
     """Publish every stored event to the settings' topic; the last notification id."""
     last = casebook.store.recorder.max_notification_id() or 0
@@ -282,19 +300,7 @@ def bench_consumer(database: Database, settings: Settings, total: int) -> tuple[
 def part_apply(args: argparse.Namespace, server: Any, bootstrap: str) -> dict[str, Any]:
     """(1): prepare, relay once, then alternate raw and consumer rounds."""
     with fresh_database(server) as database:
-        settings = Settings(
-            database_url=database.url,
-            log_level="warning",
-            kafka_bootstrap_servers=bootstrap,
-            topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
-        )
-        casebook = Casebook.connect(database, settings)
-        try:
-            cases = seed(casebook, args.cases)
-            work_cases(casebook, cases, args.events)
-            total = relay_once(casebook, database, settings, bootstrap)
-        finally:
-            casebook.close()
+        settings, total = relayed_history(database, bootstrap, args.cases, args.events)
         topic = f"{settings.topic_prefix}.case-events.v1"
         raw: list[Run] = []
         sla: list[Run] = []
