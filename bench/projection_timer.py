@@ -5,8 +5,8 @@ turns at risk at BASE + i seconds and is breached a day later, so a tick at BASE
 seconds finds exactly the clocks between the previous tick's k and this one due: every
 tick marks fresh rows and commits, as the live timer does. Per round: 1 % of the clocks
 due, then 0.1 %, then nothing; each time the raw indexed `SELECT ... WHERE next_due_at
-<= now` of the due rows, then `SlaTimer.tick` (select and lock the due clocks, look up
-their cases, advance, save clocks, history and outbox rows, commit).
+<= now` of the due rows, then `SlaTimer.tick` (one statement: lock the due clocks, join
+their cases, advance them, save clocks, history and outbox rows; commit).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ The payload is `ClockEvent`; its JSON Schema is in `schemas/sla-events/`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,7 +85,8 @@ def outbox_row(
 
 
 def clock_event(transition: Transition, organisation_id: str, category: str) -> ClockEvent:
-    """The payload of one transition."""
+    """The payload of one transition; its instants in UTC, whatever zone they were read in
+    (the timer writes the same payload in SQL, in UTC)."""
     clock = transition.clock
     return ClockEvent(
         case_id=clock.case_id,
@@ -93,16 +94,24 @@ def clock_event(transition: Transition, organisation_id: str, category: str) -> 
         category=category,
         metric=clock.metric,
         change=transition.change,
-        at=transition.at,
+        at=_utc(transition.at),
         reason=transition.reason,
         state=clock.state,
         severity=clock.severity,
         policy_version=clock.policy_version,
-        started_at=clock.started_at,
-        deadline=clock.deadline,
-        at_risk_at=clock.at_risk_at,
-        met_at=clock.met_at,
-        breached_at=clock.breached_at,
-        stopped_at=clock.stopped_at,
+        started_at=_utc(clock.started_at),
+        deadline=_utc(clock.deadline),
+        at_risk_at=_utc(clock.at_risk_at),
+        met_at=_utc(clock.met_at),
+        breached_at=_utc(clock.breached_at),
+        stopped_at=_utc(clock.stopped_at),
         provisional=clock.provisional,
     )
+
+
+@overload
+def _utc(moment: datetime) -> datetime: ...
+@overload
+def _utc(moment: None) -> None: ...
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(UTC) if moment is not None else None

@@ -219,32 +219,6 @@ def save_clocks(cursor: psycopg.Cursor[Any], clocks: Sequence[tuple[Clock, str]]
     )
 
 
-def save_advanced(cursor: psycopg.Cursor[Any], clocks: Sequence[Clock]) -> None:
-    """Store clocks that only time moved (`clocks.advance`: state, breach, count, next due).
-
-    The timer's save: an UPDATE of the columns `advance` changes, cheaper than the upsert
-    of every column, which a tick marking thousands of clocks notices.
-    """
-    clocks = list(_last_per_key(clocks, lambda c: (c.case_id, c.metric)))
-    if not clocks:
-        return
-    cursor.execute(
-        "UPDATE casebook_sla_clocks k SET state = u.state, breached_at = u.breached_at, "
-        "transitions = u.transitions, next_due_at = u.next_due_at "
-        "FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::timestamptz[], %b::integer[], "
-        "%b::timestamptz[]) AS u(case_id, metric, state, breached_at, transitions, next_due_at) "
-        "WHERE k.case_id = u.case_id AND k.metric = u.metric",
-        _columns(
-            [
-                (c.case_id, c.metric.value, c.state.value, c.breached_at, c.transitions,
-                 c.next_due_at)
-                for c in clocks
-            ],
-            6,
-        ),
-    )  # fmt: skip
-
-
 def save_transitions(
     cursor: psycopg.Cursor[Any],
     transitions: Sequence[Transition],
