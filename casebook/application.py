@@ -2,9 +2,10 @@
 
 Commands are run by one writer thread in batches (group commit): each command is
 checked against its aggregate, and the aggregates of the whole batch are saved in
-one transaction together with idempotency records and case index rows. If that
-transaction fails on a conflict, every command of the batch is retried alone, so
-one conflicting command never sinks the others.
+one transaction together with idempotency records, case index rows and the origins
+of commands that came through the API. If that transaction fails on a conflict,
+every command of the batch is retried alone, so one conflicting command never sinks
+the others.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from casebook.handlers import Loader, Work, handle, target_id
 from casebook.policy_source import load_policy
 from casebook.reads import CasePage, CaseSummary, RecordedEvent, cases_page
 from casebook.settings import Settings
-from casebook.store import eventsourcing_env
+from casebook.store import OriginRow, eventsourcing_env
 from casebook.writer import GroupCommitWriter, Pending
 from casebook.writer_process import RemoteWriter
 from domain.cases import ServiceRequest
@@ -303,6 +304,7 @@ class Casebook:
     def _save(self, ready: list[Prepared]) -> None:
         records = [idempotency.record(p.item.command, p.item.context, p.result) for p in ready]
         index = [_index_row(p.aggregate) for p in ready if _changes_listing(p.aggregate)]
+        origins = [row for p in ready for row in _origin_rows(p)]
         written = {p.aggregate.id for p in ready}
         # An aggregate written in this batch was read in its batch state: nothing to check.
         reads = sorted({r for p in ready for r in p.reads if r[0] not in written})
@@ -312,6 +314,7 @@ class Casebook:
                 idempotency=[r for r in records if r is not None],
                 case_index=index,
                 expected_reads=reads,
+                origins=origins,
             )
         except BaseException:
             # Cached aggregates now hold events that were not stored: forget them.
@@ -395,6 +398,17 @@ def _one_per_aggregate(batch: list[Item]) -> tuple[list[Item], list[Item]]:
             seen |= marks
             now.append(item)
     return now, later
+
+
+def _origin_rows(prepared: Prepared) -> list[OriginRow]:
+    """The command's origin once per event it recorded (none without an origin)."""
+    origin = prepared.item.context.origin
+    if origin is None:
+        return []
+    return [
+        OriginRow(event.originator_id, event.originator_version, origin)
+        for event in prepared.aggregate.pending_events
+    ]
 
 
 def _result(aggregate: Organisation | ServiceRequest) -> c.CommandResult:

@@ -18,12 +18,26 @@ from domain.values import Actor, Agreement, Category, ContactKind, Severity
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a command came from (NIST SP 800-53 AU-3 "from where"), as the API saw it.
+
+    Stored beside the command's events and published with them; commands from the CLI,
+    the demo or a bench have none.
+    """
+
+    api_key_id: str | None = None
+    client_address: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
 class CommandContext:
-    """Who sends a command, and the client's retry and concurrency guards."""
+    """Who sends a command, from where, and the client's retry and concurrency guards."""
 
     actor: Actor
     idempotency_key: str | None = None
     expected_version: int | None = None
+    origin: Origin | None = None
 
 
 @dataclass(frozen=True)

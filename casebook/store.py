@@ -1,9 +1,10 @@
-"""The event store: eventsourcing's PostgreSQL recorder plus two write-side tables.
+"""The event store: eventsourcing's PostgreSQL recorder plus the write side's tables.
 
-Idempotency records and the case index are written by the same transaction that
-inserts the events, after the notification-log table lock is taken: a command's
-events, its idempotency record and its index row are committed together or not at
-all, and the lock orders those writes so concurrent batches cannot deadlock.
+Idempotency records, the case index and command origins are written by the same
+transaction that inserts the events, after the notification-log table lock is taken: a
+command's events, its idempotency record, its index row and its origin are committed
+together or not at all, and the lock orders those writes so concurrent batches cannot
+deadlock. The relay reads each event's origin with the event (`select_with_origins`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    Notification,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
 
+from casebook.commands import Origin
 from casebook.reads import CaseSummary
 
 if TYPE_CHECKING:
@@ -51,8 +59,33 @@ _UPSERT_CASE_INDEX = (
 )
 
 
+@dataclass(frozen=True)
+class OriginRow:
+    """The origin of one event: the command's origin, keyed by the event it recorded."""
+
+    originator_id: UUID
+    originator_version: int
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class OriginNotification(Notification):
+    """A notification and the origin of the command that recorded it (None: no origin)."""
+
+    origin: Origin | None = None
+
+
+# One statement per batch, whatever its size: column arrays, not a row per statement.
+_INSERT_ORIGINS = (
+    "INSERT INTO casebook_command_origins (originator_id, originator_version, api_key_id,"
+    " client_address, request_id) SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[],"
+    " %s::text[], %s::text[])"
+)
+
+
 class CasebookRecorder(PostgresApplicationRecorder):
-    """Inserts events, then the idempotency records and case index rows given to `save`."""
+    """Inserts events, then the idempotency records, case index rows and origins given to
+    `save`; reads notifications with their origins."""
 
     def _insert_stored_events(
         self,
@@ -64,7 +97,8 @@ class CasebookRecorder(PostgresApplicationRecorder):
         idempotency: Sequence[IdempotencyRecord] = kwargs.get("idempotency", ())
         case_index: Sequence[CaseSummary] = kwargs.get("case_index", ())
         expected_reads: Sequence[tuple[UUID, int]] = kwargs.get("expected_reads", ())
-        if not idempotency and not case_index and not expected_reads:
+        origins: Sequence[OriginRow] = kwargs.get("origins", ())
+        if not idempotency and not case_index and not expected_reads and not origins:
             return
         # A separate cursor: the recorder reads the notification ids from `curs` next.
         with curs.connection.cursor() as extra:
@@ -97,6 +131,60 @@ class CasebookRecorder(PostgresApplicationRecorder):
                         for r in sorted(case_index, key=lambda row: row.case_id)
                     ],
                 )
+            if origins:
+                extra.execute(
+                    _INSERT_ORIGINS,
+                    (
+                        [r.originator_id for r in origins],
+                        [r.originator_version for r in origins],
+                        [r.origin.api_key_id for r in origins],
+                        [r.origin.client_address for r in origins],
+                        [r.origin.request_id for r in origins],
+                    ),
+                )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_with_origins(
+        self, start: int, limit: int, *, inclusive_of_start: bool = True
+    ) -> list[OriginNotification]:
+        """Notifications from `start` in log order, each with its command's origin.
+
+        One query: the origins are LEFT JOINed on the event's key, so events without an
+        origin (CLI, demo, stored before origins were kept) come back with None.
+        """
+        statement = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic,"
+            " e.state, o.api_key_id, o.client_address, o.request_id"
+            " FROM {schema}.{events} e LEFT JOIN {schema}.casebook_command_origins o"
+            " ON o.originator_id = e.originator_id"
+            " AND o.originator_version = e.originator_version"
+            " WHERE e.notification_id {op} %s ORDER BY e.notification_id LIMIT %s"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            events=Identifier(self.events_table_name),
+            op=SQL(">=" if inclusive_of_start else ">"),
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (start, limit), prepare=True)
+            return [_origin_notification(row) for row in curs.fetchall()]
+
+
+def _origin_notification(row: DictRow) -> OriginNotification:
+    origin = (
+        Origin(row["api_key_id"], row["client_address"], row["request_id"])
+        if row["api_key_id"] is not None
+        or row["client_address"] is not None
+        or row["request_id"] is not None
+        else None
+    )
+    return OriginNotification(
+        id=row["notification_id"],
+        originator_id=row["originator_id"],
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+        origin=origin,
+    )
 
 
 def eventsourcing_env(database: Database, settings: Settings) -> dict[str, str]:

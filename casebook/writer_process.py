@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("casebook.writer")
 # Messages are lists: of (request id, command, context) one way, and of
-# (request id, result or None, packed error or None) back.
+# (request id, result or None, packed error or None) back. They are pickled whole, so
+# the context's origin (API key, client address, request id) reaches the writer too.
 Request = tuple[int, c.Command, c.CommandContext]
 Reply = tuple[int, c.CommandResult | None, tuple[Any, ...] | None]
 
