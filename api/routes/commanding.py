@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Response
 
-from api.deps import Caller, CasebookApp, IdempotencyKey, IfMatch
+from api.deps import Caller, CasebookApp, IdempotencyKey, IfMatch, request_origin
 from api.errors import VersionGuardsDisagree
 from api.problems import problem_responses
 from api.schemas import CommandBody
@@ -30,7 +30,7 @@ async def run(
     channel: Channel = Channel.API,
     location: str | None = None,
 ) -> CommandAccepted:
-    """Execute `command` as `caller`; set ETag (and Location) on `response`."""
+    """Execute `command` as `caller`, from the request's origin; set ETag (and Location)."""
     if if_match is not None and body_version is not None and if_match != body_version:
         raise VersionGuardsDisagree(
             f"If-Match names version {if_match} but expected_version is {body_version}."
@@ -40,6 +40,7 @@ async def run(
         actor=actor,
         idempotency_key=idempotency_key,
         expected_version=if_match if if_match is not None else body_version,
+        origin=request_origin(),
     )
     result = await asyncio.wrap_future(casebook.submit(command, context))
     response.headers["ETag"] = etag(result.version)

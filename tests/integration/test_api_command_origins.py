@@ -1,0 +1,58 @@
+"""Commands sent over HTTP are stored with where they came from: key, address, request id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from casebook.database import Database
+from casebook.store import CasebookRecorder
+from domain.values import Role
+from tests.integration.api_support import Api, open_case, register_acme, running_api, serving
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api(clean_database: Database) -> Iterator[Api]:
+    with running_api(clean_database) as api:
+        yield api
+
+
+def key_id(api: Api, role: Role) -> str:
+    [key] = [k for k in api.keys.list() if k.principal_id == api.principals[role]]
+    return key.key_id
+
+
+def test_every_command_route_stores_the_api_key_client_address_and_request_id(
+    api: Api,
+) -> None:
+    with serving(api.app) as url, httpx.Client(base_url=url) as client:
+        organisation = register_acme(client, api)  # a route that calls `run` itself
+        case_id = open_case(client, api, organisation)  # so is this one
+        noted = client.post(
+            f"/cases/{case_id}/notes",
+            json={"text": "Checked the MX record", "visibility": "internal"},
+            headers=api.as_(Role.AGENT, **{"X-Request-ID": "ticket-4711.note"}),
+        )
+        assert noted.status_code == 200, noted.text
+
+    recorder = api.casebook.store.recorder
+    assert isinstance(recorder, CasebookRecorder)
+    found = {
+        (str(n.originator_id), n.originator_version): n.origin
+        for n in recorder.select_with_origins(1, 100)
+    }
+    admin, agent = key_id(api, Role.ADMIN), key_id(api, Role.AGENT)
+    registered, opened, note = (found[k] for k in ((organisation, 1), (case_id, 1), (case_id, 2)))
+    assert registered is not None and opened is not None and note is not None
+    assert (registered.api_key_id, registered.client_address) == (admin, "127.0.0.1")
+    assert (opened.api_key_id, opened.client_address) == (agent, "127.0.0.1")
+    assert opened.request_id and opened.request_id != registered.request_id  # made up per request
+    assert (note.api_key_id, note.client_address, note.request_id) == (
+        agent,
+        "127.0.0.1",
+        "ticket-4711.note",
+    )
