@@ -50,6 +50,24 @@ _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation)
 # Kafka headers are bytes; CloudEvents extension values travel as strings.
 _DECIMAL = "^(0|[1-9][0-9]*)$"
+# Where the command that recorded an event came from (NIST SP 800-53 AU-3 "from where"):
+# optional CloudEvent extension attributes (lowercase alphanumeric names, as the spec
+# asks; `ce_` + name in Kafka binary mode), by header, with the `Origin` field and audit
+# entry column each one carries. Only events of commands sent through the API have them.
+ORIGIN_HEADERS: dict[str, str] = {
+    "ce_casebookclient": "api_key_id",
+    "ce_casebookaddress": "client_address",
+    "ce_casebookrequestid": "request_id",
+}
+_ORIGIN_MEANS = {
+    "api_key_id": "the id of the API key the command that recorded this event was sent "
+    "with. Absent for events recorded otherwise (the command line) and for events recorded "
+    "before origins were kept.",
+    "client_address": "the network address of the API client that sent the command, as "
+    "the API saw it.",
+    "request_id": "the request id of that API request (its X-Request-ID), to find it in "
+    "the API's logs.",
+}
 
 
 def _type_name(event_class: type) -> str:
@@ -325,11 +343,18 @@ def _headers(aggregate: str) -> dict[str, Any]:
             pattern=_DECIMAL,
         ),
     }
+    origin = {
+        header: _text(
+            f"Optional (extension `{header.removeprefix('ce_')}`): {_ORIGIN_MEANS[field]}",
+            minLength=1,
+        )
+        for header, field in ORIGIN_HEADERS.items()
+    }
     return {
         "type": "object",
         "description": f"CloudEvents 1.0 Kafka binary-mode headers of a {aggregate} event.",
         "required": sorted(properties),
-        "properties": properties,
+        "properties": properties | origin,
     }
 
 
@@ -430,7 +455,7 @@ def asyncapi_document() -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {
             "title": "casebook events",
-            "version": "1.1.0",
+            "version": "1.2.0",
             "description": "Every event recorded for service requests (cases) and "
             "organisations, published by casebook's relay in the order of the event store; "
             "and every SLA clock transition, published by the SLA tracker.",
@@ -444,7 +469,9 @@ def asyncapi_document() -> dict[str, Any]:
                 "deployment's topic prefix setting (CASEBOOK_TOPIC_PREFIX), `casebook` by "
                 "default as in this address. Payloads carry no secrets, and no personal data "
                 "unless the deployment publishes it (CASEBOOK_RELAY_INCLUDE_PERSONAL_DATA; "
-                "see each payload schema).",
+                "see each payload schema). Events recorded by a command sent through the API "
+                "carry where it came from in optional headers (API key id, client address, "
+                "request id); consumers must accept records without them.",
                 "messages": {kind: {"$ref": f"#/components/messages/{kind}"} for kind in messages},
             },
             "auditCheckpoints": {

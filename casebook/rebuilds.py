@@ -12,7 +12,7 @@ from psycopg import sql
 from casebook.application import EventStore
 from casebook.database import Database
 from casebook.settings import Settings
-from casebook.store import eventsourcing_env
+from casebook.store import CasebookRecorder, OriginNotification, eventsourcing_env
 from consumers.rebuild import Batches, StoreSource, Tables
 from consumers.records import Raw
 from relay.cloudevents import CASE_EVENTS, record_for, topic_name
@@ -88,9 +88,12 @@ class CaseEventsFromStore(StoreSource):
     def batches(self, resume: dict[int, int]) -> Batches:
         store = EventStore(env=eventsourcing_env(self._db, self._settings))
         try:
+            recorder = store.recorder
+            assert isinstance(recorder, CasebookRecorder)  # eventsourcing_env names it
             start = max(resume.get(CASE_EVENTS_PARTITION, 1), 1)
             while True:
-                notifications = store.recorder.select_notifications(start=start, limit=BATCH)
+                # With their origins, as the relay reads them: the same records.
+                notifications = recorder.select_with_origins(start, BATCH)
                 if not notifications:
                     return
                 yield [self._raw(store, n) for n in notifications]
@@ -98,12 +101,13 @@ class CaseEventsFromStore(StoreSource):
         finally:
             store.close()
 
-    def _raw(self, store: EventStore, notification: Any) -> Raw:
+    def _raw(self, store: EventStore, notification: OriginNotification) -> Raw:
         record = record_for(
             store.mapper.to_domain_event(notification),
             notification.id,
             source=self._settings.event_source,
             include_personal=self._settings.relay_include_personal_data,
+            origin=notification.origin,
         )
         return Raw(
             self._topic,

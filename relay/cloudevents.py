@@ -3,7 +3,9 @@
 Headers carry the CloudEvents attributes (`ce_*`), the value is the JSON payload, and
 the key is the aggregate id, so one case's events share a partition in version order.
 `ce_id` is the stored event's identity (aggregate id and version): a record published
-twice carries the same `ce_id`, and consumers drop the second.
+twice carries the same `ce_id`, and consumers drop the second. An event recorded by a
+command sent through the API also carries where it came from, as optional extension
+attributes (`ORIGIN_HEADERS`); events without an origin have none of them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from casebook.contract import analytics_payload
+from casebook.commands import Origin
+from casebook.contract import ORIGIN_HEADERS, analytics_payload
 from casebook.event_types import event_type
 
 SPEC_VERSION = b"1.0"
@@ -34,7 +37,14 @@ class Record:
     position: int
 
 
-def record_for(event: Any, position: int, *, source: str, include_personal: bool) -> Record:
+def record_for(
+    event: Any,
+    position: int,
+    *,
+    source: str,
+    include_personal: bool,
+    origin: Origin | None = None,
+) -> Record:
     """The Kafka record of a stored event at notification-log `position`."""
     aggregate_id = str(event.originator_id)
     version = event.originator_version
@@ -50,5 +60,11 @@ def record_for(event: Any, position: int, *, source: str, include_personal: bool
         ("ce_sequence", str(version).encode()),
         ("ce_position", str(position).encode()),
     ]
+    if origin is not None:
+        headers += [
+            (header, value.encode())
+            for header, field in ORIGIN_HEADERS.items()
+            if (value := getattr(origin, field)) is not None
+        ]
     value = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     return Record(aggregate_id.encode(), value, headers, position)

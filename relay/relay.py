@@ -22,6 +22,7 @@ from kafka.errors import KafkaError
 
 from casebook.database import Database
 from casebook.settings import Settings
+from casebook.store import OriginNotification
 from relay.cloudevents import Record, record_for, topic_name
 from relay.leadership import Leadership, leadership
 from relay.topics import TopicRefused, ensure_topic
@@ -105,9 +106,10 @@ class Relay:
             channel = self._store.recorder.channel_name
             listener.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
             while not stop.is_set():
-                notifications = self._store.recorder.select_notifications(
-                    start=in_flight.last if in_flight else acked,
-                    limit=self._settings.relay_batch_max,
+                # Each event with its command's origin, in the same query (a LEFT JOIN).
+                notifications = self._store.recorder.select_with_origins(
+                    in_flight.last if in_flight else acked,
+                    self._settings.relay_batch_max,
                     inclusive_of_start=False,
                 )
                 if not held.still_held():
@@ -189,7 +191,7 @@ class Relay:
         finally:
             consumer.close()
 
-    def _records(self, notifications: list[Any]) -> list[Record]:
+    def _records(self, notifications: list[OriginNotification]) -> list[Record]:
         source = self._settings.event_source
         personal = self._settings.relay_include_personal_data
         return [
@@ -198,6 +200,7 @@ class Relay:
                 notification.id,
                 source=source,
                 include_personal=personal,
+                origin=notification.origin,
             )
             for notification in notifications
         ]
