@@ -15,7 +15,8 @@ from projections.audit.verify import Verification
 
 
 class AuditEntryView(BaseModel):
-    """One audit entry: what happened, when, who acted from where, what changed."""
+    """One audit entry: what happened, when, who acted from where (channel; API key,
+    client address and request id for commands sent through the API), what changed."""
 
     entry_id: int
     stream: str = Field(description="case, organisation or sla")
@@ -34,6 +35,17 @@ class AuditEntryView(BaseModel):
     changes: dict[str, Any] = Field(description="Changed fields: name -> [before, after].")
     prev_hash: str
     hash: str
+    api_key_id: str | None = Field(
+        default=None,
+        description="The API key the command was sent with; null for commands not sent "
+        "through the API (and entries recorded before origins were kept). Hashed when set.",
+    )
+    client_address: str | None = Field(
+        default=None, description="The address of the API client that sent the command."
+    )
+    request_id: str | None = Field(
+        default=None, description="The API request's X-Request-ID, as in the API's logs."
+    )
 
 
 class TimelineView(BaseModel):

@@ -104,6 +104,9 @@ def raw_row(headers: list[tuple[str, bytes]], value: bytes) -> tuple[Any, ...]:
         json.dumps(data),
         "0" * 64,
         hashlib.sha256(value).hexdigest(),
+        attributes.get("ce_casebookclient"),
+        attributes.get("ce_casebookaddress"),
+        attributes.get("ce_casebookrequestid"),
     )
 
 

@@ -55,6 +55,11 @@ def timeline_command(case_id: CaseArg, as_json: Json = False) -> None:
         return
     for e in entries:
         who = f"{e.actor_id} ({e.actor_role}, {e.channel})" if e.actor_id else "-"
+        if e.api_key_id or e.client_address or e.request_id:
+            who += (
+                f" from {e.client_address or '?'} (key {e.api_key_id or '?'}, "
+                f"request {e.request_id or '?'})"
+            )
         changes = "; ".join(f"{k}: {_short(v[0])} -> {_short(v[1])}" for k, v in e.changes.items())
         typer.echo(
             f"{_instant(e.occurred_at)}  {e.stream} #{e.seq}  {e.event_type}  {who}  "

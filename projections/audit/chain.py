@@ -4,6 +4,9 @@ Pure. An entry's hash is SHA-256 over the previous entry's hash and the entry's
 canonical encoding (JSON, keys sorted, no insignificant whitespace, UTF-8, instants in
 UTC with microseconds), so changing, removing, inserting or reordering any entry breaks
 every link after it; the first broken link names where the log was tampered with.
+An entry's origin fields are encoded only when present: entries without them (written
+before origins were recorded, or of commands from the command line) keep the encoding,
+and so the hashes, they always had.
 """
 
 from __future__ import annotations
@@ -34,11 +37,17 @@ HASHED_FIELDS = (
     "changes",
     "prev_hash",
 )
+# Where a command came from (API key, client address, request id): hashed when not None.
+ORIGIN_FIELDS = ("api_key_id", "client_address", "request_id")
 
 
 def canonical(entry: Mapping[str, Any]) -> bytes:
     """The bytes an entry's hash covers."""
     body = {name: _plain(entry.get(name)) for name in HASHED_FIELDS}
+    for name in ORIGIN_FIELDS:
+        value = entry.get(name)
+        if value is not None:
+            body[name] = _plain(value)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

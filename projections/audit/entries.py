@@ -2,16 +2,19 @@
 
 Pure. `changes` lists the fields the event changed, before -> after, against the
 subject's fields as the log last knew them; the first event of a subject changes every
-field from nothing. Personal data never reaches the log: the topics carry none.
+field from nothing. "Where" is the channel and, for commands sent through the API, their
+origin: the API key, the client's address and the request id (the record's optional
+origin headers). Personal data never reaches the log: the topics carry none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.audit.chain import entry_hash
+from projections.audit.chain import ORIGIN_FIELDS, entry_hash
 
 STREAMS = {"case": "case", "organisation": "organisation", "sla": "sla"}
 # Who acts for the SLA tracker's transitions: time, not a person.
@@ -49,8 +52,13 @@ def make_entry(
     recorded_at: datetime,
     data: dict[str, Any],
     head: Head | None,
+    origin: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], Head]:
-    """The entry for one event, linked after `head`, and the chain's new head."""
+    """The entry for one event, linked after `head`, and the chain's new head.
+
+    `origin` holds what the record says of where its command came from, by entry field
+    (`ORIGIN_FIELDS`); fields it lacks stay None and out of the hash.
+    """
     stream = stream_of(event_type)
     before = head.fields if head is not None else {}
     after = {**before, **{k: v for k, v in data.items() if k not in _NOT_CHANGES}}
@@ -78,6 +86,7 @@ def make_entry(
         "outcome": f"clock {data.get('change')}" if stream == "sla" else "recorded",
         "changes": changes,
         "prev_hash": head.hash if head is not None else "0" * 64,
+        **{name: (origin or {}).get(name) for name in ORIGIN_FIELDS},
     }
     entry["hash"] = entry_hash(entry)
     return entry, Head(entry["seq"], entry["hash"], organisation_id, after)

@@ -8,12 +8,14 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from casebook.contract import ORIGIN_HEADERS
 from consumers.envelope import Envelope, Poison
 from projections.audit.entries import Head, NotAuditable, make_entry, stream_of
 
 ENTRY_COLUMNS = (
     "stream, subject, seq, event_id, event_type, case_id, organisation_id, occurred_at, "
-    "recorded_at, actor_id, actor_role, channel, outcome, changes, prev_hash, hash"
+    "recorded_at, actor_id, actor_role, channel, outcome, changes, prev_hash, hash, "
+    "api_key_id, client_address, request_id"
 )
 _COLUMNS = tuple(name.strip() for name in ENTRY_COLUMNS.split(","))
 
@@ -42,11 +44,22 @@ class AuditProjection:
                     recorded_at=event.time,
                     data=event.data,
                     head=heads.get(key),
+                    origin=_origin(event),
                 )
             except (KeyError, ValueError, TypeError) as error:
                 raise Poison(f"{event.type} {event.id}: cannot audit ({error!r})") from None
             entries.append(entry)
         save(conn, entries, heads, touched=set(keys))
+
+
+def _origin(event: Envelope) -> dict[str, str]:
+    """The record's origin headers (absent on most: SLA events, commands not from the API),
+    by entry field. Not UTF-8: a ValueError, so the event is poison."""
+    return {
+        ORIGIN_HEADERS[name]: value.decode()
+        for name, value in event.headers
+        if name in ORIGIN_HEADERS
+    }
 
 
 def load_heads(
