@@ -150,14 +150,18 @@ class CasebookRecorder(PostgresApplicationRecorder):
         """Notifications from `start` in log order, each with its command's origin.
 
         One query: the origins are LEFT JOINed on the event's key, so events without an
-        origin (CLI, demo, stored before origins were kept) come back with None.
+        origin (CLI, demo, stored before origins were kept) come back with None. The join
+        is LATERAL with LIMIT 1 (the key is unique) so that each event costs one primary
+        key lookup: a plain join near the log's tail, where few events are left, was
+        planned as a hash join over the whole origins table, growing with its size.
         """
         statement = SQL(
             "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic,"
             " e.state, o.api_key_id, o.client_address, o.request_id"
-            " FROM {schema}.{events} e LEFT JOIN {schema}.casebook_command_origins o"
-            " ON o.originator_id = e.originator_id"
-            " AND o.originator_version = e.originator_version"
+            " FROM {schema}.{events} e LEFT JOIN LATERAL (SELECT api_key_id, client_address,"
+            " request_id FROM {schema}.casebook_command_origins"
+            " WHERE originator_id = e.originator_id"
+            " AND originator_version = e.originator_version LIMIT 1) o ON true"
             " WHERE e.notification_id {op} %s ORDER BY e.notification_id LIMIT %s"
         ).format(
             schema=Identifier(self.datastore.schema),
