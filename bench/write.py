@@ -6,7 +6,8 @@ All three run in one process run, against the same fresh PostgreSQL database:
 (b) service: `Casebook.execute` one command after another (load, rules, save with
     idempotency record and case index row);
 (c) http: `casebook serve` in a subprocess, 16 concurrent clients posting notes
-    with bearer keys and idempotency keys.
+    with bearer keys and idempotency keys, after one untimed note per case (the new
+    server process loads the cases, which (a) and (b) hold in their caches already).
 Reported as events/s and ratios to (a); p50/p99 latency for (c).
 
 Run: python bench/write.py [--database-url URL] [--commands N]
