@@ -243,7 +243,9 @@ async def http_error(request: Request, error: Exception) -> JSONResponse:
 
 async def unavailable(request: Request, error: Exception) -> JSONResponse:
     """503: the event store or the database cannot be reached; retry later."""
-    log.warning("api.unavailable", error=type(error).__name__)
+    # Our own exceptions say why in words of ours (no values written): keep it for operators.
+    reason = str(error) if isinstance(error, WriteUnavailable) else None
+    log.warning("api.unavailable", error=type(error).__name__, reason=reason)
     return problem(
         request,
         status=503,

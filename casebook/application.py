@@ -208,6 +208,13 @@ class Casebook:
             for prepared in ready:
                 self._retry_alone(prepared.item)
         except PersistenceError as error:
+            # The first line only: a DETAIL line may quote the values written.
+            log.warning(
+                "write.batch.unavailable",
+                commands=len(ready),
+                error=type(error).__name__,
+                reason=str(error).strip().split("\n", 1)[0],
+            )
             failure = WriteUnavailable(f"event store unavailable: {type(error).__name__}")
             for prepared in ready:
                 prepared.item.future.set_exception(failure)
@@ -228,7 +235,12 @@ class Casebook:
             try:
                 prepared = self._prepare(item)
                 self._save([prepared])
-            except IntegrityError:
+            except IntegrityError as error:
+                log.info(
+                    "write.retry.conflict",
+                    error=type(error).__name__,
+                    reason=str(error).strip().split("\n", 1)[0],
+                )
                 for aggregate_id, _ in prepared.reads:
                     self._evict(aggregate_id)
                 continue

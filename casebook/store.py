@@ -45,15 +45,22 @@ class IdempotencyRecord:
     response: dict[str, Any]
 
 
+# Each side table gets one statement per batch, whatever its size (column arrays, not a
+# row per statement), sent unprepared: these statements share the events' pipeline, and
+# when that pipeline is aborted (a version or key conflict) psycopg may record a
+# statement as prepared that the server never prepared; the next save naming it failed
+# with "prepared statement does not exist".
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO casebook_idempotency (principal_id, idempotency_key, fingerprint, response)"
-    " VALUES (%s, %s, %s, %s)"
+    " SELECT p, k, f, r::jsonb FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
+    " AS u(p, k, f, r)"
 )
 # Rows are written in commit order (under the event table's lock), so the last write
 # always carries the newest state.
 _UPSERT_CASE_INDEX = (
     "INSERT INTO casebook_case_index (case_id, organisation_id, category, status, severity,"
-    " title, opened_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    " title, opened_at) SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[],"
+    " %s::text[], %s::text[], %s::timestamptz[])"
     " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,"
     " severity = EXCLUDED.severity, title = EXCLUDED.title"
 )
@@ -75,7 +82,6 @@ class OriginNotification(Notification):
     origin: Origin | None = None
 
 
-# One statement per batch, whatever its size: column arrays, not a row per statement.
 _INSERT_ORIGINS = (
     "INSERT INTO casebook_command_origins (originator_id, originator_version, api_key_id,"
     " client_address, request_id) SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[],"
@@ -106,42 +112,42 @@ class CasebookRecorder(PostgresApplicationRecorder):
                 extra.execute(
                     "SELECT casebook_expect_versions(%s::uuid[], %s::bigint[])",
                     ([i for i, _ in expected_reads], [v for _, v in expected_reads]),
+                    prepare=False,
                 )
             if idempotency:
-                extra.executemany(
-                    _INSERT_IDEMPOTENCY,
-                    [
-                        (r.principal_id, r.key, r.fingerprint, json.dumps(r.response))
-                        for r in idempotency
-                    ],
-                )
+                rows = [
+                    (r.principal_id, r.key, r.fingerprint, json.dumps(r.response))
+                    for r in idempotency
+                ]
+                extra.execute(_INSERT_IDEMPOTENCY, _columns(rows), prepare=False)
             if case_index:
-                extra.executemany(
-                    _UPSERT_CASE_INDEX,
-                    [
-                        (
-                            r.case_id,
-                            r.organisation_id,
-                            r.category,
-                            r.status,
-                            r.severity,
-                            r.title,
-                            r.opened_at,
-                        )
-                        for r in sorted(case_index, key=lambda row: row.case_id)
-                    ],
-                )
-            if origins:
-                extra.execute(
-                    _INSERT_ORIGINS,
+                # One row per case (a statement may not upsert a row twice): the last.
+                latest = {r.case_id: r for r in case_index}
+                rows = [
                     (
-                        [r.originator_id for r in origins],
-                        [r.originator_version for r in origins],
-                        [r.origin.api_key_id for r in origins],
-                        [r.origin.client_address for r in origins],
-                        [r.origin.request_id for r in origins],
-                    ),
-                )
+                        r.case_id,
+                        r.organisation_id,
+                        r.category,
+                        r.status,
+                        r.severity,
+                        r.title,
+                        r.opened_at,
+                    )
+                    for r in sorted(latest.values(), key=lambda row: row.case_id)
+                ]
+                extra.execute(_UPSERT_CASE_INDEX, _columns(rows), prepare=False)
+            if origins:
+                rows = [
+                    (
+                        r.originator_id,
+                        r.originator_version,
+                        r.origin.api_key_id,
+                        r.origin.client_address,
+                        r.origin.request_id,
+                    )
+                    for r in origins
+                ]
+                extra.execute(_INSERT_ORIGINS, _columns(rows), prepare=False)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_with_origins(
@@ -214,3 +220,8 @@ def eventsourcing_env(database: Database, settings: Settings) -> dict[str, str]:
         "AGGREGATE_CACHE_FASTFORWARD": "n",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
     }
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    """Rows as one list per column: the parameters of an `unnest` insert."""
+    return tuple(list(column) for column in zip(*rows, strict=True))
