@@ -32,6 +32,7 @@ from casebook.errors import (
     OrganisationNotFound,
     VersionConflict,
     WriteUnavailable,
+    first_line,
 )
 from casebook.event_types import event_type
 from casebook.freshness import fast_forward
@@ -208,12 +209,11 @@ class Casebook:
             for prepared in ready:
                 self._retry_alone(prepared.item)
         except PersistenceError as error:
-            # The first line only: a DETAIL line may quote the values written.
             log.warning(
                 "write.batch.unavailable",
                 commands=len(ready),
                 error=type(error).__name__,
-                reason=str(error).strip().split("\n", 1)[0],
+                reason=first_line(error),
             )
             failure = WriteUnavailable(f"event store unavailable: {type(error).__name__}")
             for prepared in ready:
@@ -239,7 +239,7 @@ class Casebook:
                 log.info(
                     "write.retry.conflict",
                     error=type(error).__name__,
-                    reason=str(error).strip().split("\n", 1)[0],
+                    reason=first_line(error),
                 )
                 for aggregate_id, _ in prepared.reads:
                     self._evict(aggregate_id)

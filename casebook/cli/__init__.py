@@ -22,6 +22,7 @@ from casebook.cli.schemas import schemas_app
 from casebook.cli.serve import serve_command
 from casebook.cli.sla import sla_app
 from casebook.database import DatabaseUnavailable
+from casebook.errors import first_line
 from casebook.migrate import MigrationFailed
 from casebook.signing import SigningKeyUnavailable
 from domain.errors import DomainError
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"casebook: error: {error}", file=sys.stderr)
         return 1
     except psycopg.Error as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         missing_table = isinstance(error, psycopg.errors.UndefinedTable)
         hint = " (run `casebook migrate`?)" if missing_table else ""
         print(f"casebook: error: database: {reason}{hint}", file=sys.stderr)
