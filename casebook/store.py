@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     InterfaceError,
     Notification,
@@ -106,6 +108,26 @@ class CasebookRecorder(PostgresApplicationRecorder):
         origins: Sequence[OriginRow] = kwargs.get("origins", ())
         if not idempotency and not case_index and not expected_reads and not origins:
             return
+        try:
+            self._insert_side_rows(curs, idempotency, case_index, expected_reads, origins)
+        except psycopg.Error:
+            # A conflict can surface here, while psycopg reads results between our
+            # statements, before the recorder's own sync. Without a sync the commit that
+            # follows is aborted too and reports "pipeline aborted", an OperationalError
+            # the recorder retries ten times and then reports as the database being
+            # unavailable, instead of this conflict.
+            with suppress(psycopg.Error), curs.connection.pipeline() as pipeline:
+                pipeline.sync()
+            raise
+
+    def _insert_side_rows(
+        self,
+        curs: Cursor[DictRow],
+        idempotency: Sequence[IdempotencyRecord],
+        case_index: Sequence[CaseSummary],
+        expected_reads: Sequence[tuple[UUID, int]],
+        origins: Sequence[OriginRow],
+    ) -> None:
         # A separate cursor: the recorder reads the notification ids from `curs` next.
         with curs.connection.cursor() as extra:
             if expected_reads:

@@ -1,10 +1,11 @@
 """Conflicting saves leave the event store's connections fit for the next command.
 
 Five clients retrying one opening at once (same Idempotency-Key) make the writer's
-batches fail on the key's uniqueness and be retried alone. Statements queued behind the
-failure in the aborted pipeline used to leave psycopg believing in a prepared statement
-the server never kept, and a later command failed with "prepared statement does not
-exist", answered 503. Every command after such rounds must succeed.
+batches fail on the key's uniqueness and be retried alone. Such a conflict used to be
+reported, depending on timing, as "pipeline aborted" (retried for two seconds, then a
+503), and could leave psycopg believing in a prepared statement the server never kept,
+so that a later command failed with "prepared statement does not exist" (503 again).
+Every command after such rounds must succeed.
 """
 
 from __future__ import annotations
