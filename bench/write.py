@@ -28,6 +28,7 @@ from eventsourcing.domain import Aggregate, event
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import ensure_database, parse_database_url
+from casebook.logging import configure_logging
 from casebook.migrate import apply_migrations
 from casebook.settings import Settings
 from casebook.store import eventsourcing_env
@@ -139,6 +140,9 @@ def main() -> None:
     database = ensure_database(server, dbname)
     apply_migrations(database)
     settings = Settings(database_url=database.url, log_level="warning")
+    # Unconfigured, structlog prints every debug line: (b) would pay for a line per
+    # command that (a) does not write.
+    configure_logging(settings, stream="stderr")
     env = eventsourcing_env(database, settings)
     results: dict[str, Any] = {}
     try:
