@@ -56,8 +56,8 @@ def create_app(
     app.state.settings = settings
     app.state.read_models = read_models or ReadModels(database, target_book(settings))
     app.router.add_event_handler("shutdown", app.state.read_models.close)
-    app.include_router(organisations.router)
     app.include_router(cases.router)
+    app.include_router(organisations.router)
     app.include_router(sla.router)
     app.include_router(audit.router)
     app.include_router(evidence.router)

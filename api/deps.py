@@ -114,14 +114,45 @@ def request_origin() -> Origin | None:
     return _ORIGIN.get()
 
 
-async def _current_principal(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
-) -> Principal:
+BearerKey = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+"""The bearer scheme, for the docs: `GuardedRoute` has checked the key already."""
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=_IDEMPOTENCY_KEY,
+        description="Retry-safe key (1-255 visible ASCII characters): the same key "
+        "with the same request returns the first response without running it again.",
+    ),
+]
+"""The Idempotency-Key header, validated against its pattern."""
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        pattern=_IF_MATCH,
+        description='The version you last read, as its ETag ("3"); a stale one is a 409.',
+    ),
+]
+"""The If-Match header, validated against its pattern (read it with `version_named`)."""
+
+
+def guarded_principal(request: Request) -> Principal:
+    """The principal `GuardedRoute` authenticated for this request."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # a route outside GuardedRoute: fail closed
         raise NotAuthenticated("This route is not guarded; refusing.")
     return principal
+
+
+def version_named(if_match: str | None) -> int | None:
+    """The version an If-Match value names; None for `*` or no header."""
+    version = if_match.strip().removeprefix("W/").strip('"') if if_match is not None else "*"
+    return None if version == "*" else int(version)
+
+
+async def _current_principal(request: Request, _: BearerKey) -> Principal:
+    return guarded_principal(request)
 
 
 async def _casebook(request: Request) -> Casebook:
@@ -129,32 +160,8 @@ async def _casebook(request: Request) -> Casebook:
     return casebook
 
 
-async def _idempotency_key(
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            pattern=_IDEMPOTENCY_KEY,
-            description="Retry-safe key (1-255 visible ASCII characters): the same key "
-            "with the same request returns the first response without running it again.",
-        ),
-    ] = None,
-) -> str | None:
+async def _idempotency_key(key: IdempotencyKeyHeader = None) -> str | None:
     return key
-
-
-async def _if_match(
-    value: Annotated[
-        str | None,
-        Header(
-            alias="If-Match",
-            pattern=_IF_MATCH,
-            description='The version you last read, as its ETag ("3"); a stale one is a 409.',
-        ),
-    ] = None,
-) -> int | None:
-    version = value.strip().removeprefix("W/").strip('"') if value is not None else "*"
-    return None if version == "*" else int(version)
 
 
 def _is_uuid(value: object) -> bool:
@@ -171,5 +178,3 @@ CasebookApp = Annotated[Casebook, Depends(_casebook)]
 """The write-side application."""
 IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
 """The Idempotency-Key header, validated."""
-IfMatch = Annotated[int | None, Depends(_if_match)]
-"""The version named by If-Match, or None."""
