@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
@@ -24,7 +23,6 @@ def worker_app() -> FastAPI:
     database = parse_database_url(settings.database_url)
     resources = ExitStack()
     casebook, keys = resources.enter_context(write_side(database, settings))
-    sys.setswitchinterval(0.0005)  # see casebook.cli.serve.serve_api
     app = create_app(casebook, keys, database, settings)
 
     @asynccontextmanager

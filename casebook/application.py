@@ -95,6 +95,8 @@ class CommandWriter(Protocol):
         self, command: c.Command, context: c.CommandContext
     ) -> Future[c.CommandResult]: ...
 
+    async def run(self, command: c.Command, context: c.CommandContext) -> c.CommandResult: ...
+
     def close(self) -> None: ...
 
 
@@ -153,9 +155,9 @@ class Casebook:
         """Run one command; its events are stored when this returns."""
         return self._writer.submit(command, context)
 
-    def submit(self, command: c.Command, context: c.CommandContext) -> Future[c.CommandResult]:
-        """Start one command without blocking; the future resolves once it is stored."""
-        return self._writer.submit_nowait(command, context)
+    async def run(self, command: c.Command, context: c.CommandContext) -> c.CommandResult:
+        """Run one command from an event loop without blocking it."""
+        return await self._writer.run(command, context)
 
     def execute_together(
         self, items: list[tuple[c.Command, c.CommandContext]]

@@ -14,6 +14,7 @@ leads for them until the queue is empty.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -97,6 +98,10 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
             self._start_drainer()
             self._drain_wanted.set()
         return pending.future
+
+    async def run(self, command: Command, context: Context) -> Result:
+        """Run a command from an event loop: queued without blocking, awaited."""
+        return await asyncio.wrap_future(self.submit_nowait(command, context))
 
     def close(self) -> None:
         """Refuse new commands; those already submitted finish."""

@@ -13,9 +13,12 @@ on one interpreter lock.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import itertools
+import pickle
+import struct
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -23,7 +26,7 @@ from concurrent.futures import Future
 from multiprocessing import Pipe
 from multiprocessing.connection import Client, Connection, Listener, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 
@@ -150,9 +153,16 @@ def _send(conn: Connection, answers: list[Reply]) -> None:
 
 
 class RemoteWriter:
-    """The group-commit writer of another process, as seen from an API process."""
+    """The group-commit writer of another process, as seen from an API process.
+
+    Blocking callers share one connection read by a thread; coroutines (`run`) go
+    through a connection their event loop reads itself, so an answer reaches the
+    route without a thread hand-off.
+    """
 
     def __init__(self, address: str) -> None:
+        self._address = address
+        self._links: dict[asyncio.AbstractEventLoop, asyncio.Future[_LoopLink]] = {}
         self._conn = Client(address, family="AF_UNIX")
         self._sending = threading.Lock()
         self._waiting: dict[int, Future[c.CommandResult]] = {}
@@ -191,10 +201,31 @@ class RemoteWriter:
             future.set_exception(WriteUnavailable(f"the writer process is gone: {error}"))
         return future
 
+    async def run(self, command: c.Command, context: c.CommandContext) -> c.CommandResult:
+        """Run a command in the writer process without blocking the running event loop."""
+        loop = asyncio.get_running_loop()
+        link = self._links.get(loop)
+        if link is None or (link.done() and (link.cancelled() or link.exception())):
+            link = self._links[loop] = loop.create_task(self._connect(loop))
+        # Shielded: a caller cancelled while the loop connects must not cancel the
+        # connection every later caller of this loop waits for.
+        return await (await asyncio.shield(link)).run(command, context)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _LoopLink:
+        try:
+            _, link = await loop.create_unix_connection(_LoopLink, self._address)
+        except OSError as error:
+            raise WriteUnavailable(f"the writer process is unreachable: {error}") from error
+        return link
+
     def close(self) -> None:
         """Disconnect; commands still waiting fail as unavailable."""
         with contextlib.suppress(OSError):
             self._conn.close()
+        for loop, link in self._links.items():
+            if link.done() and not link.cancelled() and link.exception() is None:
+                with contextlib.suppress(RuntimeError):  # that loop is closed already
+                    loop.call_soon_threadsafe(link.result().close)
 
     def _receive(self) -> None:
         while True:
@@ -213,6 +244,76 @@ class RemoteWriter:
         while self._waiting:
             _, future = self._waiting.popitem()
             future.set_exception(WriteUnavailable("the writer process is gone"))
+
+
+class _LoopLink(asyncio.Protocol):
+    """One event loop's connection to the writer, framed as `multiprocessing.connection`
+    frames messages (a 4-byte signed big-endian length, then the pickle), so the
+    writer reads it like any other connection."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.WriteTransport | None = None
+        self._waiting: dict[int, asyncio.Future[c.CommandResult]] = {}
+        self._ids = itertools.count()
+        self._buffer = bytearray()
+        self._gone: str | None = None
+
+    async def run(self, command: c.Command, context: c.CommandContext) -> c.CommandResult:
+        if self._gone is not None or self._transport is None:
+            raise WriteUnavailable(f"the writer process is gone: {self._gone}")
+        request_id = next(self._ids)
+        answer: asyncio.Future[c.CommandResult] = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = answer
+        message = pickle.dumps([(request_id, command, context)], pickle.HIGHEST_PROTOCOL)
+        self._transport.write(_frame(message))
+        try:
+            return await answer
+        finally:
+            self._waiting.pop(request_id, None)  # answered, or the request was cancelled
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's: trust the protocol, not the class.
+        self._transport = cast(asyncio.WriteTransport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= 4:
+            (size,) = struct.unpack_from("!i", self._buffer)
+            header = 4 if size >= 0 else 12  # -1: an 8-byte length follows
+            if size < 0:
+                if len(self._buffer) < 12:
+                    return
+                (size,) = struct.unpack_from("!Q", self._buffer, 4)
+            if len(self._buffer) < header + size:
+                return
+            answers: list[Reply] = pickle.loads(self._buffer[header : header + size])
+            del self._buffer[: header + size]
+            for request_id, result, error in answers:
+                answer = self._waiting.get(request_id)
+                if answer is None or answer.done():
+                    continue  # its request was cancelled (the client went away)
+                if error is not None:
+                    answer.set_exception(unpack_error(error))
+                else:
+                    answer.set_result(result)  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone = str(exc) if exc is not None else "connection closed"
+        log.warning("writer.link.lost", waiting=len(self._waiting))
+        for answer in self._waiting.values():
+            if not answer.done():
+                answer.set_exception(WriteUnavailable("the writer process is gone"))
+
+
+def _frame(message: bytes) -> bytes:
+    """`message` as `multiprocessing.connection.Connection.send_bytes` frames it."""
+    if len(message) > 0x7FFFFFFF:
+        return struct.pack("!iQ", -1, len(message)) + message
+    return struct.pack("!i", len(message)) + message
 
 
 def pack_error(error: BaseException) -> tuple[Any, ...]:
