@@ -272,6 +272,7 @@ class _LoopLink(asyncio.Protocol):
             self._waiting.pop(request_id, None)  # answered, or the request was cancelled
 
     def close(self) -> None:
+        self._gone = "closed by this process"
         if self._transport is not None:
             self._transport.close()
 
@@ -302,8 +303,9 @@ class _LoopLink(asyncio.Protocol):
                     answer.set_result(result)  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._gone = str(exc) if exc is not None else "connection closed"
-        log.warning("writer.link.lost", waiting=len(self._waiting))
+        if self._gone is None:  # not our own close: the writer went away
+            self._gone = str(exc) if exc is not None else "the writer closed the connection"
+            log.warning("writer.link.lost", waiting=len(self._waiting), reason=self._gone)
         for answer in self._waiting.values():
             if not answer.done():
                 answer.set_exception(WriteUnavailable("the writer process is gone"))
