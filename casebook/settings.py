@@ -5,6 +5,7 @@ Nothing else in casebook reads `os.environ`: components receive `Settings`.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port `casebook serve` binds.")
     api_workers: int = Field(
         default=1, ge=1, description="API processes `casebook serve` starts on its port."
+    )
+    api_trusted_proxies: str = Field(
+        default="",
+        description="Proxies whose X-Forwarded-For/-Proto the API believes (addresses or "
+        "networks, comma-separated; * for any). Empty: every request's address is that of "
+        "its TCP peer, which is what the audit trail records.",
     )
     log_level: str = Field(default="info", description="debug, info, warning, error.")
     log_format: Literal["auto", "json", "console"] = Field(
@@ -118,6 +125,19 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         # `KAFKA_BOOTSTRAP_SERVERS=` in a shell or compose file means "not configured".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return ",".join(entries)
 
     @property
     def uses_embedded_database(self) -> bool:

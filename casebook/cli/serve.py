@@ -73,6 +73,7 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
                     log_config=None,
                     access_log=False,
                     server_header=False,
+                    **forwarded_header_options(settings),
                 )
     finally:
         casebook.close()
@@ -118,12 +119,28 @@ def serve_api(
     # log_config=None: uvicorn's records flow through our structlog handler, masked.
     # access_log=False: our middleware logs one line per request, without query strings.
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, server_header=False
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        **forwarded_header_options(settings),
     )
     # uvicorn shuts down gracefully, then re-raises the signal that stopped it: swallow
     # that, so the callers' cleanup (closing pools, stopping the database) runs next.
     with _sigterm_interrupts(), suppress(KeyboardInterrupt):
         uvicorn.Server(config).run()
+
+
+def forwarded_header_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: believe X-Forwarded-For only from `api_trusted_proxies`.
+
+    uvicorn's own default trusts 127.0.0.1, so any local process could choose the address
+    the audit trail records for its commands; here nobody is trusted unless configured.
+    """
+    trusted = settings.api_trusted_proxies
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
 @contextmanager

@@ -113,13 +113,15 @@ def open_case(
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Run `app` under uvicorn in a thread on a free loopback port; yield its base URL."""
+def serving(app: FastAPI, **options: Any) -> Iterator[str]:
+    """Run `app` under uvicorn in a thread on a free loopback port; yield its base URL.
+
+    `options` go to `uvicorn.Config` (casebook serve's forwarded-header options, say)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

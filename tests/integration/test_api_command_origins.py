@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from casebook.cli.serve import forwarded_header_options
 from casebook.database import Database
+from casebook.settings import Settings
 from casebook.store import CasebookRecorder
 from domain.values import Role
 from tests.integration.api_support import Api, open_case, register_acme, running_api, serving
@@ -56,3 +58,35 @@ def test_every_command_route_stores_the_api_key_client_address_and_request_id(
         "127.0.0.1",
         "ticket-4711.note",
     )
+
+
+def recorded_address(api: Api, trusted_proxies: str) -> str | None:
+    """The address stored for a note sent from 127.0.0.1 claiming to be forwarded."""
+    options = forwarded_header_options(
+        Settings(database_url="postgresql://unused", api_trusted_proxies=trusted_proxies)
+    )
+    with serving(api.app, **options) as url, httpx.Client(base_url=url) as client:
+        case_id = open_case(client, api, register_acme(client, api))
+        noted = client.post(
+            f"/cases/{case_id}/notes",
+            json={"text": "Called back", "visibility": "internal"},
+            headers=api.as_(Role.AGENT, **{"X-Forwarded-For": "203.0.113.9"}),
+        )
+        assert noted.status_code == 200, noted.text
+    recorder = api.casebook.store.recorder
+    assert isinstance(recorder, CasebookRecorder)
+    [origin] = [
+        n.origin
+        for n in recorder.select_with_origins(1, 100)
+        if str(n.originator_id) == case_id and n.originator_version == 2
+    ]
+    assert origin is not None
+    return origin.client_address
+
+
+def test_a_forwarded_address_is_not_believed_from_a_proxy_nobody_trusted(api: Api) -> None:
+    assert recorded_address(api, trusted_proxies="") == "127.0.0.1"
+
+
+def test_a_trusted_proxy_passes_on_the_client_address(api: Api) -> None:
+    assert recorded_address(api, trusted_proxies="127.0.0.1") == "203.0.113.9"
