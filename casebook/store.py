@@ -1,10 +1,11 @@
 """The event store: eventsourcing's PostgreSQL recorder plus the write side's tables.
 
 Idempotency records, the case index and command origins are written by the same
-transaction that inserts the events, after the notification-log table lock is taken: a
-command's events, its idempotency record, its index row and its origin are committed
-together or not at all, and the lock orders those writes so concurrent batches cannot
-deadlock. The relay reads each event's origin with the event (`select_with_origins`).
+transaction that inserts the events (sent in one round trip), after the notification-log
+table lock is taken: a command's events, its idempotency record, its index row and its
+origin are committed together or not at all, and the lock orders those writes so
+concurrent batches cannot deadlock. The relay reads each event's origin with the event
+(`select_with_origins`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
@@ -92,33 +94,65 @@ _INSERT_ORIGINS = (
 
 
 class CasebookRecorder(PostgresApplicationRecorder):
-    """Inserts events, then the idempotency records, case index rows and origins given to
-    `save`; reads notifications with their origins."""
+    """Inserts events with the idempotency records, case index rows, origins and read
+    checks given to `save`, in one round trip; reads notifications with their origins."""
 
-    def _insert_stored_events(
-        self,
-        curs: Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,
-    ) -> None:
-        super()._insert_stored_events(curs, stored_events, **kwargs)
-        idempotency: Sequence[IdempotencyRecord] = kwargs.get("idempotency", ())
-        case_index: Sequence[CaseSummary] = kwargs.get("case_index", ())
-        expected_reads: Sequence[tuple[UUID, int]] = kwargs.get("expected_reads", ())
-        origins: Sequence[OriginRow] = kwargs.get("origins", ())
-        if not idempotency and not case_index and not expected_reads and not origins:
-            return
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """One transaction, sent as one pipeline with a single sync: BEGIN, the table
+        lock (as eventsourcing takes it: commit order is notification order), NOTIFY, the
+        events, the side rows, COMMIT.
+
+        eventsourcing's own insert waits for the server five times (after BEGIN, twice
+        for the inserted ids, at COMMIT, at the pipeline's end); a batch's save is the
+        writer's serial step, so those waits bound what the write side can take.
+        """
+        if not stored_events:
+            return None
+        with self.datastore.get_connection() as conn:
+            try:
+                return self._insert_in_one_round_trip(conn, stored_events, **kwargs)
+            finally:
+                # A refused transaction stays open on the server until rolled back.
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    with suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+
+    def _insert_in_one_round_trip(
+        self, conn: psycopg.Connection[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> list[int]:
+        refusal: psycopg.Error | None = None
         try:
-            self._insert_side_rows(curs, idempotency, case_index, expected_reads, origins)
-        except psycopg.Error:
-            # A conflict can surface here, while psycopg reads results between our
-            # statements, before the recorder's own sync. Without a sync the commit that
-            # follows is aborted too and reports "pipeline aborted", an OperationalError
-            # the recorder retries ten times and then reports as the database being
-            # unavailable, instead of this conflict.
-            with suppress(psycopg.Error), curs.connection.pipeline() as pipeline:
-                pipeline.sync()
-            raise
+            with conn.pipeline() as pipeline, conn.cursor() as control, conn.cursor() as events:
+                try:
+                    control.execute("BEGIN")
+                    self._lock_table(control)
+                    self._notify_channel(control)
+                    PostgresAggregateRecorder._insert_stored_events(self, events, stored_events)
+                    self._insert_side_rows(
+                        control,
+                        kwargs.get("idempotency", ()),
+                        kwargs.get("case_index", ()),
+                        kwargs.get("expected_reads", ()),
+                        kwargs.get("origins", ()),
+                    )
+                    control.execute("COMMIT")
+                    pipeline.sync()
+                    return [row["notification_id"] for row in events.fetchall()]
+                except psycopg.Error as error:
+                    # A conflict may surface while later statements are still being sent
+                    # (psycopg reads results as it goes): keep it, let the pipeline end.
+                    refusal = error
+        except psycopg.Error as error:
+            # Ending the pipeline after a refusal reports the skipped statements as
+            # "pipeline aborted": the refusal is what the caller must see (a version or
+            # key conflict, retried or answered), not an error it would take for the
+            # database being unavailable.
+            refusal = refusal or error
+        assert refusal is not None
+        raise refusal
 
     def _insert_side_rows(
         self,
@@ -128,48 +162,45 @@ class CasebookRecorder(PostgresApplicationRecorder):
         expected_reads: Sequence[tuple[UUID, int]],
         origins: Sequence[OriginRow],
     ) -> None:
-        # A separate cursor: the recorder reads the notification ids from `curs` next.
-        with curs.connection.cursor() as extra:
-            if expected_reads:
-                extra.execute(
-                    "SELECT casebook_expect_versions(%s::uuid[], %s::bigint[])",
-                    ([i for i, _ in expected_reads], [v for _, v in expected_reads]),
-                    prepare=False,
+        if expected_reads:
+            curs.execute(
+                "SELECT casebook_expect_versions(%s::uuid[], %s::bigint[])",
+                ([i for i, _ in expected_reads], [v for _, v in expected_reads]),
+                prepare=False,
+            )
+        if idempotency:
+            rows = [
+                (r.principal_id, r.key, r.fingerprint, json.dumps(r.response)) for r in idempotency
+            ]
+            curs.execute(_INSERT_IDEMPOTENCY, _columns(rows), prepare=False)
+        if case_index:
+            # One row per case (a statement may not upsert a row twice): the last.
+            latest = {r.case_id: r for r in case_index}
+            rows = [
+                (
+                    r.case_id,
+                    r.organisation_id,
+                    r.category,
+                    r.status,
+                    r.severity,
+                    r.title,
+                    r.opened_at,
                 )
-            if idempotency:
-                rows = [
-                    (r.principal_id, r.key, r.fingerprint, json.dumps(r.response))
-                    for r in idempotency
-                ]
-                extra.execute(_INSERT_IDEMPOTENCY, _columns(rows), prepare=False)
-            if case_index:
-                # One row per case (a statement may not upsert a row twice): the last.
-                latest = {r.case_id: r for r in case_index}
-                rows = [
-                    (
-                        r.case_id,
-                        r.organisation_id,
-                        r.category,
-                        r.status,
-                        r.severity,
-                        r.title,
-                        r.opened_at,
-                    )
-                    for r in sorted(latest.values(), key=lambda row: row.case_id)
-                ]
-                extra.execute(_UPSERT_CASE_INDEX, _columns(rows), prepare=False)
-            if origins:
-                rows = [
-                    (
-                        r.originator_id,
-                        r.originator_version,
-                        r.origin.api_key_id,
-                        r.origin.client_address,
-                        r.origin.request_id,
-                    )
-                    for r in origins
-                ]
-                extra.execute(_INSERT_ORIGINS, _columns(rows), prepare=False)
+                for r in sorted(latest.values(), key=lambda row: row.case_id)
+            ]
+            curs.execute(_UPSERT_CASE_INDEX, _columns(rows), prepare=False)
+        if origins:
+            rows = [
+                (
+                    r.originator_id,
+                    r.originator_version,
+                    r.origin.api_key_id,
+                    r.origin.client_address,
+                    r.origin.request_id,
+                )
+                for r in origins
+            ]
+            curs.execute(_INSERT_ORIGINS, _columns(rows), prepare=False)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_with_origins(
