@@ -90,68 +90,93 @@ def warm_up(port: int, token: str, cases: list[uuid.UUID]) -> None:
                 raise RuntimeError(f"warm-up note refused with HTTP {status}")
 
 
-def bench_http(
-    database: Database,
-    settings: Settings,
-    cases: list[uuid.UUID],
-    commands: int,
-    clients: int = 16,
-    workers: int = 1,
-) -> dict[str, Any]:
-    """Post `commands` notes from `clients` threads; events/s and latency percentiles."""
-    token = KeyStore.for_database(database).create(KeyRole.AGENT, label="bench").token
-    port = free_port()
-    server = start_server(database, settings, port, workers)
-    warm_up(port, token, cases)
-    latencies: list[float] = []
-    errors: list[int] = []
-    lock = threading.Lock()
-    per_client = commands // clients
-    run = uuid.uuid4().hex[:6]
+class HttpBench:
+    """`casebook serve` in a subprocess, warmed up; `round` posts notes from 16 clients.
 
-    def client(index: int) -> None:
-        # A minimal keep-alive HTTP/1.1 client: the clients share the machine with the
-        # server and PostgreSQL, and their CPU must not be what is measured
-        # (http.client parses each response's headers with the email package).
-        connection = socket.create_connection(("127.0.0.1", port))
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        responses = connection.makefile("rb")
-        mine: list[float] = []
-        failed = 0
-        for i in range(per_client):
-            # Client i's n-th note goes to case n*clients+i: concurrent notes land on
-            # different cases, as 16 agents working 200 cases would mostly do.
-            case_id = cases[(i * clients + index) % len(cases)]
-            began = time.perf_counter()
-            connection.sendall(note_request(case_id, token, f"http-{run}-{index}-{i}", i))
-            status = read_response(responses)
-            mine.append(time.perf_counter() - began)
-            failed += status >= 300
-        connection.close()
-        with lock:
-            latencies.extend(mine)
-            errors.append(failed)
+    Rounds on one server, so that the bench can alternate them with rounds of (a) and
+    a noisy neighbour hits both sides alike.
+    """
 
-    try:
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        cases: list[uuid.UUID],
+        clients: int = 16,
+        workers: int = 1,
+    ) -> None:
+        self.cases = cases
+        self.clients = clients
+        self.workers = workers
+        self.token = KeyStore.for_database(database).create(KeyRole.AGENT, label="bench").token
+        self.port = free_port()
+        self.server = start_server(database, settings, self.port, workers)
+        self.latencies: list[float] = []
+        self.errors = 0
+        self._rounds = 0
+        try:
+            warm_up(self.port, self.token, cases)
+        except BaseException:
+            self.close()
+            raise
+
+    def round(self, commands: int) -> float:
+        """Post `commands` notes from the clients at once; events/s of this round."""
+        latencies: list[float] = []
+        errors: list[int] = []
+        lock = threading.Lock()
+        per_client = commands // self.clients
+        self._rounds += 1
+        run = f"{uuid.uuid4().hex[:6]}-{self._rounds}"
+
+        def client(index: int) -> None:
+            # A minimal keep-alive HTTP/1.1 client: the clients share the machine with
+            # the server and PostgreSQL, and their CPU must not be what is measured
+            # (http.client parses each response's headers with the email package).
+            connection = socket.create_connection(("127.0.0.1", self.port))
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            responses = connection.makefile("rb")
+            mine: list[float] = []
+            failed = 0
+            for i in range(per_client):
+                # Client i's n-th note goes to case n*clients+i: concurrent notes land on
+                # different cases, as 16 agents working 200 cases would mostly do.
+                case_id = self.cases[(i * self.clients + index) % len(self.cases)]
+                began = time.perf_counter()
+                key = f"http-{run}-{index}-{i}"
+                connection.sendall(note_request(case_id, self.token, key, i))
+                status = read_response(responses)
+                mine.append(time.perf_counter() - began)
+                failed += status >= 300
+            connection.close()
+            with lock:
+                latencies.extend(mine)
+                errors.append(failed)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(self.clients)]
         began = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - began
-    finally:
-        server.send_signal(signal.SIGINT)
+        self.latencies.extend(latencies)
+        self.errors += sum(errors)
+        return len(latencies) / elapsed
+
+    def percentile_ms(self, share: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000
+
+    def close(self) -> None:
+        self.server.send_signal(signal.SIGINT)
         try:
-            server.wait(timeout=15)
+            self.server.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            server.kill()
-    ordered = sorted(latencies)
-    return {
-        "clients": clients,
-        "workers": workers,
-        "rate": len(latencies) / elapsed,
-        "p50_ms": ordered[len(ordered) // 2] * 1000,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-        "errors": sum(errors),
-    }
+            self.server.kill()
+
+    def __enter__(self) -> HttpBench:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
