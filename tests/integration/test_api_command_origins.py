@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from casebook.cli.serve import forwarded_header_options
+from casebook.commands import Origin
 from casebook.database import Database
 from casebook.settings import Settings
 from casebook.store import CasebookRecorder
@@ -21,6 +22,16 @@ pytestmark = pytest.mark.integration
 def api(clean_database: Database) -> Iterator[Api]:
     with running_api(clean_database) as api:
         yield api
+
+
+def stored_origins(api: Api) -> dict[tuple[str, int], Origin | None]:
+    """The origin stored for each event, by (aggregate id, version)."""
+    recorder = api.casebook.store.recorder
+    assert isinstance(recorder, CasebookRecorder)
+    return {
+        (str(n.originator_id), n.originator_version): n.origin
+        for n in recorder.select_with_origins(1, 100)
+    }
 
 
 def key_id(api: Api, role: Role) -> str:
@@ -41,12 +52,7 @@ def test_every_command_route_stores_the_api_key_client_address_and_request_id(
         )
         assert noted.status_code == 200, noted.text
 
-    recorder = api.casebook.store.recorder
-    assert isinstance(recorder, CasebookRecorder)
-    found = {
-        (str(n.originator_id), n.originator_version): n.origin
-        for n in recorder.select_with_origins(1, 100)
-    }
+    found = stored_origins(api)
     admin, agent = key_id(api, Role.ADMIN), key_id(api, Role.AGENT)
     registered, opened, note = (found[k] for k in ((organisation, 1), (case_id, 1), (case_id, 2)))
     assert registered is not None and opened is not None and note is not None
@@ -73,13 +79,7 @@ def recorded_address(api: Api, trusted_proxies: str) -> str | None:
             headers=api.as_(Role.AGENT, **{"X-Forwarded-For": "203.0.113.9"}),
         )
         assert noted.status_code == 200, noted.text
-    recorder = api.casebook.store.recorder
-    assert isinstance(recorder, CasebookRecorder)
-    [origin] = [
-        n.origin
-        for n in recorder.select_with_origins(1, 100)
-        if str(n.originator_id) == case_id and n.originator_version == 2
-    ]
+    origin = stored_origins(api)[(case_id, 2)]
     assert origin is not None
     return origin.client_address
 
