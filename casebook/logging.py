@@ -119,9 +119,15 @@ def configure_logging(
     for name, floor in _NOISY_LIBRARIES.items():
         logging.getLogger(name).setLevel(max(level, floor))
     # uvicorn's own handlers would print a second, unmasked copy; let records reach root.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # Requests are logged once, by api.middleware, with the route's template and no query
+    # string. uvicorn's own access line (the raw path) stays off even where this runs
+    # after uvicorn configured it: in the API processes of `serve --workers N`.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
 
 
 def reset_logging() -> None:

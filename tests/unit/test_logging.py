@@ -141,3 +141,15 @@ def test_personal_keys_are_recognised(key: str, personal: bool) -> None:
 def test_scrubbing_leaves_dates_ids_and_offsets_alone() -> None:
     text = "case 3e60463f opened 2025-01-24T17:00:00+08:00, 12345678 bytes"
     assert scrub_text(text) == text
+
+
+def test_uvicorns_access_line_stays_off_whoever_configured_logging_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The API processes of `serve --workers N` configure logging after uvicorn did.
+    logging.getLogger("uvicorn.access").propagate = True
+    configure_logging(Settings(log_format="json"))
+
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "POST /cases/x/notes?q=1" 200')
+
+    assert json_lines(capsys) == []
