@@ -206,6 +206,8 @@ class RemoteWriter:
         loop = asyncio.get_running_loop()
         link = self._links.get(loop)
         if link is None or (link.done() and (link.cancelled() or link.exception())):
+            for closed in [other for other in self._links if other.is_closed()]:
+                del self._links[closed]  # a finished asyncio.run, say
             link = self._links[loop] = loop.create_task(self._connect(loop))
         # Shielded: a caller cancelled while the loop connects must not cancel the
         # connection every later caller of this loop waits for.
