@@ -24,7 +24,7 @@ from eventsourcing.persistence import (
     OperationalError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor
 from psycopg.pq import TransactionStatus
@@ -128,9 +128,8 @@ class CasebookRecorder(PostgresApplicationRecorder):
             with conn.pipeline() as pipeline, conn.cursor() as control, conn.cursor() as events:
                 try:
                     control.execute("BEGIN")
-                    self._lock_table(control)
-                    self._notify_channel(control)
-                    PostgresAggregateRecorder._insert_stored_events(self, events, stored_events)
+                    # eventsourcing's: table lock, NOTIFY, INSERT ... RETURNING the ids.
+                    super()._insert_stored_events(events, stored_events)
                     self._insert_side_rows(
                         control,
                         kwargs.get("idempotency", ()),
