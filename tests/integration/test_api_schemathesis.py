@@ -25,11 +25,8 @@ from domain.values import Role
 from tests.integration.api_support import Api, open_case, register_acme
 
 # The API is the same code over either server, whose storage the other suites cover on
-# both; fuzzing it once, on the machine's server, keeps the suite inside its time budget.
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("server", ["external"], indirect=True),
-]
+# both; fuzzing it once, on the default server, keeps the suite inside its time budget.
+pytestmark = pytest.mark.integration
 
 # Prefer the role that gets furthest into each route (case work before reading).
 PREFERENCE = (Role.AGENT, Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR)

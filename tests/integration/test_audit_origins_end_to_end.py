@@ -19,11 +19,8 @@ from tests.integration.sla_support import rows
 from tests.integration.test_projection_rebuild import with_audit
 from tests.integration.test_sla_end_to_end import until, whole_system
 
-# The whole pipeline on the machine's PostgreSQL (the storage layers run on both servers).
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("server", ["external"], indirect=True),
-]
+# The whole pipeline on the default PostgreSQL (the storage layers run on both servers).
+pytestmark = pytest.mark.integration
 
 
 def key_id(api: Api, role: Role) -> str:

@@ -27,11 +27,8 @@ from tests.integration.sla_support import rows
 from tests.integration.test_sla_end_to_end import command, until, whole_system
 
 # The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
-# the storage layers are proven on both servers, so these run on the machine's server.
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("server", ["external"], indirect=True),
-]
+# the storage layers are proven on both servers, so these run on the default server.
+pytestmark = pytest.mark.integration
 
 
 @contextmanager

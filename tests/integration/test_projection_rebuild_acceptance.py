@@ -43,12 +43,9 @@ from tests.integration.test_sla_acceptance import (
 )
 from tests.integration.write_side import as_agent, open_request
 
-# Long scenarios: the machine's server only (the rebuild's SQL runs on both in
+# Long scenarios: the default server only (the rebuild's SQL runs on both in
 # test_projection_rebuild).
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("server", ["external"], indirect=True),
-]
+pytestmark = pytest.mark.integration
 CAUGHT_UP_S = 90
 
 

@@ -47,11 +47,8 @@ from tests.integration.relay_support import (
 from tests.integration.write_side import as_agent, open_request, register_organisation
 
 # The relay reads the store with the same SQL on any PostgreSQL; the write side is already
-# proven on both servers, so these long scenarios run on the machine's server only.
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("server", ["external"], indirect=True),
-]
+# proven on both servers, so these long scenarios run on the default server only.
+pytestmark = pytest.mark.integration
 
 WRITERS = 16
 

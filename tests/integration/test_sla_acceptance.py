@@ -41,7 +41,7 @@ from domain.values import Category, Severity
 from projections.sla.projection import SlaProjection
 from relay.cloudevents import Record, record_for, topic_name
 from relay.relay import Relay
-from relay.topics import ensure_topic
+from casebook.kafka_clients import ensure_topic
 from tests.integration.conftest import CliRunner, DatabaseFactory
 from tests.integration.consumer_support import running
 from tests.integration.relay_support import RunningRelay, headers, last_position, wait_for
@@ -49,11 +49,8 @@ from tests.integration.test_relay_acceptance import consume_all
 from tests.integration.write_side import as_agent, open_request, register_organisation
 
 # The runtime and the projection run the same SQL on any PostgreSQL (both servers are
-# covered by the SLA and consumer tests); these long scenarios use the machine's server.
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("server", ["external"], indirect=True),
-]
+# covered by the SLA and consumer tests); these long scenarios use the default server.
+pytestmark = pytest.mark.integration
 
 WRITERS = 16
 KILLS = 5
@@ -407,7 +404,7 @@ def test_a_malformed_event_parks_its_case_only_and_a_skipping_replay_unparks_it(
         consumer_session_timeout_ms=2000,
     )
     topic = topic_name(settings.topic_prefix)
-    ensure_topic(bootstrap, topic, settings, "test")
+    ensure_topic(settings, bootstrap, topic, "test")
     organisation_id = register_organisation(casebook)
     x, y = open_request(casebook, organisation_id), open_request(casebook, organisation_id)
     casebook.execute(c.AssignSeverity(x, Severity.B), as_agent())

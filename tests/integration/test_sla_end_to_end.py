@@ -29,11 +29,8 @@ from tests.integration.api_support import Api, open_case, register_acme, running
 from tests.integration.relay_support import RunningRelay, wait_for
 
 # The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
-# the storage layers are proven on both servers, so these run on the machine's server.
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.parametrize("server", ["external"], indirect=True),
-]
+# the storage layers are proven on both servers, so these run on the default server.
+pytestmark = pytest.mark.integration
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from tests.integration.api_support import (
     serving,
 )
 
-# The driver's behaviour, not the server's: the machine's server is enough.
+# The driver's behaviour, not the server's: the default server is enough.
 pytestmark = pytest.mark.integration
 
 ROUNDS = 12  # before the fix, a 503 came within 5 to 10 rounds
