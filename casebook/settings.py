@@ -10,7 +10,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,7 +80,46 @@ class Settings(BaseSettings):
         description="Prefix of every topic name: <prefix>.case-events.v1.",
     )
     topic_partitions: int = Field(default=6, ge=1, description="Partitions of new topics.")
-    topic_replication: int = Field(default=1, ge=1, description="Replicas of new topics.")
+    topic_replication: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas of the topics casebook creates. Unset: 3, or the number of "
+        "brokers when the cluster has fewer.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of the topics casebook creates (with acks=all, a "
+        "write needs this many replicas). Unset: 2 with 3 or more replicas, else 1.",
+    )
+    kafka_broker_kind: Literal["apache", "tansu"] = Field(
+        default="apache",
+        description="What the brokers are: apache (Apache Kafka or a compatible service) or "
+        "tansu (the local broker, whose end offsets are read from fetches instead). "
+        "`casebook run` sets tansu for the broker it starts.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How every Kafka client reaches the brokers."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism (required with SASL_PLAINTEXT / SASL_SSL)."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the brokers' certificates (SSL, "
+        "SASL_SSL). Unset: the system's trusted CAs.",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that ask for one."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of kafka_ssl_certfile."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of kafka_ssl_keyfile, if it is encrypted."
+    )
     event_source: str = Field(
         default="/casebook", description="CloudEvents `source` of published events."
     )
@@ -139,6 +185,35 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or network") from None
         return ",".join(entries)
 
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        # Caught here, a half-configured cluster connection fails at start with the setting
+        # to fix, instead of as a retry loop against a broker that keeps refusing.
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            missing = [
+                f"CASEBOOK_{name.upper()}"
+                for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"{protocol} needs {', '.join(missing)}")
+        tls_files = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+        if not protocol.endswith("SSL"):
+            given = [f"CASEBOOK_{name.upper()}" for name in tls_files if getattr(self, name)]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set but CASEBOOK_KAFKA_SECURITY_PROTOCOL is {protocol} "
+                    "(SSL or SASL_SSL uses them)"
+                )
+        for name in tls_files:
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"CASEBOOK_{name.upper()}: no file at {path}")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("CASEBOOK_KAFKA_SSL_CERTFILE and _KEYFILE go together")
+        return self
+
     @property
     def uses_embedded_database(self) -> bool:
         """True when no external PostgreSQL is configured."""
@@ -149,3 +224,14 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings."""
     return Settings()
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One line naming each setting at fault, as the environment variable an operator sets."""
+    problems = []
+    for problem in error.errors():
+        names = [str(part) for part in problem["loc"] if part != "__root__"]
+        variable = f"CASEBOOK_{names[0].upper()}: " if names else ""
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable}{message}")
+    return "invalid settings: " + "; ".join(problems)

@@ -11,9 +11,10 @@ import contextlib
 from collections.abc import Callable
 
 import structlog
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
+from casebook.kafka_clients import TopicRefused, ensure_topic, new_producer
 from casebook.settings import Settings
 from consumers.records import Headers
 from consumers.state import DeadLetter
@@ -71,28 +72,9 @@ class DeadLetterPublisher:
     def ensure_topic(self) -> None:
         """Create the topic unless it exists; a refusal is logged, not fatal."""
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=self._bootstrap, client_id="casebook-consumer"
-            )
-        except KafkaError as error:
+            ensure_topic(self._settings, self._bootstrap, self.topic, "casebook-consumer")
+        except (KafkaError, TopicRefused) as error:
             log.warning("consumer.dead_letters.topic_failed", topic=self.topic, error=str(error))
-            return
-        try:
-            admin.create_topics(
-                {
-                    self.topic: {
-                        "num_partitions": self._settings.topic_partitions,
-                        "replication_factor": self._settings.topic_replication,
-                        "topic_configs": {"retention.ms": "-1"},
-                    }
-                }
-            )
-        except TopicAlreadyExistsError:
-            pass
-        except KafkaError as error:
-            log.warning("consumer.dead_letters.topic_failed", topic=self.topic, error=str(error))
-        finally:
-            admin.close()
 
     def publish(self, dead: DeadLetter) -> bool:
         """Send one dead letter and wait for the broker; False (logged) when it failed."""
@@ -123,8 +105,9 @@ class DeadLetterPublisher:
                 producer.close(timeout=2)
 
     def _default_producer(self) -> KafkaProducer:
-        return KafkaProducer(
-            bootstrap_servers=self._bootstrap,
+        return new_producer(
+            self._settings,
+            self._bootstrap,
             client_id="casebook-dead-letters",
             acks="all",
             # Not idempotent: such a producer never recovers from a restarted broker, and

@@ -27,6 +27,7 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
 from casebook.database import Database
+from casebook.kafka_clients import end_offsets, new_consumer
 from casebook.settings import Settings
 from consumers import state
 from consumers.batch import apply_batch
@@ -178,8 +179,10 @@ class Rebuild:
     def _catch_up_from_kafka(self, conn: psycopg.Connection[Any], stop: threading.Event) -> int:
         if self._settings.kafka_bootstrap_servers is None:
             raise RebuildRefused("set KAFKA_BOOTSTRAP_SERVERS to rebuild from Kafka")
-        consumer = self._kafka = KafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+        bootstrap = self._settings.kafka_bootstrap_servers
+        consumer = self._kafka = new_consumer(
+            self._settings,
+            bootstrap,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=BATCH,
@@ -191,28 +194,17 @@ class Rebuild:
         ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        total = self._kafka_total(consumer, partitions)
-        return self._apply_until(conn, stop, self._kafka_batches(consumer, partitions), total)
-
-    def _kafka_total(self, consumer: KafkaConsumer, partitions: list[TopicPartition]) -> int:
-        # tansu's end offsets are wrong; a fetch's highwater marks are right.
-        consumer.poll(timeout_ms=POLL_MS, max_records=1)
-        consumer.seek_to_beginning(*partitions)
-        return sum(consumer.highwater(tp) or 0 for tp in partitions)
+        # What the topics held when the rebuild began; the switch-over applies the rest.
+        ends = end_offsets(self._settings, bootstrap, partitions)
+        batches = self._kafka_batches(consumer, ends)
+        return self._apply_until(conn, stop, batches, sum(ends.values()))
 
     def _kafka_batches(
-        self, consumer: KafkaConsumer, partitions: list[TopicPartition]
+        self, consumer: KafkaConsumer, ends: dict[TopicPartition, int]
     ) -> Iterator[list[Raw]]:
-        while True:
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
             polled = consumer.poll(timeout_ms=POLL_MS)
-            records = [Raw.of(r) for batch in polled.values() for r in batch]
-            caught_up = all(
-                (end := consumer.highwater(tp)) is not None and consumer.position(tp) >= end
-                for tp in partitions
-            )
-            yield records
-            if caught_up:  # every partition read to its highwater: no empty poll to wait out
-                return
+            yield [Raw.of(r) for batch in polled.values() for r in batch]
 
     def _catch_up_from_store(self, conn: psycopg.Connection[Any], stop: threading.Event) -> int:
         assert self._store is not None

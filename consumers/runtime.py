@@ -27,6 +27,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from casebook.database import Database
+from casebook.kafka_clients import security_options
 from casebook.settings import Settings
 from consumers import state
 from consumers.batch import BatchResult, apply_batch, default_backoff
@@ -100,6 +101,7 @@ class ConsumerRuntime:
         session = self._settings.consumer_session_timeout_ms
         return {
             "bootstrap_servers": self._bootstrap,
+            **security_options(self._settings),
             "group_id": self.group,
             "client_id": f"casebook-{self.group}-{self.member}",
             "enable_auto_commit": False,

@@ -21,19 +21,27 @@ from typing import Any
 
 import psycopg
 import structlog
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
 from psycopg import sql
 
 from casebook.database import Database
+from casebook.kafka_clients import (
+    end_offsets,
+    ensure_topic,
+    new_consumer,
+    new_producer,
+    topic_partitions,
+)
 from casebook.settings import Settings
 from relay.cloudevents import SPEC_VERSION, topic_name
 from relay.leadership import leadership
-from relay.topics import ensure_topic
 
 log = structlog.get_logger("casebook.outbox")
 ACK_TIMEOUT_S = 10.0
 TAIL_POLL_MS = 300
+# Reading what an earlier publisher sent past the saved offsets; the end is known up front.
+TAIL_READ_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class OutboxPublisher:
         self._producer: KafkaProducer | None = None
 
     def ensure_topic(self) -> None:
-        ensure_topic(self._bootstrap, self.topic, self._settings, "casebook-outbox")
+        ensure_topic(self._settings, self._bootstrap, self.topic, "casebook-outbox")
 
     def close(self) -> None:
         self._close_producer()
@@ -107,7 +115,7 @@ class OutboxPublisher:
         """
         query = self._sql("SELECT partition, next_offset FROM {offsets}")
         starts = dict(conn.execute(query).fetchall())
-        found = _read_tail(self._bootstrap, self.topic, starts)
+        found = _read_tail(self._settings, self._bootstrap, self.topic, starts)
         with conn.transaction():
             for partition, (ids, next_offset) in found.items():
                 if ids:
@@ -171,8 +179,9 @@ class OutboxPublisher:
         )
 
     def _open_producer(self) -> KafkaProducer:
-        self._producer = KafkaProducer(
-            bootstrap_servers=self._bootstrap,
+        self._producer = new_producer(
+            self._settings,
+            self._bootstrap,
             client_id="casebook-outbox",
             acks="all",
             enable_idempotence=True,
@@ -211,36 +220,31 @@ def outbox_record(row: Any, source: str) -> dict[str, Any]:
 
 
 def _read_tail(
-    bootstrap: str, topic: str, starts: dict[int, int]
+    settings: Settings, bootstrap: str, topic: str, starts: dict[int, int]
 ) -> dict[int, tuple[list[int], int]]:
     """Per partition, the outbox ids found from `starts[p]` to the end, and the end."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = topic_partitions(settings, bootstrap, topic)
+    ends = {tp.partition: end for tp, end in end_offsets(settings, bootstrap, partitions).items()}
+    ids: dict[int, list[int]] = {tp.partition: [] for tp in partitions}
+    reached = {tp.partition: starts.get(tp.partition, 0) for tp in partitions}
+    behind = [tp for tp in partitions if reached[tp.partition] < ends[tp.partition]]
+    if not behind:
+        return {p: (ids[p], reached[p]) for p in ids}
+    consumer = new_consumer(settings, bootstrap, enable_auto_commit=False)
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        found: dict[int, tuple[list[int], int]] = {}
-        if not partitions:
-            return found
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, starts.get(tp.partition, 0))
-        ids: dict[int, list[int]] = {tp.partition: [] for tp in partitions}
-        ends = {tp.partition: starts.get(tp.partition, 0) for tp in partitions}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            batch = consumer.poll(timeout_ms=TAIL_POLL_MS)
-            for tp, records in batch.items():
+        consumer.assign(behind)
+        for tp in behind:
+            consumer.seek(tp, reached[tp.partition])
+        deadline = time.monotonic() + TAIL_READ_S
+        while any(reached[tp.partition] < ends[tp.partition] for tp in behind):
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"{topic}: the tail did not arrive in {TAIL_READ_S} s")
+            for tp, records in consumer.poll(timeout_ms=TAIL_POLL_MS).items():
                 for record in records:
                     position = dict(record.headers).get("ce_position")
                     if position is not None:
                         ids[tp.partition].append(int(position))
-                    ends[tp.partition] = record.offset + 1
-            # tansu's end offsets are wrong; a fetch's highwater marks are right.
-            if not batch and all(
-                (consumer.highwater(tp) or 0) <= consumer.position(tp) for tp in partitions
-            ):
-                break
-        return {p: (ids[p], ends[p]) for p in ids}
+                    reached[tp.partition] = record.offset + 1
+        return {p: (ids[p], reached[p]) for p in ids}
     finally:
         consumer.close()

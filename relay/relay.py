@@ -17,15 +17,21 @@ from typing import Any
 
 import psycopg
 import structlog
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from casebook.database import Database
+from casebook.kafka_clients import (
+    TopicRefused,
+    end_offsets,
+    ensure_topic,
+    new_producer,
+    topic_partitions,
+)
 from casebook.settings import Settings
 from casebook.store import OriginNotification
 from relay.cloudevents import Record, record_for, topic_name
 from relay.leadership import Leadership, leadership
-from relay.topics import TopicRefused, ensure_topic
 
 log = structlog.get_logger("casebook.relay")
 RELAY_NAME = "case-events"
@@ -83,7 +89,7 @@ class Relay:
     def ensure_topic(self) -> None:
         """Create the topic with the configured partitions unless it exists."""
         try:
-            ensure_topic(self._bootstrap, self.topic, self._settings, "casebook-relay")
+            ensure_topic(self._settings, self._bootstrap, self.topic, "casebook-relay")
         except TopicRefused as error:
             raise RelayError(str(error)) from None
 
@@ -175,21 +181,9 @@ class Relay:
         return 0
 
     def _topic_is_empty(self) -> bool:
-        # tansu reports wrong end offsets; a fetch's highwater marks are right.
-        consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        try:
-            partitions = [
-                TopicPartition(self.topic, p)
-                for p in sorted(consumer.partitions_for_topic(self.topic) or ())
-            ]
-            if not partitions:
-                return True
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            consumer.poll(timeout_ms=1000, max_records=1)
-            return all(not consumer.highwater(tp) for tp in partitions)
-        finally:
-            consumer.close()
+        partitions = topic_partitions(self._settings, self._bootstrap, self.topic)
+        ends = end_offsets(self._settings, self._bootstrap, partitions)
+        return not any(ends.values())
 
     def _records(self, notifications: list[OriginNotification]) -> list[Record]:
         source = self._settings.event_source
@@ -234,8 +228,9 @@ class Relay:
         return self._producer
 
     def _default_producer(self) -> KafkaProducer:
-        return KafkaProducer(
-            bootstrap_servers=self._bootstrap,
+        return new_producer(
+            self._settings,
+            self._bootstrap,
             client_id="casebook-relay",
             acks="all",
             enable_idempotence=True,  # per-key order survives retries

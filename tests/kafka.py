@@ -1,40 +1,78 @@
-"""Kafka for tests: one embedded tansu broker per session and a fresh topic per test.
+"""Kafka for tests: tansu by default, Apache Kafka where a test runs `ON_BOTH_BROKERS`.
 
-Registered from the root conftest (`pytest_plugins`); the broker starts only when a test
-first asks for it. tansu's limits (see casebook/broker.py) apply: read end offsets from a
-consumer's highwater after a poll, and give consumer groups short session timeouts.
+Registered from the root conftest (`pytest_plugins`); each broker starts when a test
+first asks for it and serves the whole test process. tansu needs only Python; Apache
+Kafka (KRaft, resolved from Maven Central, run on the machine's Java) runs in the
+`apache_kafka` tier that `make test-kafka` selects and `make test` leaves out.
+
+Processes and `Settings` learn which broker they talk to from CASEBOOK_KAFKA_BROKER_KIND:
+tansu for the session, switched to apache for the tests that use Apache Kafka.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Protocol
 
 import pytest
 from kafka import KafkaAdminClient
 
-from casebook.broker import Broker, embedded_broker
+from casebook.broker import embedded_broker
 
 DEFAULT_PARTITIONS = 3
+BROKER_KIND_VARIABLE = "CASEBOOK_KAFKA_BROKER_KIND"
+
+# Pipeline modules run on both brokers; the Apache Kafka half is the `apache_kafka` tier.
+BROKERS = ["tansu", pytest.param("apache", marks=pytest.mark.apache_kafka)]
+ON_BOTH_BROKERS = pytest.mark.parametrize("kafka_broker", BROKERS, indirect=True)
+
+
+class RunningBroker(Protocol):
+    """What tests use of a broker, tansu or an Apache Kafka cluster."""
+
+    bootstrap_servers: str
+
+    def restart(self) -> None: ...
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker that sets `kafka_topic`'s partition count."""
+    """Register the markers, and make tansu the broker processes assume unless told."""
     config.addinivalue_line(
         "markers", "kafka_partitions(n): partitions of the test's kafka_topic (default 3)"
     )
+    os.environ.setdefault(BROKER_KIND_VARIABLE, "tansu")
 
 
 @pytest.fixture(scope="session")
-def kafka_broker() -> Iterator[Broker]:
+def tansu_broker() -> Iterator[RunningBroker]:
     """A tansu broker on a free loopback port for the whole session, stopped at its end."""
     with embedded_broker() as broker:
         yield broker
 
 
+@pytest.fixture(scope="session")
+def apache_broker() -> Iterator[RunningBroker]:
+    """A single Apache Kafka broker (KRaft) on free loopback ports for the whole session."""
+    from casebook.apache_kafka import apache_kafka
+
+    with apache_kafka(brokers=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["tansu"])
+def kafka_broker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RunningBroker:
+    """The test's broker: tansu, or each in turn under `ON_BOTH_BROKERS`."""
+    kind: str = request.param
+    monkeypatch.setenv(BROKER_KIND_VARIABLE, kind)
+    broker: RunningBroker = request.getfixturevalue(f"{kind}_broker")
+    return broker
+
+
 @pytest.fixture
-def kafka_topic(kafka_broker: Broker, request: pytest.FixtureRequest) -> str:
+def kafka_topic(kafka_broker: RunningBroker, request: pytest.FixtureRequest) -> str:
     """A new topic with a unique name (3 partitions, or `@pytest.mark.kafka_partitions(n)`)."""
     marker = request.node.get_closest_marker("kafka_partitions")
     partitions = marker.args[0] if marker else DEFAULT_PARTITIONS

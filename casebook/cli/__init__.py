@@ -7,6 +7,7 @@ import sys
 import psycopg
 import typer
 from kafka.errors import KafkaError
+from pydantic import ValidationError
 
 from casebook.cli.audit import audit_app
 from casebook.cli.audit_evidence import EvidenceRefused
@@ -23,7 +24,9 @@ from casebook.cli.serve import serve_command
 from casebook.cli.sla import sla_app
 from casebook.database import DatabaseUnavailable
 from casebook.errors import first_line
+from casebook.kafka_clients import KafkaMisconfigured, TopicRefused
 from casebook.migrate import MigrationFailed
+from casebook.settings import describe_invalid
 from casebook.signing import SigningKeyUnavailable
 from domain.errors import DomainError
 
@@ -35,6 +38,8 @@ _OPERATIONAL_ERRORS = (
     DlqRefused,
     EvidenceRefused,
     SigningKeyUnavailable,
+    KafkaMisconfigured,
+    TopicRefused,
 )
 
 app = typer.Typer(
@@ -63,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; usage and rule errors become one line and exit codes 2 and 1."""
     try:
         result = app(args=argv, standalone_mode=False, prog_name="casebook")
+    except ValidationError as error:
+        # Settings are read inside the commands; an operator fixes the variable named.
+        print(f"casebook: error: {describe_invalid(error)}", file=sys.stderr)
+        return 2
     except typer.Exit as done:
         return done.exit_code
     except typer.Abort:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from casebook.cli.db import command_database
+from casebook.cli.kafka import required_brokers
 from casebook.cli.relay import stop_on_signals
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
@@ -19,11 +20,7 @@ def consume_sla() -> None:
     """The SLA tracker: consume case events, mark clocks at risk or breached, publish SLA events."""
     settings = get_settings()
     configure_logging(settings)
-    if settings.kafka_bootstrap_servers is None:
-        raise typer.BadParameter(
-            "set KAFKA_BOOTSTRAP_SERVERS to the Kafka brokers "
-            "(`casebook run` starts a local broker and the SLA tracker instead)"
-        )
+    required_brokers(settings, "`casebook run` starts a local broker and the SLA tracker instead")
     from casebook.sla_service import SlaService
 
     with command_database(settings) as db:
@@ -37,11 +34,7 @@ def consume_audit() -> None:
     """The audit trail: append hash-chained entries for every case and SLA event."""
     settings = get_settings()
     configure_logging(settings)
-    if settings.kafka_bootstrap_servers is None:
-        raise typer.BadParameter(
-            "set KAFKA_BOOTSTRAP_SERVERS to the Kafka brokers "
-            "(`casebook run` starts a local broker and the audit trail instead)"
-        )
+    required_brokers(settings, "`casebook run` starts a local broker and the audit trail instead")
     from casebook.audit_service import AuditService
     from casebook.signing import load_signing_key
 

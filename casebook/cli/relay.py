@@ -9,9 +9,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
-import typer
-
 from casebook.cli.db import command_database
+from casebook.cli.kafka import required_brokers
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
 
@@ -23,11 +22,7 @@ def relay_command() -> None:
     """Follow the event store and publish it to Kafka (standby while another relay leads)."""
     settings = get_settings()
     configure_logging(settings)
-    if settings.kafka_bootstrap_servers is None:
-        raise typer.BadParameter(
-            "set KAFKA_BOOTSTRAP_SERVERS to the Kafka brokers "
-            "(`casebook run` starts a local broker instead)"
-        )
+    bootstrap = required_brokers(settings, "`casebook run` starts a local broker instead")
     from casebook.application import EventStore
     from casebook.store import eventsourcing_env
     from relay.relay import Relay
@@ -35,7 +30,7 @@ def relay_command() -> None:
     with command_database(settings) as db:
         store = EventStore(env=eventsourcing_env(db, settings))
         try:
-            relay = Relay(store, db, settings, bootstrap_servers=settings.kafka_bootstrap_servers)
+            relay = Relay(store, db, settings, bootstrap_servers=bootstrap)
             with stop_on_signals() as stop:
                 relay.run(stop)
         finally:

@@ -10,6 +10,7 @@ from casebook.audit_service import background_audit
 from casebook.cli.db import command_database
 from casebook.cli.relay import background_relay
 from casebook.cli.serve import serve_api, write_side
+from casebook.kafka_clients import check_brokers
 from casebook.keys import KeyRole
 from casebook.logging import configure_logging
 from casebook.settings import Settings, get_settings
@@ -17,15 +18,28 @@ from casebook.sla_service import background_sla
 
 
 @contextmanager
-def kafka(settings: Settings) -> Iterator[str]:
-    """The configured Kafka, or a local tansu broker for as long as casebook runs."""
+def kafka(settings: Settings) -> Iterator[Settings]:
+    """The settings with the configured Kafka, checked, or a local tansu broker for as long
+    as casebook runs (its bootstrap servers and kind filled in)."""
     if settings.kafka_bootstrap_servers is not None:
-        yield settings.kafka_bootstrap_servers
+        check_brokers(settings, settings.kafka_bootstrap_servers)
+        yield settings
         return
     from casebook.broker import embedded_broker
 
     with embedded_broker() as broker:
-        yield broker.bootstrap_servers
+        yield settings.model_copy(
+            update={
+                "kafka_bootstrap_servers": broker.bootstrap_servers,
+                "kafka_broker_kind": "tansu",
+            }
+        )
+
+
+def brokers_of(settings: Settings) -> str:
+    """The bootstrap servers of settings that `kafka` filled in."""
+    assert settings.kafka_bootstrap_servers is not None
+    return settings.kafka_bootstrap_servers
 
 
 def run_command() -> None:
@@ -37,10 +51,10 @@ def run_command() -> None:
     with (
         command_database(settings, migrate=True) as db,
         write_side(db, settings) as (cb, keys),
-        kafka(settings) as bootstrap,
-        background_relay(cb, db, settings, bootstrap),
-        background_sla(db, settings, bootstrap),
-        background_audit(db, settings, bootstrap),
+        kafka(settings) as with_kafka,
+        background_relay(cb, db, with_kafka, bootstrap := brokers_of(with_kafka)),
+        background_sla(db, with_kafka, bootstrap),
+        background_audit(db, with_kafka, bootstrap),
     ):
         demo = seed(cb, keys)
         # Fresh tokens every run (they are shown only once); stable principal ids, so the
