@@ -1,6 +1,7 @@
 """Audit trail: rebuild rate against raw consume + COPY, and as-of replay of a long case.
 
-One command, two parts, each on a fresh PostgreSQL database, one embedded tansu broker:
+One command, two parts, each on a fresh PostgreSQL database, and one broker (embedded
+tansu, or with --kafka apache a one-broker Apache Kafka):
 (1) rebuild rate: N case events (default 10,000) over ~1,000 cases (open, assess, agent,
     respond, notes, escalate, resolve; no SLA events: the sla-events topic stays empty)
     relayed once to a topic; then alternating rounds of
@@ -20,8 +21,9 @@ One command, two parts, each on a fresh PostgreSQL database, one embedded tansu 
     version, against the raw `recorder.select_events` of the case's stored events and
     the eventsourcing repository's plain `get` (no cache), in ms.
 
-Run: python -m bench.audit [--database-url URL] [--events N] [--cases N] [--rounds R]
-     [--case-events N] [--replays N] [--parts 12]
+Run: python -m bench.audit [--database-url URL] [--kafka tansu|apache] [--events N]
+     [--cases N] [--rounds R] [--case-events N] [--replays N] [--parts 12] [--smoke]
+(default: an embedded PostgreSQL in a temporary directory; --smoke: every part, tiny)
 """
 
 from __future__ import annotations
@@ -42,20 +44,30 @@ from eventsourcing.application import Repository
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
-from bench.projection import fresh_database, relayed_history
-from bench.write import AGENT, DEFAULT_URL, seed
+from bench.infra import (
+    add_arguments,
+    bench_broker,
+    bench_database,
+    describe_database,
+    fresh_database,
+    parse_args,
+)
+from bench.projection import CATCH_UP_S, relayed_history
+from bench.write import AGENT, seed
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import embedded_broker
-from casebook.database import Database, parse_database_url
+from casebook.database import Database
 from casebook.history import CaseAsOf, Point, state_as_of
 from casebook.logging import configure_logging
 from casebook.rebuilds import tables_of
 from casebook.settings import Settings
 from consumers.rebuild import BATCH, Progress, Rebuild
+from domain.cases import NoteVisibility
 from domain.values import Severity
 from projections.audit.projection import ENTRY_COLUMNS, AuditProjection
 
+# --smoke: both parts, both sides of a round, a few seconds each.
+SMOKE = {"events": 200, "cases": 20, "rounds": 1, "case_events": 50, "replays": 2}
 # The audit log's columns, constraints and indexes, and entry ids from a sequence of its own.
 RAW_TABLE = (
     "CREATE TABLE IF NOT EXISTS bench_raw_audit (LIKE casebook_audit_entries INCLUDING ALL)",
@@ -129,7 +141,10 @@ def bench_raw(database: Database, bootstrap: str, topics: list[str], total: int)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         seen = 0
+        deadline = time.monotonic() + CATCH_UP_S
         while seen < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the raw reader got {seen} of {total} in {CATCH_UP_S} s")
             polled = consumer.poll(timeout_ms=500, max_records=BATCH)
             records = [r for part in polled.values() for r in part]
             if not records:
@@ -174,7 +189,7 @@ def bench_rebuild(database: Database, settings: Settings, total: int) -> Run:
     return run
 
 
-def part_rebuild(args: argparse.Namespace, server: Any, bootstrap: str) -> dict[str, Any]:
+def part_rebuild(args: argparse.Namespace, server: Database, bootstrap: str) -> dict[str, Any]:
     """(1): prepare, relay once, then alternate raw and rebuild rounds."""
     with fresh_database(server) as database:
         settings, total = relayed_history(database, bootstrap, args.cases, args.events)
@@ -194,10 +209,10 @@ def long_case_commands(case_id: uuid.UUID, events: int) -> list[Any]:
         c.AssignAgent(case_id, AGENT.principal_id),
     ]
     cycle: list[Callable[[int], Any]] = [
-        lambda i: c.AddNote(case_id, f"looked again ({i})", "internal"),
+        lambda i: c.AddNote(case_id, f"looked again ({i})", NoteVisibility.INTERNAL),
         lambda i: c.Respond(case_id, f"update {i}"),
         lambda i: c.EscalateSeverity(case_id, Severity.A, "more users affected"),
-        lambda i: c.AddNote(case_id, "asked the customer for a trace", "internal"),
+        lambda i: c.AddNote(case_id, "asked the customer for a trace", NoteVisibility.INTERNAL),
         lambda i: c.RecordCustomerUnresponsive(
             case_id, "a trace", datetime.now(UTC) - timedelta(days=2)
         ),
@@ -205,7 +220,7 @@ def long_case_commands(case_id: uuid.UUID, events: int) -> list[Any]:
         lambda i: c.Respond(case_id, f"proposed fix {i}"),
         lambda i: c.Resolve(case_id, "fix applied"),
         lambda i: c.Reopen(case_id, "it came back"),
-        lambda i: c.AddNote(case_id, "customer called", "internal"),
+        lambda i: c.AddNote(case_id, "customer called", NoteVisibility.INTERNAL),
     ]
     i = 0
     while len(steps) < events - 1:
@@ -231,7 +246,7 @@ def timed(call: Callable[[], Any], times: int) -> float:
     return (time.perf_counter() - began) / times * 1000
 
 
-def part_as_of(args: argparse.Namespace, server: Any) -> dict[str, Any]:
+def part_as_of(args: argparse.Namespace, server: Database) -> dict[str, Any]:
     """(2): one case with `--case-events` events; as-of against raw reads, alternating."""
     with fresh_database(server) as database:
         settings = Settings(database_url=database.url, log_level="warning")
@@ -269,24 +284,28 @@ def part_as_of(args: argparse.Namespace, server: Any) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DEFAULT_URL)
+    add_arguments(parser, kafka=True)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--cases", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--case-events", type=int, default=1_000, help="(2) events of the case")
     parser.add_argument("--replays", type=int, default=10, help="(2) calls per round and reading")
     parser.add_argument("--parts", default="12", help="which parts to run, e.g. 2")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
 
-    server = parse_database_url(args.database_url)
     configure_logging(Settings(log_level="warning"), stream="stderr")
     results: dict[str, Any] = {}
-    if "1" in args.parts:
-        with embedded_broker() as broker:
-            results["rebuild"] = part_rebuild(args, server, broker.bootstrap_servers)
-    if "2" in args.parts:
-        results["as_of"] = part_as_of(args, server)
-    print(f"broker: embedded tansu; database: PostgreSQL; {args.rounds} rounds\n")
+    with bench_database(args.database_url) as server:
+        results["database"] = describe_database(server)
+        if "1" in args.parts:
+            with bench_broker(args.kafka) as broker:
+                results["broker"] = broker.description
+                results["rebuild"] = part_rebuild(args, server, broker.bootstrap_servers)
+        if "2" in args.parts:
+            results["as_of"] = part_as_of(args, server)
+    broker_line = f"broker: {results['broker']}; " if "broker" in results else ""
+    smoke = "; SMOKE RUN: tiny sizes, figures mean nothing" if args.smoke else ""
+    print(f"{broker_line}database: {results['database']}; {args.rounds} rounds{smoke}\n")
     if "rebuild" in results:
         report_rebuild(args, results["rebuild"])
     if "as_of" in results:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from bench.stats import percentile
 from casebook.database import Database
 from casebook.keys import KeyRole, KeyStore
 from casebook.settings import Settings
@@ -165,8 +166,8 @@ class HttpBench:
         return len(latencies) / elapsed
 
     def percentile_ms(self, share: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000
+        """A percentile of every round's request latencies, in ms."""
+        return percentile(self.latencies, share) * 1000
 
     def close(self) -> None:
         self.server.send_signal(signal.SIGINT)

@@ -1,6 +1,7 @@
 """SLA projection: apply rate against raw consume + executemany, live latency, timer tick.
 
-One command, three parts, each on a fresh PostgreSQL database and one embedded tansu broker:
+One command, three parts, each on a fresh PostgreSQL database, and one broker (embedded
+tansu, or with --kafka apache a one-broker Apache Kafka):
 (1) apply rate: N case events (default 10,000) over ~1,000 cases (open, assess, agent,
     respond, notes, escalate, resolve) relayed once to a topic; then alternating rounds of
     (a) raw: a kafka-python consumer reading the topic from the beginning in batches of
@@ -21,8 +22,10 @@ One command, three parts, each on a fresh PostgreSQL database and one embedded t
     due per round; `SlaTimer.tick` against the raw indexed SELECT of the due rows
     (target <= 100 ms with 1 % due).
 
-Run: python -m bench.projection [--database-url URL] [--events N] [--rounds R]
-     [--rate N] [--seconds S] [--clocks N] [--parts 123] [--split]
+Run: python -m bench.projection [--database-url URL] [--kafka tansu|apache] [--events N]
+     [--rounds R] [--rate N] [--seconds S] [--clocks N] [--parts 123] [--split] [--smoke]
+(default: an embedded PostgreSQL in a temporary directory; --smoke: every part, tiny,
+with --split)
 """
 
 from __future__ import annotations
@@ -30,12 +33,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,45 +45,69 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.relay import Position, RunningRelay
-from bench.write import AGENT, drop, seed
+from bench.infra import (
+    add_arguments,
+    bench_broker,
+    bench_database,
+    describe_database,
+    fresh_database,
+    parse_args,
+)
+from bench.relay import Position, RunningRelay, wait_for_position
+from bench.write import AGENT, seed
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import embedded_broker
-from casebook.database import Database, ensure_database, parse_database_url
+from casebook.database import Database
 from casebook.logging import configure_logging
-from casebook.migrate import apply_migrations
 from casebook.settings import Settings
 from casebook.sla_service import target_book
 from consumers.runtime import ConsumerRuntime
+from domain.cases import NoteVisibility
 from domain.values import Severity
 from projections.sla.projection import SlaProjection
 from relay.relay import Relay
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 WRITERS = 16
+# --smoke: all three parts (the latency part with its side reader) at a few seconds each;
+# events enough for a few consumer batches of 500, since (1) counts from the first batch.
+SMOKE = {
+    "events": 1_500,
+    "cases": 100,
+    "rounds": 1,
+    "rate": 20.0,
+    "seconds": 2.0,
+    "clocks": 2_000,
+    "split": True,
+}
+# How long reading the whole topic may take before a round counts as stuck, not slow.
+CATCH_UP_S = 300.0
 SEVERITIES = (Severity.C, Severity.B, Severity.B, Severity.A)
 
 
 def case_commands(case_id: uuid.UUID, i: int) -> list[Any]:
-    """What agents do with an opened case, in order: 9 to 11 events per case."""
+    """What agents do with an opened case, in order: 9 or 10 commands per case.
+
+    A resolved case is closed to notes (rule resolved-case-is-closed), so only the cases
+    left open get the follow-up note; a note after the resolution was refused.
+    """
     steps: list[Any] = [
         c.AssignSeverity(case_id, SEVERITIES[i % len(SEVERITIES)]),
         c.AssignAgent(case_id, AGENT.principal_id),
-        c.AddNote(case_id, "looked at the logs", "internal"),
+        c.AddNote(case_id, "looked at the logs", NoteVisibility.INTERNAL),
         c.Respond(case_id, "We are on it"),
-        c.AddNote(case_id, "customer sent a trace", "internal"),
+        c.AddNote(case_id, "customer sent a trace", NoteVisibility.INTERNAL),
     ]
     if i % 5 == 0 and SEVERITIES[i % len(SEVERITIES)] is not Severity.A:
         steps.append(c.EscalateSeverity(case_id, Severity.A, "more users affected"))
     steps += [
-        c.AddNote(case_id, "workaround found", "internal"),
+        c.AddNote(case_id, "workaround found", NoteVisibility.INTERNAL),
         c.Respond(case_id, "Try this"),
-        c.AddNote(case_id, "customer confirms", "internal"),
+        c.AddNote(case_id, "customer confirms", NoteVisibility.INTERNAL),
     ]
     if i % 2 == 0:
         steps.append(c.Resolve(case_id, "workaround accepted"))
-    steps.append(c.AddNote(case_id, "follow-up call booked", "internal"))
+    else:
+        steps.append(c.AddNote(case_id, "follow-up call booked", NoteVisibility.INTERNAL))
     return steps
 
 
@@ -104,18 +130,6 @@ def work_cases(casebook: Casebook, cases: list[uuid.UUID], events: int) -> int:
     with ThreadPoolExecutor(WRITERS) as pool:
         list(pool.map(write, range(WRITERS)))
     return 1 + len(cases) + len(plan)
-
-
-@contextmanager
-def fresh_database(server: Any) -> Iterator[Database]:
-    """A new, migrated database on `server`, dropped afterwards."""
-    dbname = f"casebook_bench_{uuid.uuid4().hex[:8]}"
-    database = ensure_database(server, dbname)
-    try:
-        apply_migrations(database)
-        yield database
-    finally:
-        drop(server, dbname)
 
 
 def relayed_history(
@@ -143,8 +157,7 @@ def relay_once(casebook: Casebook, database: Database, settings: Settings, boots
     position = Position(database, relay.name)
     running = RunningRelay(relay)
     try:
-        while position() < last:
-            time.sleep(0.01)
+        wait_for_position(running, position, last)
     finally:
         position.close()
         running.close()
@@ -242,7 +255,10 @@ def bench_raw(database: Database, bootstrap: str, topic: str, total: int, batch:
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         seen = 0
+        deadline = time.monotonic() + CATCH_UP_S
         while seen < total:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the raw reader got {seen} of {total} in {CATCH_UP_S} s")
             polled = consumer.poll(timeout_ms=500, max_records=batch)
             records = [r for part in polled.values() for r in part]
             if not records:
@@ -279,7 +295,11 @@ def bench_consumer(database: Database, settings: Settings, total: int) -> tuple[
         thread = threading.Thread(target=runtime.run, args=(stop,), daemon=True)
         thread.start()
         stored = 0
+        deadline = time.monotonic() + CATCH_UP_S
         while stored < total:
+            if time.monotonic() > deadline:
+                stop.set()
+                raise RuntimeError(f"the SLA consumer stored {stored} of {total} in {CATCH_UP_S} s")
             time.sleep(0.002)
             row = conn.execute(
                 "SELECT coalesce(sum(next_offset), 0) FROM casebook_consumer_offsets "
@@ -297,7 +317,7 @@ def bench_consumer(database: Database, settings: Settings, total: int) -> tuple[
         return run, int(row[0]) if row else 0
 
 
-def part_apply(args: argparse.Namespace, server: Any, bootstrap: str) -> dict[str, Any]:
+def part_apply(args: argparse.Namespace, server: Database, bootstrap: str) -> dict[str, Any]:
     """(1): prepare, relay once, then alternate raw and consumer rounds."""
     with fresh_database(server) as database:
         settings, total = relayed_history(database, bootstrap, args.cases, args.events)
@@ -315,7 +335,7 @@ def part_apply(args: argparse.Namespace, server: Any, bootstrap: str) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DEFAULT_URL)
+    add_arguments(parser, kafka=True)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--cases", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=5)
@@ -326,30 +346,40 @@ def main() -> None:
     )
     parser.add_argument("--clocks", type=int, default=100_000, help="(3) open clocks")
     parser.add_argument("--parts", default="123", help="which parts to run, e.g. 13")
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
 
     from bench.projection_latency import part_latency
     from bench.projection_timer import part_timer
 
-    server = parse_database_url(args.database_url)
     configure_logging(Settings(log_level="warning"), stream="stderr")
     results: dict[str, Any] = {}
-    with embedded_broker() as broker:
-        if "1" in args.parts:
-            results["apply"] = part_apply(args, server, broker.bootstrap_servers)
-        if "2" in args.parts:
-            results["latency"] = part_latency(args, server, broker.bootstrap_servers)
-    if "3" in args.parts:
-        with fresh_database(server) as database:
-            results["timer"] = part_timer(args, database)
+    with bench_database(args.database_url) as server:
+        results["database"] = describe_database(server)
+        if "1" in args.parts or "2" in args.parts:
+            with bench_broker(args.kafka) as broker:
+                results["broker"] = broker.description
+                if "1" in args.parts:
+                    results["apply"] = part_apply(args, server, broker.bootstrap_servers)
+                if "2" in args.parts:
+                    results["latency"] = part_latency(args, server, broker)
+        if "3" in args.parts:
+            with fresh_database(server) as database:
+                results["timer"] = part_timer(args, database)
     report(args, results)
+    missing = results.get("latency", {}).get("missing")
+    if missing:
+        # A command whose version never showed is a lost or stuck event, not a slow one.
+        sys.exit(f"bench.projection: {missing} commands never became visible in the tracker")
 
 
 def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Each part's figures and ratios to its baseline; the targets are the README's."""
     from bench.projection_latency import report_latency
     from bench.projection_timer import report_timer
 
-    print(f"broker: embedded tansu; database: PostgreSQL; {args.rounds} rounds\n")
+    broker = f"broker: {results['broker']}; " if "broker" in results else ""
+    smoke = "; SMOKE RUN: tiny sizes, figures mean nothing" if args.smoke else ""
+    print(f"{broker}database: {results['database']}; {args.rounds} rounds{smoke}\n")
     if "apply" in results:
         report_apply(args, results["apply"])
     if "latency" in results:

@@ -23,13 +23,14 @@ from typing import Any
 
 import psycopg
 
-from bench.projection import fresh_database
-from bench.relay import at_the_end
-from bench.write import AGENT, percentile, seed
+from bench.infra import BenchBroker, consumer_at_end, fresh_database
+from bench.stats import percentile
+from bench.write import AGENT, seed
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
+from domain.cases import NoteVisibility
 from domain.values import Severity
 
 ISSUERS = 4
@@ -53,16 +54,16 @@ def step(case_id: uuid.UUID, n: int) -> Any:
         return c.AssignAgent(case_id, AGENT.principal_id)
     if n % 3 == 2:
         return c.Respond(case_id, f"update {n}")
-    return c.AddNote(case_id, f"note {n}", "internal")
+    return c.AddNote(case_id, f"note {n}", NoteVisibility.INTERNAL)
 
 
 class OnTopic:
     """When each (case, version) reached the case-events topic: splits relay from consumer."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, broker: BenchBroker, topic: str) -> None:
         self.arrived: dict[str, float] = {}  # ce_id -> when
         self.stop = threading.Event()
-        self._consumer = at_the_end(bootstrap, topic)
+        self._consumer = consumer_at_end(broker, topic)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -186,7 +187,7 @@ def drive(
     return total, total / (time.perf_counter() - began)
 
 
-def part_latency(args: argparse.Namespace, server: Any, bootstrap: str) -> dict[str, Any]:
+def part_latency(args: argparse.Namespace, server: Database, broker: BenchBroker) -> dict[str, Any]:
     """(2): subprocess relay and tracker, steady commands, commit-to-visible latency."""
     with fresh_database(server) as database:
         with psycopg.connect(database.url, autocommit=True) as conn:
@@ -194,12 +195,12 @@ def part_latency(args: argparse.Namespace, server: Any, bootstrap: str) -> dict[
         settings = Settings(database_url=database.url, log_level="warning")
         casebook = Casebook.connect(database, settings)
         prefix = f"bench{uuid.uuid4().hex[:6]}"
-        processes = subprocesses(database, bootstrap, prefix)
+        processes = subprocesses(database, broker.bootstrap_servers, prefix)
         try:
             opened = seed(casebook, args.cases)
             caught_up(database, len(opened))
             visibility = Visibility(database)
-            on_topic = OnTopic(bootstrap, f"{prefix}.case-events.v1") if args.split else None
+            on_topic = OnTopic(broker, f"{prefix}.case-events.v1") if args.split else None
             try:
                 issued, achieved = drive(casebook, opened, visibility, args.rate, args.seconds)
                 deadline = time.monotonic() + 30

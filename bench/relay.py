@@ -1,7 +1,7 @@
-"""Relay throughput and latency against a raw Kafka producer, on one tansu broker.
+"""Relay throughput and latency against a raw Kafka producer, on one broker.
 
-All runs share one fresh PostgreSQL database holding N stored events and one embedded
-tansu broker:
+All runs share one fresh PostgreSQL database holding N stored events and one broker
+(embedded tansu, or with --kafka apache a one-broker Apache Kafka):
 (1) raw: a kafka-python `KafkaProducer` configured like the relay's (acks=all,
     idempotent, same linger) sends the very records the relay would send (built with
     `relay.cloudevents.record_for` from the stored events beforehand) to a fresh topic,
@@ -16,7 +16,9 @@ tansu broker:
     the record with its `ce_id`.
 Reported as records/s, the ratio (2)/(1), and p50/p99 of (3).
 
-Run: python -m bench.relay [--database-url URL] [--events N] [--rounds R]
+Run: python -m bench.relay [--database-url URL] [--kafka tansu|apache] [--events N]
+     [--rounds R] [--smoke]
+(default: an embedded PostgreSQL in a temporary directory; --smoke: every part, tiny)
 """
 
 from __future__ import annotations
@@ -30,36 +32,56 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from bench.write import AGENT, drop, percentile, seed
+from bench.infra import (
+    BenchBroker,
+    add_arguments,
+    bench_broker,
+    bench_database,
+    consumer_at_end,
+    describe_database,
+    fresh_database,
+    parse_args,
+)
+from bench.stats import percentile
+from bench.write import AGENT, seed
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import embedded_broker
-from casebook.database import Database, ensure_database, parse_database_url
+from casebook.database import Database
 from casebook.logging import configure_logging
-from casebook.migrate import apply_migrations
 from casebook.settings import Settings
+from domain.cases import NoteVisibility
 from relay.cloudevents import Record, record_for
 from relay.relay import Relay
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 WRITERS = 16
+# --smoke: stored events, both rounds' sides and the latency part, a few seconds each.
+SMOKE = {"events": 60, "cases": 8, "rounds": 1, "latency_commands": 10}
+# How long a relay may take to publish what is stored before the bench calls it stuck.
+CATCH_UP_S = 300.0
 
 
 def store_events(casebook: Casebook, cases: int, events: int) -> list[uuid.UUID]:
-    """An organisation, `cases` cases and notes up to `events` stored events."""
+    """An organisation, `cases` cases and notes up to `events` stored events.
+
+    Each writer keeps to cases of its own, so concurrent notes never conflict; with fewer
+    cases than WRITERS there are as many writers as cases, still sharing all the notes.
+    """
     opened = seed(casebook, cases)
     notes = max(0, events - 1 - cases)
+    writers = min(WRITERS, len(opened))
 
     def write(worker: int) -> None:
-        mine = opened[worker::WRITERS]
-        for i in range(worker, notes, WRITERS):
-            case_id = mine[(i // WRITERS) % len(mine)]
-            casebook.execute(c.AddNote(case_id, f"note {i}", "internal"), c.CommandContext(AGENT))
+        mine = opened[worker::writers]
+        for i in range(worker, notes, writers):
+            case_id = mine[(i // writers) % len(mine)]
+            casebook.execute(
+                c.AddNote(case_id, f"note {i}", NoteVisibility.INTERNAL), c.CommandContext(AGENT)
+            )
 
-    with ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(write, range(min(WRITERS, len(opened)))))
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(write, range(writers)))
     return opened
 
 
@@ -151,34 +173,31 @@ class RunningRelay:
         self.thread.join(timeout=15)
 
 
+def wait_for_position(running: RunningRelay, position: Position, last: int) -> None:
+    """Until the relay's durable position reaches `last`; raise if it died or stalled.
+
+    Without the checks a relay thread that failed would leave the bench polling forever,
+    and a smoke run in CI would hang instead of failing.
+    """
+    deadline = time.monotonic() + CATCH_UP_S
+    while position() < last:
+        if not running.thread.is_alive():
+            raise RuntimeError(f"the relay stopped at position {position()} of {last}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the relay reached only {position()} of {last} in {CATCH_UP_S} s")
+        time.sleep(0.005)
+
+
 def bench_relay(relay: Relay, position: Position, last: int) -> tuple[float, RunningRelay]:
     """(2): start the relay and wait for its position to reach `last`; events/s."""
     began = time.perf_counter()
     running = RunningRelay(relay)
-    while position() < last:
-        time.sleep(0.005)
+    try:
+        wait_for_position(running, position, last)
+    except BaseException:
+        running.close()
+        raise
     return last / (time.perf_counter() - began), running
-
-
-def at_the_end(bootstrap: str, topic: str) -> KafkaConsumer:
-    """A consumer that has read everything in `topic` (tansu's end offsets are wrong)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=5,  # the broker holds an empty fetch this long at most
-        max_partition_fetch_bytes=4 << 20,
-    )
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    while True:
-        consumer.poll(timeout_ms=200)
-        marks = [consumer.highwater(tp) for tp in partitions]
-        if all(
-            m is not None and consumer.position(tp) >= m
-            for tp, m in zip(partitions, marks, strict=True)
-        ):
-            return consumer
 
 
 def bench_latency(
@@ -189,7 +208,7 @@ def bench_latency(
     for i in range(commands):
         case_id = cases[i % len(cases)]
         result = casebook.execute(
-            c.AddNote(case_id, f"latency {i}", "internal"), c.CommandContext(AGENT)
+            c.AddNote(case_id, f"latency {i}", NoteVisibility.INTERNAL), c.CommandContext(AGENT)
         )
         stored = time.perf_counter()
         wanted = f"{result.aggregate_id}:{result.version}".encode()
@@ -209,34 +228,30 @@ def bench_latency(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=DEFAULT_URL)
+    add_arguments(parser, kafka=True)
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--cases", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--latency-commands", type=int, default=200)
-    args = parser.parse_args()
+    args = parse_args(parser, SMOKE)
 
-    server = parse_database_url(args.database_url)
-    dbname = f"casebook_bench_{uuid.uuid4().hex[:8]}"
-    database = ensure_database(server, dbname)
-    settings = Settings(database_url=database.url, log_level="warning")
-    configure_logging(settings, stream="stderr")
-    apply_migrations(database)
+    configure_logging(Settings(log_level="warning"), stream="stderr")
     results: dict[str, Any] = {"raw": [], "relay": []}
-    try:
+    with bench_database(args.database_url) as server, fresh_database(server) as database:
+        results["database"] = describe_database(server)
+        settings = Settings(database_url=database.url, log_level="warning")
         casebook = Casebook.connect(database, settings)
         try:
             cases = store_events(casebook, args.cases, args.events)
             records = stored_records(casebook, settings)
             results["events"] = len(records)
-            with embedded_broker() as broker:
+            with bench_broker(args.kafka) as broker:
+                results["broker"] = broker.description
                 results["latency"] = rounds(
-                    args, results, casebook, database, cases, records, broker.bootstrap_servers
+                    args, results, casebook, database, cases, records, broker
                 )
         finally:
             casebook.close()
-    finally:
-        drop(server, dbname)
     report(args, results, settings.topic_partitions)
 
 
@@ -247,9 +262,10 @@ def rounds(
     database: Database,
     cases: list[uuid.UUID],
     records: list[Record],
-    bootstrap: str,
+    broker: BenchBroker,
 ) -> list[float]:
     """Alternate raw and relay rounds (a fresh topic and relay name each), then (3)."""
+    bootstrap = broker.bootstrap_servers
     running: RunningRelay | None = None
     for round_ in range(args.rounds):
         if running is not None:
@@ -271,7 +287,7 @@ def rounds(
         results["relay"].append(rate)
     assert running is not None
     try:
-        consumer = at_the_end(bootstrap, relay.topic)
+        consumer = consumer_at_end(broker, relay.topic)
         try:
             return bench_latency(casebook, cases, consumer, args.latency_commands)
         finally:
@@ -281,12 +297,14 @@ def rounds(
 
 
 def report(args: argparse.Namespace, results: dict[str, Any], partitions: int) -> None:
+    """Records/s, the relay/raw ratio (median and per round) and the latency percentiles."""
     raw, relay = statistics.median(results["raw"]), statistics.median(results["relay"])
     ratios = [r / b for r, b in zip(results["relay"], results["raw"], strict=True)]
     latency = results["latency"]
+    smoke = "; SMOKE RUN: tiny sizes, figures mean nothing" if args.smoke else ""
     print(
-        f"broker: embedded tansu, {partitions} partitions; database: PostgreSQL, "
-        f"{results['events']} events over {args.cases} cases, {args.rounds} rounds\n"
+        f"broker: {results['broker']}, {partitions} partitions; database: {results['database']}, "
+        f"{results['events']} events over {args.cases} cases, {args.rounds} rounds{smoke}\n"
     )
     print(f"(1) raw KafkaProducer, same records  {raw:8.0f} records/s   1.00")
     print(
