@@ -95,9 +95,9 @@ def wait_for_queue(base: str, headers: dict[str, str], ready: Any) -> list[dict[
     return items
 
 
-def test_run_serves_the_demo_and_keeps_its_data_across_restarts(tmp_path: Path) -> None:
+def test_run_serves_the_demo_and_keeps_its_data_across_restarts(data_home: Path) -> None:
     port = free_port()
-    with casebook_run(tmp_path / "var", port) as (base, keys):
+    with casebook_run(data_home / "var", port) as (base, keys):
         agent = {"Authorization": f"Bearer {keys['agent']}"}
         case = httpx.get(f"{base}/cases/{DEMO_CASE}", headers=agent)
         assert case.status_code == 200
@@ -119,7 +119,7 @@ def test_run_serves_the_demo_and_keeps_its_data_across_restarts(tmp_path: Path) 
         assert queue[0]["case_id"] == str(DEMO_CASE)
         assert queue[0]["clock"]["state"] == "running"
 
-    with casebook_run(tmp_path / "var", port) as (base, keys):
+    with casebook_run(data_home / "var", port) as (base, keys):
         agent = {"Authorization": f"Bearer {keys['agent']}"}
         case = httpx.get(f"{base}/cases/{DEMO_CASE}", headers=agent)
         assert case.status_code == 200

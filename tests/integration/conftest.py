@@ -26,6 +26,7 @@ from casebook.database import Database, embedded_server, parse_database_url
 from casebook.logging import reset_logging
 from casebook.migrate import apply_migrations
 from casebook.settings import get_settings
+from tests.directories import private_directory
 
 if TYPE_CHECKING:
     from tests.integration.api_support import Api
@@ -62,9 +63,10 @@ def external_server() -> Database:
 
 
 @pytest.fixture(scope="session")
-def embedded_pgdata(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory for this session's embedded server."""
-    return tmp_path_factory.mktemp("embedded") / "pg"
+def embedded_pgdata() -> Iterator[Path]:
+    """A data directory for this session's embedded server, removed at the end."""
+    with private_directory("casebook-test-pg-") as directory:
+        yield directory / "pg"
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.integration
 UNREACHABLE = "postgresql://casebook:s3cret-pw@127.0.0.1:1/casebook"
 
 
-def test_embedded_database_keeps_its_rows_across_a_restart(tmp_path: Path) -> None:
-    settings = Settings(database_url=None, data_dir=tmp_path / "var")
+def test_embedded_database_keeps_its_rows_across_a_restart(data_home: Path) -> None:
+    settings = Settings(database_url=None, data_dir=data_home / "var")
     with open_database(settings) as db:
         assert db.embedded and db.dbname == "casebook" and check_ready(db)
         with psycopg.connect(db.url) as conn:
@@ -38,7 +38,7 @@ def test_embedded_database_keeps_its_rows_across_a_restart(tmp_path: Path) -> No
     assert not check_ready(db), "the server stops when the block that started it ends"
 
     # A process killed without cleaning up leaves its pid among the server's users.
-    handles = tmp_path / "var" / "pg" / ".handle_pids.json"
+    handles = data_home / "var" / "pg" / ".handle_pids.json"
     handles.write_text(json.dumps([_dead_pid()]))
 
     with open_database(settings) as again, psycopg.connect(again.url) as conn:
