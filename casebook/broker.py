@@ -141,6 +141,10 @@ class Broker:
         self.stop()
         self.start()
 
+    def empty(self) -> None:
+        """Restart with nothing in it: with memory storage, a restart is exactly that."""
+        self.restart()
+
     def close(self) -> None:
         """Stop tansu and drop its captured output."""
         self.stop()
