@@ -54,6 +54,14 @@ class RelayError(RuntimeError):
     """The relay cannot work at all (a refused topic, say); the message says why."""
 
 
+class TopicLost(KafkaError):
+    """A partition's offsets went back: the topic was emptied, deleted or recreated.
+
+    A broker that auto-creates topics accepts the next round into a new, empty topic
+    without any error, so the offsets the broker acknowledges are the only sign.
+    """
+
+
 class Relay:
     """Publishes stored events to `<prefix>.case-events.v1` while it holds leadership."""
 
@@ -76,6 +84,8 @@ class Relay:
         self._new_producer = producer_factory or self._default_producer
         self._producer: KafkaProducer | None = None
         self.published = 0  # records acknowledged by the broker, for logs and benches
+        # Highest offset acknowledged per partition since following began.
+        self._acked_offsets: dict[int, int] = {}
 
     def run(self, stop: threading.Event) -> None:
         """Publish until `stop` is set; stand by while another relay holds the lock."""
@@ -105,6 +115,7 @@ class Relay:
         # Pipelined: while one round's acknowledgements are on their way, the next round
         # is read and encoded. Only acknowledged rounds move the saved position.
         acked = self._checked_position(self.position())
+        self._acked_offsets.clear()
         log.info("relay.following", relay=self.name, topic=self.topic, position=acked)
         backoff, recovering = 0.5, False
         in_flight: Round | None = None
@@ -133,6 +144,7 @@ class Relay:
                         rewound = self._checked_position(acked)
                         if rewound != acked:
                             acked = rewound
+                            self._acked_offsets.clear()
                             self._save_position(listener, acked)
                             continue
                     records = self._records(notifications)
@@ -142,6 +154,19 @@ class Relay:
                         self._save_position(listener, acked)
                     if records:
                         in_flight = self._send(records)
+                except TopicLost as error:
+                    log.warning(
+                        "relay.topic.lost",
+                        topic=self.topic,
+                        detail=str(error),
+                        position=acked,
+                        action="republish from 0",
+                    )
+                    self._close_producer()
+                    in_flight, acked = None, 0
+                    self._acked_offsets.clear()
+                    self._save_position(listener, acked)
+                    continue
                 except KafkaError as error:
                     log.warning(
                         "relay.publish.failed",
@@ -211,7 +236,15 @@ class Relay:
         assert self._producer is not None
         self._producer.flush(timeout=ACK_TIMEOUT_S)
         for future in round_.futures:
-            future.get(timeout=ACK_TIMEOUT_S)  # raises the broker's refusal, if any
+            metadata = future.get(timeout=ACK_TIMEOUT_S)  # raises the broker's refusal, if any
+            before = self._acked_offsets.get(metadata.partition, -1)
+            if metadata.offset <= before:
+                self._acked_offsets.clear()
+                raise TopicLost(
+                    f"partition {metadata.partition} acknowledged offset {metadata.offset} "
+                    f"after {before}"
+                )
+            self._acked_offsets[metadata.partition] = metadata.offset
         self.published += len(round_.futures)
         log.debug("relay.published", count=len(round_.futures), last=round_.last)
 

@@ -25,9 +25,10 @@ from casebook.broker import embedded_broker
 DEFAULT_PARTITIONS = 3
 BROKER_KIND_VARIABLE = "CASEBOOK_KAFKA_BROKER_KIND"
 
-# Pipeline modules run on both brokers; the Apache Kafka half is the `apache_kafka` tier.
+# Pipeline modules run their broker-using tests on both brokers; the Apache Kafka half is
+# the `apache_kafka` tier. Tests of such a module that use no broker run once.
 BROKERS = ["tansu", pytest.param("apache", marks=pytest.mark.apache_kafka)]
-ON_BOTH_BROKERS = pytest.mark.parametrize("kafka_broker", BROKERS, indirect=True)
+ON_BOTH_BROKERS = pytest.mark.on_both_brokers
 
 
 class RunningBroker(Protocol):
@@ -35,7 +36,11 @@ class RunningBroker(Protocol):
 
     bootstrap_servers: str
 
-    def restart(self) -> None: ...
+    def restart(self) -> None:
+        """Stop and start again on the same ports (tansu forgets everything; Kafka does not)."""
+
+    def empty(self) -> None:
+        """Restart with every topic, record and consumer group gone, on the same ports."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,7 +48,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "kafka_partitions(n): partitions of the test's kafka_topic (default 3)"
     )
+    config.addinivalue_line(
+        "markers", "on_both_brokers: each test that uses a broker runs on tansu and Apache Kafka"
+    )
     os.environ.setdefault(BROKER_KIND_VARIABLE, "tansu")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run `ON_BOTH_BROKERS` tests that use a broker once per broker."""
+    marked = metafunc.definition.get_closest_marker("on_both_brokers") is not None
+    if marked and "broker_kind" in metafunc.fixturenames:
+        metafunc.parametrize("broker_kind", BROKERS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +77,33 @@ def apache_broker() -> Iterator[RunningBroker]:
         yield cluster
 
 
-@pytest.fixture(params=["tansu"])
-def kafka_broker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> RunningBroker:
-    """The test's broker: tansu, or each in turn under `ON_BOTH_BROKERS`."""
-    kind: str = request.param
+@pytest.fixture
+def broker_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which broker the test uses: tansu, or each in turn under `ON_BOTH_BROKERS`."""
+    kind: str = getattr(request, "param", "tansu")
     monkeypatch.setenv(BROKER_KIND_VARIABLE, kind)
-    broker: RunningBroker = request.getfixturevalue(f"{kind}_broker")
+    return kind
+
+
+@pytest.fixture
+def kafka_broker(broker_kind: str, request: pytest.FixtureRequest) -> RunningBroker:
+    """The test process's broker of the test's kind, shared with other tests."""
+    broker: RunningBroker = request.getfixturevalue(f"{broker_kind}_broker")
     return broker
+
+
+@pytest.fixture
+def own_broker(broker_kind: str) -> Iterator[RunningBroker]:
+    """A broker of the test's kind for this test alone: no other test's groups or records,
+    and free to be restarted, emptied or killed."""
+    if broker_kind == "tansu":
+        with embedded_broker() as broker:
+            yield broker
+        return
+    from casebook.apache_kafka import apache_kafka
+
+    with apache_kafka(brokers=1) as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ from projections.audit.verify import verify_case
 from tests.integration.api_support import open_case, register_acme
 from tests.integration.sla_support import rows
 from tests.integration.test_sla_end_to_end import command, until, whole_system
+from tests.kafka import ON_BOTH_BROKERS
 
 # The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
 # the storage layers are proven on both servers, so these run on the default server.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 
 def test_case_and_sla_events_form_two_verified_chains_of_the_case(

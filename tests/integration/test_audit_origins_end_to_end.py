@@ -18,9 +18,10 @@ from tests.integration.api_support import Api, open_case, register_acme, serving
 from tests.integration.sla_support import rows
 from tests.integration.test_projection_rebuild import with_audit
 from tests.integration.test_sla_end_to_end import until, whole_system
+from tests.kafka import ON_BOTH_BROKERS
 
 # The whole pipeline on the default PostgreSQL (the storage layers run on both servers).
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 
 def key_id(api: Api, role: Role) -> str:

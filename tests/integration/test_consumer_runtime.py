@@ -28,8 +28,9 @@ from tests.integration.consumer_support import (
     scalar,
     wait_for,
 )
+from tests.kafka import ON_BOTH_BROKERS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 
 @pytest.fixture

@@ -25,10 +25,11 @@ from projections.registry import build
 from tests.integration.api_support import Api, open_case, register_acme
 from tests.integration.sla_support import rows
 from tests.integration.test_sla_end_to_end import command, until, whole_system
+from tests.kafka import ON_BOTH_BROKERS
 
 # The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
 # the storage layers are proven on both servers, so these run on the default server.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 
 @contextmanager

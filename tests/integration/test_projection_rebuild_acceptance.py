@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.audit_service import AuditService
-from casebook.broker import Broker, embedded_broker
+from casebook.broker import Broker
 from casebook.database import Database
 from casebook.rebuilds import compare, store_source, tables_of
 from casebook.settings import Settings
@@ -42,18 +42,12 @@ from tests.integration.test_sla_acceptance import (
     store_versions,
 )
 from tests.integration.write_side import as_agent, open_request
+from tests.kafka import ON_BOTH_BROKERS
 
 # Long scenarios: the default server only (the rebuild's SQL runs on both in
 # test_projection_rebuild).
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 CAUGHT_UP_S = 90
-
-
-@pytest.fixture
-def own_broker() -> Iterator[Broker]:
-    """A broker of its own: fresh consumer groups, and no other test's records to fetch."""
-    with embedded_broker() as broker:
-        yield broker
 
 
 @dataclass

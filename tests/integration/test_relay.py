@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import Broker, embedded_broker
+from casebook.broker import Broker
 from casebook.database import Database
 from casebook.settings import Settings
 from domain.cases.state import NoteVisibility
@@ -27,8 +27,9 @@ from tests.integration.relay_support import (
     wait_for,
 )
 from tests.integration.write_side import as_agent, open_request, register_organisation
+from tests.kafka import ON_BOTH_BROKERS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 
 @pytest.fixture
@@ -168,28 +169,26 @@ def test_only_one_of_two_relays_publishes_and_the_other_takes_over(
 
 
 def test_a_broker_that_lost_its_data_gets_everything_again(
-    casebook: Casebook, clean_database: Database
+    casebook: Casebook, clean_database: Database, own_broker: Broker
 ) -> None:
-    with embedded_broker() as broker:  # its own broker: the restart wipes every topic
-        settings = Settings(
-            database_url=clean_database.url, topic_prefix=f"t{uuid.uuid4().hex[:10]}"
-        )
-        relay = Relay(
-            casebook.store, clean_database, settings, bootstrap_servers=broker.bootstrap_servers
-        )
-        running = RunningRelay(relay)
-        try:
-            cases = work_some_cases(casebook, cases=3, notes=12)
-            assert wait_for(lambda: relay.position() == last_position(clean_database), 30)
+    broker = own_broker  # this test's alone: emptying it touches no other test
+    settings = Settings(database_url=clean_database.url, topic_prefix=f"t{uuid.uuid4().hex[:10]}")
+    relay = Relay(
+        casebook.store, clean_database, settings, bootstrap_servers=broker.bootstrap_servers
+    )
+    running = RunningRelay(relay)
+    try:
+        cases = work_some_cases(casebook, cases=3, notes=12)
+        assert wait_for(lambda: relay.position() == last_position(clean_database), 30)
 
-            broker.restart()  # in memory: topics and records are gone
-            for i in range(6):
-                casebook.execute(
-                    c.AddNote(cases[i % 3], f"after {i}", NoteVisibility.INTERNAL), as_agent()
-                )
-            expected = last_position(clean_database)
-            assert wait_for(lambda: relay.position() == expected, timeout=60)
-            records = consume(broker.bootstrap_servers, relay.topic, expected)
-            assert {headers(r)["ce_id"] for r in records} == stored_ids(clean_database)
-        finally:
-            running.close()
+        broker.empty()  # topics and records are gone
+        for i in range(6):
+            casebook.execute(
+                c.AddNote(cases[i % 3], f"after {i}", NoteVisibility.INTERNAL), as_agent()
+            )
+        expected = last_position(clean_database)
+        assert wait_for(lambda: relay.position() == expected, timeout=60)
+        records = consume(broker.bootstrap_servers, relay.topic, expected)
+        assert {headers(r)["ce_id"] for r in records} == stored_ids(clean_database)
+    finally:
+        running.close()

@@ -30,7 +30,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import Broker, embedded_broker
+from casebook.broker import Broker
 from casebook.contract import EVENT_CLASSES, json_schema
 from casebook.database import Database
 from casebook.settings import Settings
@@ -45,10 +45,11 @@ from tests.integration.relay_support import (
     wait_for,
 )
 from tests.integration.write_side import as_agent, open_request, register_organisation
+from tests.kafka import ON_BOTH_BROKERS
 
 # The relay reads the store with the same SQL on any PostgreSQL; the write side is already
 # proven on both servers, so these long scenarios run on the default server only.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 WRITERS = 16
 
@@ -358,28 +359,28 @@ def test_a_standby_relay_takes_over_from_a_killed_one_within_seconds(
 # --- (d) the broker restarts in the middle of publishing ---------------------------
 
 
-def test_a_broker_restarted_while_the_relay_is_behind_gets_everything(
-    casebook: Casebook, clean_database: Database
+def test_a_broker_emptied_while_the_relay_is_behind_gets_everything(
+    casebook: Casebook, clean_database: Database, own_broker: Broker
 ) -> None:
     store_events(casebook, cases=100, events=3_000)
     expected = last_position(clean_database)
-    with embedded_broker() as broker:  # its own broker: the restart wipes every topic
-        settings = Settings(
-            database_url=clean_database.url,
-            topic_prefix=unique_prefix(),
-            topic_partitions=3,
-            relay_batch_max=100,
-        )
-        relay = Relay(
-            casebook.store, clean_database, settings, bootstrap_servers=broker.bootstrap_servers
-        )
-        running = RunningRelay(relay)
-        try:
-            assert wait_for(lambda: relay.position() >= 300, 30, every=0.01)
-            broker.restart()  # in memory: topics and records are gone
-            assert relay.position() < expected, "the relay finished before the restart"
-            assert wait_for(lambda: relay.position() == expected, 90, every=0.2)
-        finally:
-            running.close()
-        records = consume_all(broker.bootstrap_servers, relay.topic)
+    broker = own_broker  # this test's alone: emptying it touches no other test
+    settings = Settings(
+        database_url=clean_database.url,
+        topic_prefix=unique_prefix(),
+        topic_partitions=3,
+        relay_batch_max=100,
+    )
+    relay = Relay(
+        casebook.store, clean_database, settings, bootstrap_servers=broker.bootstrap_servers
+    )
+    running = RunningRelay(relay)
+    try:
+        assert wait_for(lambda: relay.position() >= 300, 30, every=0.01)
+        broker.empty()  # topics and records are gone
+        assert relay.position() < expected, "the relay finished before the restart"
+        assert wait_for(lambda: relay.position() == expected, 90, every=0.2)
+    finally:
+        running.close()
+    records = consume_all(broker.bootstrap_servers, relay.topic)
     assert set(ce_ids(records)) == stored_ids(clean_database)

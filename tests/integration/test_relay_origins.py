@@ -19,8 +19,9 @@ from relay.relay import Relay
 from tests.integration.relay_support import RunningRelay, headers, last_position, wait_for
 from tests.integration.test_relay import consume
 from tests.integration.write_side import AGENT, open_request, register_organisation
+from tests.kafka import ON_BOTH_BROKERS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 FROM_API = c.Origin(api_key_id="5b1e9c", client_address="10.1.2.3", request_id="req-1")
 ORIGIN = {"ce_casebookclient", "ce_casebookaddress", "ce_casebookrequestid"}

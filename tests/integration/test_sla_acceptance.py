@@ -30,8 +30,9 @@ from kafka import KafkaProducer
 
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import Broker, embedded_broker
+from casebook.broker import Broker
 from casebook.database import Database
+from casebook.kafka_clients import ensure_topic
 from casebook.migrate import apply_migrations
 from casebook.settings import Settings
 from casebook.sla_service import SlaService, target_book
@@ -41,16 +42,16 @@ from domain.values import Category, Severity
 from projections.sla.projection import SlaProjection
 from relay.cloudevents import Record, record_for, topic_name
 from relay.relay import Relay
-from casebook.kafka_clients import ensure_topic
 from tests.integration.conftest import CliRunner, DatabaseFactory
 from tests.integration.consumer_support import running
 from tests.integration.relay_support import RunningRelay, headers, last_position, wait_for
 from tests.integration.test_relay_acceptance import consume_all
 from tests.integration.write_side import as_agent, open_request, register_organisation
+from tests.kafka import ON_BOTH_BROKERS
 
 # The runtime and the projection run the same SQL on any PostgreSQL (both servers are
 # covered by the SLA and consumer tests); these long scenarios use the default server.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 WRITERS = 16
 KILLS = 5
@@ -234,15 +235,6 @@ def consumer_processes() -> Iterator[Callable[[Database, str, str], ConsumerProc
     yield start
     for each in started:
         each.close()
-
-
-@pytest.fixture
-def own_broker() -> Iterator[Broker]:
-    """A broker for this test alone: a fresh "sla" consumer group."""
-    # On the session broker, the group other tests joined with 10 s sessions made every
-    # rejoin after a kill minutes slower in all.
-    with embedded_broker() as broker:
-        yield broker
 
 
 def relay_everything(

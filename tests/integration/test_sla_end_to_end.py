@@ -27,10 +27,11 @@ from domain.values import Role
 from relay.relay import Relay
 from tests.integration.api_support import Api, open_case, register_acme, running_api
 from tests.integration.relay_support import RunningRelay, wait_for
+from tests.kafka import ON_BOTH_BROKERS
 
 # The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
 # the storage layers are proven on both servers, so these run on the default server.
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 
 @contextmanager

@@ -21,8 +21,9 @@ from tests.integration.relay_support import wait_for
 from tests.integration.sla_support import project, rows, stored_envelopes
 from tests.integration.test_sla_projection import assess
 from tests.integration.write_side import open_request, register_organisation
+from tests.kafka import ON_BOTH_BROKERS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
 SLA_OUTBOX = OutboxTable("casebook_sla_outbox", "casebook_sla_outbox_offsets", "sla-events.v1")
 
