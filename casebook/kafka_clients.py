@@ -8,6 +8,7 @@ the code knows of, tansu's wrong end offsets, is decided here too (`end_offsets`
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import time
@@ -166,33 +167,57 @@ def check_brokers(settings: Settings, bootstrap_servers: str) -> None:
     """
     if settings.kafka_security_protocol.endswith("SSL"):
         _check_tls(settings, bootstrap_servers)
-    if not settings.kafka_security_protocol.startswith("SASL_"):
-        return
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        _check_sasl(settings, bootstrap_servers)
+
+
+def _check_sasl(settings: Settings, bootstrap_servers: str) -> None:
+    # kafka-python reports a refused login only in its log and then waits out its bootstrap
+    # timeout, so the check listens to that log while it connects, for a bounded time.
+    refusals = _AuthenticationRefusals()
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(refusals)
     try:
         admin = new_admin(
             settings,
             bootstrap_servers,
             client_id="casebook-check",
+            bootstrap_timeout_ms=int(CHECK_TIMEOUT_S * 1000),
             request_timeout_ms=int(CHECK_TIMEOUT_S * 1000),
         )
     except KafkaError as error:
-        if _is_authentication_failure(error):
-            raise KafkaMisconfigured(_sasl_refused(settings, error)) from None
+        if refusals.reason is not None or _is_authentication_failure(error):
+            raise KafkaMisconfigured(_sasl_refused(settings, refusals.reason or error)) from None
         log.warning("kafka.check.unreachable", brokers=bootstrap_servers, error=first_line(error))
         return
+    finally:
+        kafka_log.removeHandler(refusals)
     admin.close()
 
 
+class _AuthenticationRefusals(logging.Handler):
+    """Keeps the first SASL refusal kafka-python logs."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.reason: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self.reason is None and ("Sasl" in message or "SASL" in message):
+            self.reason = message
+
+
 def _is_authentication_failure(error: BaseException) -> bool:
-    name = type(error).__name__
-    return "Authentication" in name or "authentication" in str(error).lower()
+    return "Authentication" in type(error).__name__
 
 
-def _sasl_refused(settings: Settings, error: BaseException) -> str:
+def _sasl_refused(settings: Settings, reason: BaseException | str) -> str:
+    detail = reason if isinstance(reason, str) else first_line(reason)
     return (
         f"Kafka refused the {settings.kafka_sasl_mechanism} login of user "
-        f"{settings.kafka_sasl_username!r}: check CASEBOOK_KAFKA_SASL_USERNAME and "
-        f"CASEBOOK_KAFKA_SASL_PASSWORD ({first_line(error)})"
+        f"{settings.kafka_sasl_username!r}: check CASEBOOK_KAFKA_SASL_USERNAME, "
+        f"CASEBOOK_KAFKA_SASL_PASSWORD and CASEBOOK_KAFKA_SASL_MECHANISM ({detail})"
     )
 
 
