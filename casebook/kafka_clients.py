@@ -63,8 +63,20 @@ def security_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
+def delivery_timeout_s(settings: Settings) -> float:
+    """How long a publisher lets its producer deliver a round before it starts over.
+
+    On Apache Kafka the idempotent producer retries through a leader election by itself,
+    without duplicating, so it gets time for that. tansu forgets producer ids when it
+    restarts and never answers such a producer: give up soon and start over with a new one.
+    """
+    return 60.0 if settings.kafka_broker_kind == "apache" else 10.0
+
+
 def new_producer(settings: Settings, bootstrap_servers: str, **options: Any) -> KafkaProducer:
-    """A producer for the brokers at `bootstrap_servers`, with the configured security."""
+    """A producer for the brokers at `bootstrap_servers`, with the configured security
+    and `delivery_timeout_s` (unless `options` say otherwise)."""
+    options.setdefault("delivery_timeout_ms", int(delivery_timeout_s(settings) * 1000))
     return KafkaProducer(
         bootstrap_servers=bootstrap_servers, **security_options(settings), **options
     )

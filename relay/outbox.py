@@ -27,6 +27,7 @@ from psycopg import sql
 
 from casebook.database import Database
 from casebook.kafka_clients import (
+    delivery_timeout_s,
     end_offsets,
     ensure_topic,
     new_consumer,
@@ -38,7 +39,6 @@ from relay.cloudevents import SPEC_VERSION, topic_name
 from relay.leadership import leadership
 
 log = structlog.get_logger("casebook.outbox")
-ACK_TIMEOUT_S = 10.0
 TAIL_POLL_MS = 300
 # Reading what an earlier publisher sent past the saved offsets; the end is known up front.
 TAIL_READ_S = 60.0
@@ -68,6 +68,8 @@ class OutboxPublisher:
     ) -> None:
         self._database = database
         self._settings = settings
+        # Past the producer's own delivery timeout: by then each record succeeded or failed.
+        self._ack_timeout_s = delivery_timeout_s(settings) + 5
         self._table = table
         self._bootstrap = bootstrap_servers
         self._batch = batch
@@ -146,10 +148,10 @@ class OutboxPublisher:
             return 0
         producer = self._producer or self._open_producer()
         futures = [producer.send(self.topic, **self._record(row)) for row in rows]
-        producer.flush(timeout=ACK_TIMEOUT_S)
+        producer.flush(timeout=self._ack_timeout_s)
         ends: dict[int, int] = {}
         for future in futures:
-            metadata = future.get(timeout=ACK_TIMEOUT_S)
+            metadata = future.get(timeout=self._ack_timeout_s)
             ends[metadata.partition] = max(ends.get(metadata.partition, 0), metadata.offset + 1)
         with conn.transaction():
             conn.execute(
@@ -186,7 +188,6 @@ class OutboxPublisher:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
-            retries=5,
             retry_backoff_ms=200,
             request_timeout_ms=10_000,
         )

@@ -23,6 +23,7 @@ from kafka.errors import KafkaError
 from casebook.database import Database
 from casebook.kafka_clients import (
     TopicRefused,
+    delivery_timeout_s,
     end_offsets,
     ensure_topic,
     new_producer,
@@ -35,9 +36,6 @@ from relay.leadership import Leadership, leadership
 
 log = structlog.get_logger("casebook.relay")
 RELAY_NAME = "case-events"
-# A round's acknowledgements normally take milliseconds; a broker that restarted under an
-# idempotent producer never answers them, so don't wait long before starting over.
-ACK_TIMEOUT_S = 10.0
 MAX_BACKOFF_S = 30.0
 IDLE_WAIT_S = 1.0
 
@@ -78,6 +76,8 @@ class Relay:
         self._store = store
         self._database = database
         self._settings = settings
+        # Past the producer's own delivery timeout: by then each record succeeded or failed.
+        self._ack_timeout_s = delivery_timeout_s(settings) + 5
         self._bootstrap = bootstrap_servers
         self.name = name
         self.topic = topic_name(settings.topic_prefix)
@@ -234,9 +234,10 @@ class Relay:
     def _await(self, round_: Round) -> None:
         """Wait until the broker acknowledged every record of the round (or raise)."""
         assert self._producer is not None
-        self._producer.flush(timeout=ACK_TIMEOUT_S)
+        self._producer.flush(timeout=self._ack_timeout_s)
         for future in round_.futures:
-            metadata = future.get(timeout=ACK_TIMEOUT_S)  # raises the broker's refusal, if any
+            # Raises the broker's refusal, if any.
+            metadata = future.get(timeout=self._ack_timeout_s)
             before = self._acked_offsets.get(metadata.partition, -1)
             if metadata.offset <= before:
                 self._acked_offsets.clear()
@@ -268,7 +269,6 @@ class Relay:
             acks="all",
             enable_idempotence=True,  # per-key order survives retries
             linger_ms=5,
-            retries=5,
             retry_backoff_ms=200,
             request_timeout_ms=10_000,
         )

@@ -167,8 +167,11 @@ def test_rebuilds_of_a_10000_event_history_equal_the_tables_they_replace(
 class Writer:
     """A thread that keeps opening, assessing and answering cases until stopped."""
 
-    def __init__(self, casebook: Casebook, organisation_id: uuid.UUID) -> None:
+    def __init__(
+        self, casebook: Casebook, organisation_id: uuid.UUID, pause_s: float = 0.0
+    ) -> None:
         self.casebook, self.organisation_id = casebook, organisation_id
+        self._pause_s = pause_s
         self.opened: list[uuid.UUID] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -186,6 +189,7 @@ class Writer:
                 if index % 2 == 0:
                     self.casebook.execute(c.Respond(case_id, "Looking into it"), as_agent())
                 self.opened.append(case_id)
+                self._stop.wait(self._pause_s)
         except BaseException as error:
             self.error = error
             raise
