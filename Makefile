@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: install run migrate test lint fmt typecheck bench
+.PHONY: install run migrate test test-kafka lint fmt typecheck bench bench-smoke
 
 install: $(VENV)/.installed
 
@@ -21,11 +21,22 @@ run: install
 migrate: install
 	$(VENV)/bin/casebook migrate
 
-# Type and lint checks first, so the last line printed is pytest's summary.
+# Type and lint checks first, so the last line printed is pytest's summary. Needs only
+# Python: PostgreSQL is embedded, the broker is tansu (CASEBOOK_TEST_DATABASE_URL adds an
+# external server for the storage tests).
 test: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -m 'not apache_kafka'
+
+# The Apache Kafka tier: the same pipeline tests on a real broker (KRaft) and a
+# three-broker cluster, resolved from Maven Central once and run on the machine's Java.
+test-kafka: install
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	    echo 'make test-kafka needs Java 17+ and Maven: apt-get install openjdk-17-jdk-headless maven' >&2; \
+	    exit 1; }
+	$(PY) -m casebook.apache_kafka --resolve-only
+	$(PY) -m pytest -m apache_kafka
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -45,3 +56,12 @@ bench: install
 	$(PY) -m bench.relay
 	$(PY) -m bench.projection
 	$(PY) -m bench.audit
+
+# Every bench at a tiny size (embedded PostgreSQL and tansu, seconds each): fails when a
+# bench is broken; its figures mean nothing. See bench/README.md.
+bench-smoke: install
+	$(PY) bench/clock.py --smoke
+	$(PY) -m bench.write --smoke
+	$(PY) -m bench.relay --smoke
+	$(PY) -m bench.projection --smoke
+	$(PY) -m bench.audit --smoke

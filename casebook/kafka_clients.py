@@ -1,9 +1,11 @@
 """Every Kafka client casebook makes, built from one place: the brokers and their security.
 
-The relay, the outbox relays, the consumers, dead letters, rebuilds, benches and the
-status command all construct their producers, consumers and admin clients here, so a
-cluster that needs TLS or SASL is configured once. The one difference between brokers
-the code knows of, tansu's wrong end offsets, is decided here too (`end_offsets`).
+The relay, the outbox relays, the consumers, dead letters and rebuilds construct their
+producers, consumers and admin clients here, so a cluster that needs TLS or SASL is
+configured once. What differs between Apache Kafka and the local tansu broker is decided
+here too, and nowhere else (CASEBOOK_KAFKA_BROKER_KIND): how end offsets are read
+(`end_offsets`), how long a publisher waits for a round (`delivery_timeout_s`) and how
+long a consumer lets the broker hold an empty fetch (`fetch_max_wait_ms`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,16 @@ def delivery_timeout_s(settings: Settings) -> float:
     restarts and never answers such a producer: give up soon and start over with a new one.
     """
     return 60.0 if settings.kafka_broker_kind == "apache" else 10.0
+
+
+def fetch_max_wait_ms(settings: Settings) -> int:
+    """How long a consumer lets the broker hold a fetch that found nothing new.
+
+    Apache Kafka answers a held fetch as soon as records arrive, so its default costs no
+    latency. tansu does not: it answers when the wait is over, so a short wait there keeps
+    a command's trip to the projections short.
+    """
+    return 500 if settings.kafka_broker_kind == "apache" else 50
 
 
 def new_producer(settings: Settings, bootstrap_servers: str, **options: Any) -> KafkaProducer:

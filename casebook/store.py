@@ -168,14 +168,14 @@ class CasebookRecorder(PostgresApplicationRecorder):
                 prepare=False,
             )
         if idempotency:
-            rows = [
+            keys = [
                 (r.principal_id, r.key, r.fingerprint, json.dumps(r.response)) for r in idempotency
             ]
-            curs.execute(_INSERT_IDEMPOTENCY, _columns(rows), prepare=False)
+            curs.execute(_INSERT_IDEMPOTENCY, _columns(keys), prepare=False)
         if case_index:
             # One row per case (a statement may not upsert a row twice): the last.
             latest = {r.case_id: r for r in case_index}
-            rows = [
+            cases = [
                 (
                     r.case_id,
                     r.organisation_id,
@@ -187,9 +187,9 @@ class CasebookRecorder(PostgresApplicationRecorder):
                 )
                 for r in sorted(latest.values(), key=lambda row: row.case_id)
             ]
-            curs.execute(_UPSERT_CASE_INDEX, _columns(rows), prepare=False)
+            curs.execute(_UPSERT_CASE_INDEX, _columns(cases), prepare=False)
         if origins:
-            rows = [
+            origin_rows = [
                 (
                     r.originator_id,
                     r.originator_version,
@@ -199,7 +199,7 @@ class CasebookRecorder(PostgresApplicationRecorder):
                 )
                 for r in origins
             ]
-            curs.execute(_INSERT_ORIGINS, _columns(rows), prepare=False)
+            curs.execute(_INSERT_ORIGINS, _columns(origin_rows), prepare=False)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_with_origins(

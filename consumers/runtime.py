@@ -27,7 +27,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from casebook.database import Database
-from casebook.kafka_clients import security_options
+from casebook.kafka_clients import fetch_max_wait_ms, security_options
 from casebook.settings import Settings
 from consumers import state
 from consumers.batch import BatchResult, apply_batch, default_backoff
@@ -41,10 +41,6 @@ log = structlog.get_logger("casebook.consumers")
 
 ConsumerFactory = Callable[[dict[str, Any]], KafkaConsumer]
 POLL_TIMEOUT_MS = 500
-# How long the broker may hold a fetch that found nothing new. kafka-python's 500 ms
-# default is paid in full by brokers that do not answer a held fetch when records arrive
-# (tansu): up to half a second more between a command and the projection.
-FETCH_MAX_WAIT_MS = 50
 STATUS_INTERVAL_S = 10.0
 MAX_DB_BACKOFF_S = 10.0
 
@@ -107,7 +103,7 @@ class ConsumerRuntime:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "max_poll_records": self._settings.consumer_batch_max,
-            "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+            "fetch_max_wait_ms": fetch_max_wait_ms(self._settings),
             "session_timeout_ms": session,
             "heartbeat_interval_ms": max(session // 4, 100),
         }

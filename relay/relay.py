@@ -52,7 +52,7 @@ class RelayError(RuntimeError):
     """The relay cannot work at all (a refused topic, say); the message says why."""
 
 
-class TopicLost(KafkaError):
+class TopicLost(RuntimeError):
     """A partition's offsets went back: the topic was emptied, deleted or recreated.
 
     A broker that auto-creates topics accepts the next round into a new, empty topic
@@ -187,7 +187,7 @@ class Relay:
     def _finish_on_stop(self, listener: psycopg.Connection[Any], in_flight: Round) -> None:
         try:
             self._await(in_flight)
-        except KafkaError:
+        except (KafkaError, TopicLost):
             return  # the next relay resends that round
         self._save_position(listener, in_flight.last)
 
