@@ -9,6 +9,7 @@ shrinks every part to seconds so that CI notices a broken bench without measurin
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import uuid
@@ -33,6 +34,7 @@ from casebook.database import (
 from casebook.migrate import apply_migrations
 
 BROKER_KINDS = ("tansu", "apache")
+BROKER_KIND_VARIABLE = "CASEBOOK_KAFKA_BROKER_KIND"
 AT_END_TIMEOUT_S = 60.0
 
 
@@ -164,7 +166,17 @@ def bench_broker(kind: str) -> Iterator[BenchBroker]:
                 raise ValueError(f"unknown broker kind {kind!r}; expected one of {BROKER_KINDS}")
         except BrokerUnavailable as error:
             raise SystemExit(f"bench: {error}") from None
-        yield broker
+        # casebook's parts, in this process and in the subprocesses a bench starts, read
+        # which broker they talk to from the environment, as a deployment sets it.
+        previous = os.environ.get(BROKER_KIND_VARIABLE)
+        os.environ[BROKER_KIND_VARIABLE] = broker.kind
+        try:
+            yield broker
+        finally:
+            if previous is None:
+                os.environ.pop(BROKER_KIND_VARIABLE, None)
+            else:
+                os.environ[BROKER_KIND_VARIABLE] = previous
 
 
 def consumer_at_end(broker: BenchBroker, topic: str) -> KafkaConsumer:

@@ -88,7 +88,10 @@ def fetch_max_wait_ms(settings: Settings) -> int:
 def new_producer(settings: Settings, bootstrap_servers: str, **options: Any) -> KafkaProducer:
     """A producer for the brokers at `bootstrap_servers`, with the configured security
     and `delivery_timeout_s` (unless `options` say otherwise)."""
-    options.setdefault("delivery_timeout_ms", int(delivery_timeout_s(settings) * 1000))
+    delivery_ms = int(delivery_timeout_s(settings) * 1000)
+    options.setdefault("delivery_timeout_ms", delivery_ms)
+    # A request must be able to time out (and be retried) within the delivery timeout.
+    options.setdefault("request_timeout_ms", delivery_ms // 2)
     return KafkaProducer(
         bootstrap_servers=bootstrap_servers, **security_options(settings), **options
     )

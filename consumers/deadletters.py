@@ -114,5 +114,4 @@ class DeadLetterPublisher:
             # a dead letter sent twice is harmless (it carries its dlq_id).
             enable_idempotence=False,
             retries=3,
-            request_timeout_ms=10_000,
         )

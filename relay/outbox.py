@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import structlog
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaConfigurationError, KafkaError, KafkaTimeoutError
 from psycopg import sql
 
 from casebook.database import Database
@@ -100,6 +100,11 @@ class OutboxPublisher:
                             if not self.publish_pending(conn):
                                 stop.wait(self._idle)
                             backoff = 0.5
+                except KafkaConfigurationError as error:
+                    # Retrying the same settings cannot help: stop loudly.
+                    raise RuntimeError(
+                        f"{self.topic}: Kafka client settings refused: {error}"
+                    ) from None
                 except (KafkaError, psycopg.OperationalError) as error:
                     log.warning(
                         "outbox.failed", topic=self.topic, error=str(error), retry_in=backoff
@@ -189,7 +194,6 @@ class OutboxPublisher:
             enable_idempotence=True,
             linger_ms=2,
             retry_backoff_ms=200,
-            request_timeout_ms=10_000,
         )
         return self._producer
 

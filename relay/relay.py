@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import structlog
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaConfigurationError, KafkaError
 
 from casebook.database import Database
 from casebook.kafka_clients import (
@@ -167,6 +167,9 @@ class Relay:
                     self._acked_offsets.clear()
                     self._save_position(listener, acked)
                     continue
+                except KafkaConfigurationError as error:
+                    # Retrying the same settings cannot help: stop loudly.
+                    raise RelayError(f"Kafka client settings refused: {error}") from None
                 except KafkaError as error:
                     log.warning(
                         "relay.publish.failed",
@@ -270,7 +273,6 @@ class Relay:
             enable_idempotence=True,  # per-key order survives retries
             linger_ms=5,
             retry_backoff_ms=200,
-            request_timeout_ms=10_000,
         )
 
     def _close_producer(self) -> None:
