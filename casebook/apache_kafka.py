@@ -639,8 +639,8 @@ class ApacheKafkaCluster:
                     f"{lib}/*",
                     "kafka.tools.StorageTool",
                     "format",
-                    "--cluster-id",
-                    self.cluster_id,
+                    # One argument: an id that starts with "-" (one in 32) is not an option.
+                    f"--cluster-id={self.cluster_id}",
                     "--config",
                     str(node.properties_file),
                 ]

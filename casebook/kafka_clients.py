@@ -215,11 +215,41 @@ def _check_sasl(settings: Settings, bootstrap_servers: str) -> None:
     except KafkaError as error:
         if refusals.reason is not None or _is_authentication_failure(error):
             raise KafkaMisconfigured(_sasl_refused(settings, refusals.reason or error)) from None
+        if _accepts_connections(settings, bootstrap_servers):
+            # The broker takes connections (and our TLS, checked before) yet no session
+            # got past the login: it closed them during SASL, which is how a refused
+            # login often looks from kafka-python.
+            reason = "the broker closed every connection during the SASL login"
+            raise KafkaMisconfigured(_sasl_refused(settings, reason)) from None
         log.warning("kafka.check.unreachable", brokers=bootstrap_servers, error=first_line(error))
         return
     finally:
         kafka_log.removeHandler(refusals)
     admin.close()
+
+
+def _accepts_connections(settings: Settings, bootstrap_servers: str) -> bool:
+    """True when some broker of the list completes a TCP connection (and TLS, where used)."""
+    tls = settings.kafka_security_protocol.endswith("SSL")
+    context = _tls_context(settings) if tls else None
+    for host, port in _addresses(bootstrap_servers):
+        try:
+            with socket.create_connection((host, port), timeout=CHECK_TIMEOUT_S) as raw:
+                if context is None:
+                    return True
+                with context.wrap_socket(raw, server_hostname=host):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _addresses(bootstrap_servers: str) -> list[tuple[str, int]]:
+    addresses = []
+    for address in bootstrap_servers.split(","):
+        host, _, port = address.strip().rpartition(":")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
 
 
 class _AuthenticationRefusals(logging.Handler):
@@ -248,8 +278,7 @@ def _sasl_refused(settings: Settings, reason: BaseException | str) -> str:
     )
 
 
-def _check_tls(settings: Settings, bootstrap_servers: str) -> None:
-    """One TLS handshake with the first broker that answers, with the configured trust."""
+def _tls_context(settings: Settings) -> ssl.SSLContext:
     context = ssl.create_default_context(
         cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
     )
@@ -260,12 +289,17 @@ def _check_tls(settings: Settings, bootstrap_servers: str) -> None:
             str(settings.kafka_ssl_keyfile),
             password.get_secret_value() if password else None,
         )
-    for address in bootstrap_servers.split(","):
-        host, _, port = address.strip().rpartition(":")
-        host = host.strip("[]")
+    return context
+
+
+def _check_tls(settings: Settings, bootstrap_servers: str) -> None:
+    """One TLS handshake with the first broker that answers, with the configured trust."""
+    context = _tls_context(settings)
+    for host, port in _addresses(bootstrap_servers):
+        address = f"{host}:{port}"
         try:
             with (
-                socket.create_connection((host, int(port)), timeout=CHECK_TIMEOUT_S) as raw,
+                socket.create_connection((host, port), timeout=CHECK_TIMEOUT_S) as raw,
                 context.wrap_socket(raw, server_hostname=host),
             ):
                 return
