@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     consumer_batch_max: int = Field(
         default=500, ge=1, description="Most records a consumer applies in one transaction."
     )
+    consumer_gap_timeout_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How long a consumer holds a case whose next event skips a sequence "
+        "number, waiting for the missing one, before it parks the case (sequence-gap).",
+    )
     consumer_session_timeout_ms: int = Field(
         default=10_000,
         ge=1000,

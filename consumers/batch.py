@@ -2,19 +2,20 @@
 
 Everything the runtime decides about a batch happens here, in one transaction with the
 projection's writes: skipping what this group already consumed, dropping duplicates,
-holding back events of parked subjects, finding and dead-lettering the event a
-projection fails on, and recording sequences and offsets.
+holding back events of parked subjects and of subjects waiting at a sequence gap,
+finding and dead-lettering the event a projection fails on, and recording sequences
+and offsets.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
-from consumers import state
+from consumers import gaps, state
 from consumers.envelope import Envelope, Poison, decode, sequence_key
 from consumers.projection import Projection
 from consumers.records import Raw
@@ -47,8 +48,13 @@ def apply_batch(
     *,
     max_attempts: int,
     backoff: Callable[[int], None] = default_backoff,
+    contiguous: Collection[str] = (),
 ) -> BatchResult:
-    """Apply `records` (in partition order) to `projection` and record what was consumed."""
+    """Apply `records` (in partition order) to `projection` and record what was consumed.
+
+    On the `contiguous` topics (full names) each subject's sequence goes up by one: an
+    event past the next expected number makes its subject wait (consumers/gaps.py).
+    """
     group = projection.name
     result = BatchResult(records=len(records))
     stored = state.lock_offsets(conn, group, {(r.topic, r.partition) for r in records})
@@ -64,8 +70,11 @@ def apply_batch(
     parked = state.lock_parked(conn, group, subjects)  # before reading sequences: see replay
     keys = {sequence_key(r.topic, s) for r in fresh if (s := r.subject) is not None}
     last = state.last_sequences(conn, group, keys)
+    waiting = gaps.lock_waiting(conn, group, subjects) if contiguous else {}
     to_apply: list[tuple[Envelope, Raw]] = []
-    for raw in fresh:
+    filled: list[str] = []  # waiting subjects whose missing event arrived in this batch
+
+    def classify(raw: Raw) -> None:
         try:
             envelope: Envelope | None = decode(
                 raw.topic, raw.partition, raw.offset, raw.headers, raw.value
@@ -80,9 +89,29 @@ def apply_batch(
             result.held += 1
         elif envelope is None:
             _dead_letter(conn, group, raw, poison, 1, parked, result)
+        elif _waits(envelope, waiting, last, contiguous):
+            if envelope.subject not in waiting:
+                expected = last.get(envelope.sequence_key, 0) + 1
+                wait = gaps.Waiting(envelope.subject, envelope.sequence_key, expected)
+                gaps.start_waiting(conn, group, wait, raw)
+                waiting[envelope.subject] = wait
+            gaps.hold(conn, group, envelope.subject, raw)
+            result.held += 1
         else:
+            if envelope.subject in waiting:  # the missing event: what waited follows it
+                filled.append(envelope.subject)
+                del waiting[envelope.subject]
             to_apply.append((envelope, raw))
             last[envelope.sequence_key] = envelope.sequence
+
+    for raw in fresh:
+        classify(raw)
+    while filled:
+        held = gaps.take_held(conn, group, filled.pop(0))
+        unread = {sequence_key(r.topic, s) for r in held if (s := r.subject) is not None}
+        last |= state.last_sequences(conn, group, unread - last.keys())
+        for raw in held:
+            classify(raw)
 
     applied = _apply(conn, projection, to_apply, parked, result, max_attempts, backoff)
     sequences: dict[str, int] = {}
@@ -93,6 +122,25 @@ def apply_batch(
     state.save_offsets(conn, group, result.next_offsets)
     result.applied = len(applied)
     return result
+
+
+def _waits(
+    envelope: Envelope,
+    waiting: dict[str, gaps.Waiting],
+    last: dict[str, int],
+    contiguous: Collection[str],
+) -> bool:
+    """Whether `envelope` must wait: its subject waits for another event, or it skips one."""
+    wait = waiting.get(envelope.subject)
+    if wait is not None:
+        is_missing_one = (
+            envelope.sequence_key == wait.sequence_key
+            and envelope.sequence == last.get(wait.sequence_key, 0) + 1
+        )
+        return not is_missing_one
+    return envelope.topic in contiguous and envelope.sequence > (
+        last.get(envelope.sequence_key, 0) + 1
+    )
 
 
 def _apply(

@@ -25,6 +25,12 @@ class Projection(Protocol):
     @property
     def topics(self) -> tuple[str, ...]: ...
 
+    @property
+    def contiguous_topics(self) -> tuple[str, ...]:
+        """Those of `topics` on which each subject's `sequence` goes up by one: there the
+        runtime holds a subject whose next event skips a number (consumers/gaps.py)."""
+        ...
+
     def apply(self, conn: psycopg.Connection[Any], events: Sequence[Envelope]) -> None:
         """Apply `events` inside the caller's open transaction, in the order given.
 

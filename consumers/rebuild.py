@@ -43,6 +43,8 @@ RUNTIME_TABLES = (
     "casebook_consumer_parked_events",
     "casebook_consumer_dead_letters",
     "casebook_consumer_status",
+    "casebook_consumer_waiting",
+    "casebook_consumer_waiting_events",
 )
 POLL_MS = 500
 BATCH = 1000
@@ -131,6 +133,7 @@ class Rebuild:
         self._kafka: KafkaConsumer | None = None
         self._progress = progress
         self._topics = [f"{settings.topic_prefix}.{t}" for t in projection.topics]
+        self._contiguous = [f"{settings.topic_prefix}.{t}" for t in projection.contiguous_topics]
         # Unqualified names find the rebuild's tables first: projection and runtime unchanged.
         self.rebuild_db = replace(
             db, params=(*db.params, ("options", f"-csearch_path={self.schema},public"))
@@ -156,6 +159,12 @@ class Rebuild:
             events = self._catch_up_from_store(conn, stop)
         if stop.is_set():
             raise RebuildRefused(f"stopped before switching over; {self.schema} is kept")
+        waiting = _count(conn, "SELECT count(*) FROM casebook_consumer_waiting")
+        if waiting:
+            raise RebuildRefused(
+                f"{waiting} subject(s) of the rebuild wait for events missing from the source "
+                f"(a gap in their sequence); nothing was switched (inspect schema {self.schema})"
+            )
         dead = _count(conn, "SELECT count(*) FROM casebook_consumer_dead_letters")
         if dead:
             raise RebuildRefused(
@@ -220,7 +229,9 @@ class Rebuild:
                 break
             if records:
                 with conn.transaction():
-                    apply_batch(conn, self._projection, records, max_attempts=1)
+                    apply_batch(
+                        conn, self._projection, records, max_attempts=1, contiguous=self._contiguous
+                    )
                 progress.applied += len(records)
                 progress.total = max(progress.total, progress.applied)
                 self._progress(progress)
@@ -262,7 +273,13 @@ class Rebuild:
             records = [Raw.of(r) for batch in polled.values() for r in batch]
             if records:
                 with rebuild.transaction():
-                    apply_batch(rebuild, self._projection, records, max_attempts=1)
+                    apply_batch(
+                        rebuild,
+                        self._projection,
+                        records,
+                        max_attempts=1,
+                        contiguous=self._contiguous,
+                    )
 
     def _finish_store(self, rebuild: psycopg.Connection[Any]) -> None:
         """Apply what was stored since the catch-up: the live group cannot be ahead of it."""
@@ -274,7 +291,9 @@ class Rebuild:
             ).fetchall()
         for records in self._store.batches(dict(rows)):
             with rebuild.transaction():
-                apply_batch(rebuild, self._projection, records, max_attempts=1)
+                apply_batch(
+                    rebuild, self._projection, records, max_attempts=1, contiguous=self._contiguous
+                )
 
     def _hand_over_state(self, conn: psycopg.Connection[Any], group: str) -> None:
         rebuilt = sql.Identifier(self.schema)
@@ -284,6 +303,10 @@ class Rebuild:
         )
         conn.execute(
             "DELETE FROM public.casebook_consumer_parked WHERE consumer_group = %s", (group,)
+        )
+        # What the live group waited for is in the rebuilt state, which has no gap.
+        conn.execute(
+            "DELETE FROM public.casebook_consumer_waiting WHERE consumer_group = %s", (group,)
         )
         conn.execute(
             "DELETE FROM public.casebook_consumer_sequences WHERE consumer_group = %s", (group,)

@@ -29,7 +29,7 @@ from kafka.structs import OffsetAndMetadata
 from casebook.database import Database
 from casebook.kafka_clients import fetch_max_wait_ms, security_options
 from casebook.settings import Settings
-from consumers import state
+from consumers import gaps, state
 from consumers.batch import BatchResult, apply_batch, default_backoff
 from consumers.deadletters import DeadLetterPublisher
 from consumers.metrics import Metrics, Rate
@@ -42,6 +42,7 @@ log = structlog.get_logger("casebook.consumers")
 ConsumerFactory = Callable[[dict[str, Any]], KafkaConsumer]
 POLL_TIMEOUT_MS = 500
 STATUS_INTERVAL_S = 10.0
+GAP_CHECK_INTERVAL_S = 1.0
 MAX_DB_BACKOFF_S = 10.0
 
 
@@ -69,6 +70,9 @@ class ConsumerRuntime:
         self.projection = projection
         self.group = projection.name
         self.topics = tuple(f"{settings.topic_prefix}.{topic}" for topic in projection.topics)
+        self.contiguous_topics = tuple(
+            f"{settings.topic_prefix}.{topic}" for topic in projection.contiguous_topics
+        )
         self.member = member or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._db = db
         self._settings = settings
@@ -116,7 +120,7 @@ class ConsumerRuntime:
             consumer = self._consumer = self._new_consumer(self.consumer_config())
             consumer.subscribe(topics=list(self.topics), listener=_Rebalance(self))
             log.info("consumer.started", group=self.group, member=self.member, topics=self.topics)
-            next_status = time.monotonic()
+            next_status = next_gap_check = time.monotonic()
             while not stop.is_set():
                 polled = consumer.poll(
                     timeout_ms=POLL_TIMEOUT_MS, max_records=self._settings.consumer_batch_max
@@ -128,6 +132,9 @@ class ConsumerRuntime:
                 if records:
                     self._handle(records, stop)
                 self._refresh_metrics()
+                if time.monotonic() >= next_gap_check:
+                    self._park_expired_waits(stop)
+                    next_gap_check = time.monotonic() + GAP_CHECK_INTERVAL_S
                 if time.monotonic() >= next_status:
                     self._report()
                     next_status = time.monotonic() + self._status_interval
@@ -145,6 +152,7 @@ class ConsumerRuntime:
                     records,
                     max_attempts=self._settings.consumer_max_attempts,
                     backoff=self._backoff,
+                    contiguous=self.contiguous_topics,
                 )
         except psycopg.Error as error:
             # Nothing of the batch is stored: read it again from the stored offsets.
@@ -221,6 +229,22 @@ class ConsumerRuntime:
             partitions=_names(partitions),
             offsets={f"{t}:{p}": o for (t, p), o in sorted(stored.items())},
         )
+
+    def _park_expired_waits(self, stop: threading.Event) -> None:
+        """Park the subjects that waited too long for a missing event (`sequence-gap`)."""
+        conn = self._conn
+        assert conn is not None
+        timeout = self._settings.consumer_gap_timeout_seconds
+        try:
+            with conn.transaction():
+                dead_letters = gaps.park_expired(conn, self.group, timeout)
+        except psycopg.Error as error:
+            log.error("consumer.database.failed", group=self.group, error=str(error).strip())
+            self._reconnect(stop)
+            self._resync(stop)
+            return
+        for dead in dead_letters:
+            self._publisher.publish(dead)
 
     def _resync(self, stop: threading.Event) -> None:
         """Seek every assigned partition back to PostgreSQL's offsets, retrying until it works."""

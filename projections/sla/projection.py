@@ -41,6 +41,7 @@ class SlaProjection:
 
     name = "sla"
     topics = ("case-events.v1",)
+    contiguous_topics = ("case-events.v1",)
 
     def __init__(self, targets: TargetBook) -> None:
         self.targets = targets

@@ -43,9 +43,11 @@ class Crash(BaseException):
 class RecordingProjection:
     """Writes one row per applied event; fails on the ce_ids it is told to."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, contiguous: bool = False) -> None:
         self.name = name
         self.topics = (TOPIC,)
+        # Gap-checked like the case-events topic, when the test asks for it.
+        self.contiguous_topics = (TOPIC,) if contiguous else ()
         self.poison: set[str] = set()  # ce_ids raising Poison
         self.failing: set[str] = set()  # ce_ids raising RuntimeError every time
         self.alone: Counter[str] = Counter()  # calls with exactly that one event

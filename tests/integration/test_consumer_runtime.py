@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
+import psycopg
 import pytest
 
 from casebook.broker import Broker
@@ -14,6 +16,7 @@ from tests.integration.conftest import CliRunner
 from tests.integration.consumer_support import (
     WAIT_S,
     Crash,
+    RecordingProjection,
     Running,
     Setup,
     applied,
@@ -337,3 +340,80 @@ def waiting(setup: Setup, subject: str) -> int:
         subject,
     )
     return count
+
+
+def held_at_gap(setup: Setup, group: str) -> list[tuple[str, int]]:
+    """(subject, expected sequence) of the group's subjects held at a gap."""
+    with psycopg.connect(setup.database.url) as conn:
+        rows = conn.execute(
+            "SELECT subject, expected FROM casebook_consumer_waiting"
+            " WHERE consumer_group = %s ORDER BY subject",
+            (group,),
+        ).fetchall()
+    return [(subject, expected) for subject, expected in rows]
+
+
+@pytest.mark.kafka_partitions(1)
+def test_a_case_with_a_hole_waits_while_others_flow_and_goes_on_when_the_event_arrives(
+    setup: Setup,
+) -> None:
+    projection = RecordingProjection(f"group-{uuid.uuid4().hex[:8]}", contiguous=True)
+    publish(setup, event("a", 1), event("a", 2), event("a", 4), event("b", 1))
+    publish(setup, event("a", 5), event("b", 2), event("b", 3))
+    with running(setup.runtime(projection)):
+        assert wait_for(lambda: len(applied(setup, projection.name, "b")) == 3, WAIT_S)
+        assert wait_for(lambda: held_at_gap(setup, projection.name) == [("a", 3)], WAIT_S)
+        assert applied(setup, projection.name, "a") == ["a:1", "a:2"]
+
+        publish(setup, event("a", 3))
+        assert wait_for(lambda: len(applied(setup, projection.name, "a")) == 5, WAIT_S)
+    assert applied(setup, projection.name, "a") == ["a:1", "a:2", "a:3", "a:4", "a:5"]
+    assert held_at_gap(setup, projection.name) == []
+    assert (
+        scalar(
+            setup.database,
+            "SELECT count(*) FROM casebook_consumer_waiting_events WHERE consumer_group = %s",
+            projection.name,
+        )
+        == 0
+    )
+
+
+@pytest.mark.kafka_partitions(1)
+def test_a_case_whose_missing_event_never_comes_is_parked_as_a_sequence_gap(
+    setup: Setup,
+) -> None:
+    projection = RecordingProjection(f"group-{uuid.uuid4().hex[:8]}", contiguous=True)
+    publish(setup, event("c", 1), event("c", 3), event("c", 4), event("d", 1))
+    with running(setup.runtime(projection, consumer_gap_timeout_seconds=1.0)):
+        assert wait_for(
+            lambda: (
+                scalar(
+                    setup.database,
+                    "SELECT count(*) FROM casebook_consumer_parked WHERE consumer_group = %s",
+                    projection.name,
+                )
+                == 1
+            ),
+            WAIT_S,
+        )
+        publish(setup, event("d", 2))
+        assert wait_for(lambda: len(applied(setup, projection.name, "d")) == 2, WAIT_S)
+    assert applied(setup, projection.name, "c") == ["c:1"]
+    error, ce_id, subject = fetch(
+        setup.database,
+        "SELECT error, ce_id, subject FROM casebook_consumer_dead_letters"
+        " WHERE consumer_group = %s",
+        projection.name,
+    )
+    assert error.startswith("sequence-gap: ")
+    assert "for sequence 2" in error
+    assert (ce_id, subject) == ("c:3", "c")
+    held = scalar(
+        setup.database,
+        "SELECT array_agg(ce_id ORDER BY id) FROM casebook_consumer_parked_events"
+        " WHERE consumer_group = %s AND subject = 'c'",
+        projection.name,
+    )
+    assert held == ["c:4"]
+    assert held_at_gap(setup, projection.name) == []

@@ -1,0 +1,2 @@
+DROP TABLE casebook_consumer_waiting_events;
+DROP TABLE casebook_consumer_waiting;
