@@ -1,4 +1,4 @@
-"""Request bodies of the HTTP API: one model per command, plain and strict.
+"""Request bodies of the HTTP API, one model per command, plain and strict; and instants.
 
 Unknown fields are refused (a typo is a 422, not a silently ignored field). Texts
 refuse NUL characters, which PostgreSQL cannot store; whether a text may be blank is
@@ -7,13 +7,14 @@ the domain's rule to decide, so its refusal names that rule.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from casebook.instants import within_range
 from domain.cases import NoteVisibility
 from domain.organisations import PurchaseChannel
 from domain.values import Agreement, Category, Channel, ContactKind, Severity
@@ -28,15 +29,10 @@ TimeZone = Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
 MAX_VERSION = 2**53 - 1  # JSON-safe in every client
 
 
-def _on_the_utc_clock(value: datetime) -> datetime:
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("the time is outside the representable range") from None
-    return value
-
-
-Instant = Annotated[AwareDatetime, AfterValidator(_on_the_utc_clock)]
+Instant = Annotated[AwareDatetime, AfterValidator(within_range)]
+"""An instant in a body: with a UTC offset, in the range casebook computes in."""
+QueryInstant = Annotated[datetime, AfterValidator(within_range)]
+"""An instant in a query: in range; each route refuses a missing offset by its own rule."""
 
 
 class CommandBody(BaseModel):

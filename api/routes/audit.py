@@ -7,7 +7,6 @@ an access record like any other read of case data (see `api.access`).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
 from uuid import UUID
@@ -27,6 +26,7 @@ from api.audit_views import (
 from api.deps import Caller, CasebookApp, GuardedRoute
 from api.problems import problem_responses
 from api.read_models import ReadModels
+from api.schemas import QueryInstant
 from casebook.errors import AuditQueryInvalid, InvalidCursor
 from casebook.history import Point, aware, changes_between, state_as_of
 from projections.audit.queries import AccessFilter, decode_cursor, encode_cursor
@@ -34,7 +34,7 @@ from projections.audit.queries import AccessFilter, decode_cursor, encode_cursor
 router = APIRouter(prefix="/audit", tags=["audit"], route_class=GuardedRoute)
 RESPONSES = problem_responses(401, 403, 404, 422, 503)
 _VERSION = 2_147_483_647
-Instant = Annotated[datetime | None, Query(description="An instant, ISO 8601 with UTC offset.")]
+Instant = Annotated[QueryInstant | None, Query(description="An instant, ISO 8601 with UTC offset.")]
 Version = Annotated[int | None, Query(ge=1, le=_VERSION, description="A version of the case.")]
 
 
@@ -78,10 +78,10 @@ def audit_case_diff(
     caller: Caller,
     casebook: CasebookApp,
     from_: Annotated[
-        datetime | None, Query(alias="from", description="Start instant (with UTC offset).")
+        QueryInstant | None, Query(alias="from", description="Start instant (with UTC offset).")
     ] = None,
     to: Annotated[
-        datetime | None, Query(description="End instant (with UTC offset); default: now.")
+        QueryInstant | None, Query(description="End instant (with UTC offset); default: now.")
     ] = None,
     from_version: Annotated[
         int | None, Query(ge=0, le=_VERSION, description="Start version (0: before opening).")
@@ -124,8 +124,10 @@ def list_access_records(
         str | None,
         Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$", description="Only this reader."),
     ] = None,
-    since: Annotated[datetime | None, Query(description="From (inclusive, with offset).")] = None,
-    until: Annotated[datetime | None, Query(description="To (exclusive, with offset).")] = None,
+    since: Annotated[
+        QueryInstant | None, Query(description="From (inclusive, with offset).")
+    ] = None,
+    until: Annotated[QueryInstant | None, Query(description="To (exclusive, with offset).")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Records per page.")] = 100,
     after: Annotated[
         str | None,

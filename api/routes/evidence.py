@@ -1,21 +1,28 @@
 """Evidence routes (role `auditor` only): bundles of audit entries with their proofs.
 
 The answer is the same zip `casebook audit export` writes; `casebook audit verify-bundle`
-checks it offline.
+checks it offline. It streams: the refusals (no such case, a log that no longer matches
+its checkpoints) come before the first byte; then the zip is sent as it is written, so an
+organisation of any size costs the worker little memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 
 from api.deps import Caller, CasebookApp, GuardedRoute
 from api.problems import problem_responses
 from api.read_models import ReadModels
-from projections.audit.evidence import EvidenceRequest, EvidenceRequestInvalid, export_bundle
+from api.schemas import QueryInstant
+from projections.audit.evidence import EvidenceRequest, EvidenceRequestInvalid, exporting
 
 router = APIRouter(prefix="/audit", tags=["audit"], route_class=GuardedRoute)
 ZIP = "application/zip"
@@ -24,10 +31,12 @@ RESPONSES = {
     **problem_responses(401, 403, 404, 409, 422, 503),
 }
 Since = Annotated[
-    datetime | None, Query(description="Entries that happened from this instant (with offset).")
+    QueryInstant | None,
+    Query(description="Entries that happened from this instant (with offset)."),
 ]
 Until = Annotated[
-    datetime | None, Query(description="Entries that happened before this instant (with offset).")
+    QueryInstant | None,
+    Query(description="Entries that happened before this instant (with offset)."),
 ]
 
 
@@ -47,7 +56,7 @@ def export_case_evidence(
     casebook: CasebookApp,
     since: Since = None,
     until: Until = None,
-) -> Response:
+) -> StreamingResponse:
     """An evidence bundle of the case's audit chains (case and SLA) over a period."""
     casebook.get_case(case_id)  # 404 when there is no such case
     asked = EvidenceRequest(
@@ -66,7 +75,7 @@ def export_organisation_evidence(
     casebook: CasebookApp,
     since: Since = None,
     until: Until = None,
-) -> Response:
+) -> StreamingResponse:
     """An evidence bundle of the organisation's audit chain and its cases' over a period."""
     casebook.get_organisation(organisation_id)  # 404 when there is no such organisation
     asked = EvidenceRequest(
@@ -83,13 +92,32 @@ def _aware(at: datetime | None, name: str) -> datetime | None:
     return at
 
 
-def _bundle(reads: ReadModels, asked: EvidenceRequest, name: str) -> Response:
+def _bundle(reads: ReadModels, asked: EvidenceRequest, name: str) -> StreamingResponse:
     if asked.since is not None and asked.until is not None and asked.since >= asked.until:
         raise EvidenceRequestInvalid("since must be before until", "query.until")
-    with reads.connection() as conn:
-        export = export_bundle(conn, asked, now=datetime.now(UTC))
-    return Response(
-        export.data,
+    chunks = _bundle_chunks(reads, asked)
+    next(chunks)  # opens the snapshot: a refusal is a problem response, not a cut-off zip
+    return StreamingResponse(
+        _sent(chunks),
         media_type=ZIP,
         headers={"Content-Disposition": f'attachment; filename="evidence-{name}.zip"'},
     )
+
+
+def _bundle_chunks(reads: ReadModels, asked: EvidenceRequest) -> Generator[bytes, None, None]:
+    """b"" once the bundle's snapshot is open and checked, then the bundle's bytes; the
+    read connection is held until the last byte (or until closed)."""
+    with reads.connection() as conn, exporting(conn, asked, now=datetime.now(UTC)) as bundle:
+        yield b""
+        yield from bundle.chunks()
+
+
+async def _sent(chunks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
+    """Each chunk read in the thread pool (reading blocks on PostgreSQL); the generator is
+    closed there too however the response ends, so its connection goes back to the pool."""
+    try:
+        while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
+            yield chunk
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(chunks.close)

@@ -18,8 +18,10 @@ from api.deps import Caller, GuardedRoute
 from api.errors import CaseNotTracked, ReportRangeInvalid
 from api.read_models import ReadModels
 from api.routes.commanding import READ_RESPONSES
+from api.schemas import QueryInstant
 from api.sla_views import CaseSlaView, ComplianceView, QueueItemView, QueueView
 from casebook.errors import InvalidCursor
+from casebook.instants import within_range
 from domain.values import Category, Severity
 from projections.sla.clocks import Metric
 from projections.sla.queries import Period, QueueEntry
@@ -92,10 +94,11 @@ def sla_compliance_report(
     caller: Caller,
     reads: Reads,
     since: Annotated[
-        datetime | None, Query(description="Start (inclusive, with offset); default 30 days ago.")
+        QueryInstant | None,
+        Query(description="Start (inclusive, with offset); default 30 days ago."),
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="End (exclusive, with offset); default now.")
+        QueryInstant | None, Query(description="End (exclusive, with offset); default now.")
     ] = None,
     period: Annotated[Period, Query(description="Group outcomes by day, week or month.")] = "month",
     metric: Annotated[Metric, Query(description="Which target.")] = Metric.INITIAL_RESPONSE,
@@ -107,10 +110,7 @@ def sla_compliance_report(
                 f"{name} needs a UTC offset, e.g. 2025-03-01T00:00:00Z", f"query.{name}"
             )
     end = until or reads.clock()
-    try:
-        start = since or end - timedelta(days=DEFAULT_REPORT_DAYS)
-    except OverflowError:
-        raise ReportRangeInvalid("until is too early to count back from", "query.until") from None
+    start = since or end - timedelta(days=DEFAULT_REPORT_DAYS)  # in range: no overflow
     if start >= end:
         raise ReportRangeInvalid(
             f"since ({start.isoformat()}) must be before until ({end.isoformat()})", "query.until"
@@ -129,6 +129,14 @@ def _decode(cursor: str) -> tuple[datetime | None, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         due, case_id = raw.split("|")
-        return (None if due == "-" else datetime.fromisoformat(due)), str(UUID(case_id))
+        return (None if due == "-" else _due(due)), str(UUID(case_id))
     except (ValueError, UnicodeDecodeError):
         raise InvalidCursor(f"cursor {cursor!r} is not one this service handed out") from None
+
+
+def _due(text: str) -> datetime:
+    """A cursor's deadline: one this service could have handed out (aware, in range)."""
+    due = within_range(datetime.fromisoformat(text))
+    if due.utcoffset() is None:
+        raise ValueError("a cursor's deadline has a UTC offset")
+    return due

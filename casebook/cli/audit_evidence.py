@@ -7,6 +7,7 @@ checkpoint now, so an export made right after covers every entry.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ import psycopg
 import typer
 
 from casebook.cli.db import command_database
+from casebook.instants import InstantOutOfRange, within_range
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
 
@@ -42,7 +44,10 @@ def _instant(value: str | None, option: str) -> datetime | None:
         ) from None
     if at.tzinfo is None:
         raise typer.BadParameter(f"{value!r} needs a UTC offset (e.g. +00:00)", param_hint=option)
-    return at
+    try:
+        return within_range(at)
+    except InstantOutOfRange as error:
+        raise typer.BadParameter(str(error), param_hint=option) from None
 
 
 def export_command(
@@ -59,7 +64,7 @@ def export_command(
     ] = None,
 ) -> None:
     """Write an evidence bundle: a case's (or organisation's) audit entries with proofs."""
-    from projections.audit.evidence import EvidenceRequest, EvidenceUnavailable, export_bundle
+    from projections.audit.evidence import EvidenceRequest, EvidenceUnavailable, exporting
 
     if (case is None) == (organisation is None):
         raise typer.BadParameter("give exactly one of --case and --organisation")
@@ -76,20 +81,37 @@ def export_command(
     configure_logging(settings, stream="stderr")
     with command_database(settings) as db, psycopg.connect(db.url) as conn:
         try:
-            export = export_bundle(conn, request, now=datetime.now(UTC))
+            with exporting(conn, request, now=datetime.now(UTC)) as export:
+                if export.entries == 0:
+                    asked = f"case {case}" if case else f"organisation {organisation}"
+                    raise EvidenceRefused(
+                        f"no audit entries for {asked} in that period; nothing written"
+                    )
+                _write(out, export.chunks())
         except EvidenceUnavailable as error:
             raise EvidenceRefused(str(error)) from None
-    if export.entries == 0:
-        asked = f"case {case}" if case else f"organisation {organisation}"
-        raise EvidenceRefused(f"no audit entries for {asked} in that period; nothing written")
-    try:
-        out.write_bytes(export.data)
-    except OSError as error:
-        raise EvidenceRefused(f"{out}: {error.strerror}") from None
     typer.echo(
         f"wrote {out}: {export.entries} entries in {export.chains} chains, "
         f"{export.checkpoints} checkpoint(s), {export.uncovered} not yet covered"
     )
+
+
+def _write(out: Path, chunks: Iterable[bytes]) -> None:
+    """`chunks` to `out` as they come; a bundle cut short is removed, not left behind."""
+    try:
+        file = out.open("wb")
+    except OSError as error:
+        raise EvidenceRefused(f"{out}: {error.strerror}") from None
+    try:
+        with file:
+            for chunk in chunks:
+                file.write(chunk)
+    except BaseException as error:
+        if out.is_file():  # not a device such as /dev/stdout
+            out.unlink()  # a partial bundle would fail verification later, far from why
+        if isinstance(error, OSError):
+            raise EvidenceRefused(f"{out}: {error.strerror}") from None
+        raise
 
 
 def verify_bundle_command(

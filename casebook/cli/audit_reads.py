@@ -23,6 +23,7 @@ from casebook.application import Casebook
 from casebook.cli.db import command_database
 from casebook.database import Database
 from casebook.errors import AuditQueryInvalid
+from casebook.instants import InstantOutOfRange, within_range
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
 
@@ -227,7 +228,8 @@ def _casebook(db: Database) -> Iterator[Casebook]:
 
 
 def _parse(text: str | None, name: str) -> datetime | None:
-    """An ISO 8601 instant with offset, or a one-line refusal naming the option."""
+    """An ISO 8601 instant with offset, in the range accepted, or a one-line refusal naming
+    the option."""
     if text is None:
         return None
     try:
@@ -238,7 +240,10 @@ def _parse(text: str | None, name: str) -> datetime | None:
         ) from None
     if value.tzinfo is None:
         raise AuditQueryInvalid(f"{name} needs a UTC offset, e.g. 2025-03-01T09:00:00Z", name)
-    return value
+    try:
+        return within_range(value)
+    except InstantOutOfRange as error:
+        raise AuditQueryInvalid(f"{name} {error}", name) from None
 
 
 def _instant(at: datetime | None) -> str:

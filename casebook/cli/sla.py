@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from casebook.instants import InstantOutOfRange, within_range
 from casebook.policy_source import load_policy
 from casebook.settings import get_settings
 from domain.calendars.calendar import ClosedDay, as_utc
@@ -74,6 +75,10 @@ def _parse_instant(text: str) -> datetime:
         raise typer.BadParameter(
             f"--opened {text!r} is not an ISO 8601 timestamp", param_hint="--opened"
         ) from None
+    try:
+        within_range(instant)  # first: converting an instant near year 9999 overflows
+    except InstantOutOfRange as error:
+        raise typer.BadParameter(str(error), param_hint="--opened") from None
     as_utc(instant)  # refuses a naive timestamp with a domain error
     return instant
 

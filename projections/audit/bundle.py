@@ -6,7 +6,7 @@ SHA-256 of entries.jsonl, each chain segment's start link, each entry's covering
 checkpoint and Merkle inclusion proof, the covering checkpoints (signed) and the newest
 checkpoint at export time, and the public keys that signed them. Entries appended after
 the newest checkpoint are listed as `uncovered`: their links are checked, but no
-signature vouches for them yet.
+signature vouches for them yet. `evidence` writes bundles piece by piece (`bundle_stream`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from projections.audit.merkle import leaf_hash, root_from_proof
 FORMAT = "casebook-evidence-bundle/1"
 ENTRIES = "entries.jsonl"
 MANIFEST = "manifest.json"
-_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same evidence, the same bytes
 
 
 class BundleInvalid(ValueError):
@@ -60,17 +59,6 @@ def entry_line(entry: Mapping[str, Any]) -> bytes:
     plain = json.loads(canonical(entry))
     plain |= {"entry_id": int(entry["entry_id"]), "hash": entry["hash"]}
     return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def write_zip(entries: bytes, manifest: Mapping[str, Any]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, data in (
-            (MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"),
-            (ENTRIES, entries),
-        ):
-            archive.writestr(zipfile.ZipInfo(name, _ZIP_TIME), data, zipfile.ZIP_DEFLATED)
-    return out.getvalue()
 
 
 def read_zip(data: bytes) -> tuple[bytes, dict[str, Any]]:

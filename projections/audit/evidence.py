@@ -7,11 +7,20 @@ contiguous and links to the entry before it (its start link). Entries the newest
 checkpoint does not cover yet are listed as uncovered rather than signed on the spot:
 exporting needs no signing key (`casebook audit checkpoint` signs one first if wanted).
 All of it is read in one REPEATABLE READ snapshot.
+
+An export streams: what it will hold, and whether the log still matches the checkpoints
+covering it, is read before the first byte; then the entries are read through a
+server-side cursor and written as they come, and the manifest after them. Memory grows
+with the number of chains and entry ids and with the covering checkpoints' trees, never
+with the entries themselves or their proofs.
 """
 
 from __future__ import annotations
 
 import hashlib
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,11 +30,12 @@ from psycopg.rows import dict_row
 
 from domain.errors import DomainError
 from projections.audit import checkpointer
-from projections.audit.bundle import ENTRIES, FORMAT, entry_line, write_zip
+from projections.audit.bundle import ENTRIES, FORMAT, MANIFEST, entry_line
+from projections.audit.bundle_stream import batched, json_pieces, zip_stream
 from projections.audit.chain import GENESIS
 from projections.audit.checkpoint import Checkpoint
-from projections.audit.merkle import MerkleTree
 from projections.audit.projection import ENTRY_COLUMNS
+from projections.audit.proofs import CheckpointTree, Proofs
 
 _CASE_SCOPE = "subject = %(case)s AND stream IN ('case', 'sla')"
 _ORGANISATION_SCOPE = (
@@ -86,45 +96,126 @@ class Export:
 def export_bundle(
     conn: psycopg.Connection[Any], request: EvidenceRequest, *, now: datetime
 ) -> Export:
-    """The bundle for `request`, read from one snapshot of the log."""
+    """The bundle for `request` in one piece (small bundles, tests); see `exporting`."""
+    with exporting(conn, request, now=now) as bundle:
+        data = b"".join(bundle.chunks())
+    return Export(data, bundle.entries, bundle.chains, bundle.checkpoints, bundle.uncovered)
+
+
+@contextmanager
+def exporting(
+    conn: psycopg.Connection[Any], request: EvidenceRequest, *, now: datetime
+) -> Iterator[BundleExport]:
+    """The bundle for `request`, read from one snapshot of the log that stays open in the
+    `with` block, where its bytes are taken. Refuses (EvidenceUnavailable) on entry."""
     if (request.case_id is None) == (request.organisation_id is None):
         raise ValueError("an evidence bundle is of one case or one organisation")
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        entries = _entries(conn, request)
-        starts = _starts(conn, entries)
-        ids = [int(e["entry_id"]) for e in entries]
-        covering = checkpointer.covering(conn, ids)
-        newest = checkpointer.latest(conn)
-        proofs = _proofs(conn, covering, set(ids))
-        included = {c.number: c for c in [*covering, *([newest] if newest else [])]}
-        keys = checkpointer.public_keys(conn, {c.key_fingerprint for c in included.values()})
-    lines = b"".join(entry_line(e) + b"\n" for e in entries)
-    chains = _segments(entries, starts)
-    uncovered = [i for i in ids if i not in proofs]
-    manifest = {
-        "format": FORMAT,
-        "request": request.as_json(),
-        "exported_at": now.astimezone(UTC).isoformat(timespec="microseconds"),
-        "entries": {
-            "file": ENTRIES,
-            "sha256": hashlib.sha256(lines).hexdigest(),
-            "count": len(entries),
-        },
-        "chains": chains,
-        "proofs": [proofs[i] for i in ids if i in proofs],
-        "covered_upto": newest.upto if newest else 0,
-        "uncovered": uncovered,
-        "uncovered_means": "appended after the newest checkpoint: links checked, not yet signed",
-        "checkpoints": [c.as_json() for _, c in sorted(included.items())],
-        "public_keys": [{"fingerprint": f, "pem": pem} for f, pem in sorted(keys.items())],
-    }
-    return Export(
-        write_zip(lines, manifest), len(entries), len(chains), len(included), len(uncovered)
-    )
+        yield BundleExport(conn, request, now)
 
 
-def _entries(conn: psycopg.Connection[Any], request: EvidenceRequest) -> list[dict[str, Any]]:
+class BundleExport:
+    """One bundle being exported: its counts (`chains` once its bytes are taken)."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], request: EvidenceRequest, now: datetime
+    ) -> None:
+        self._conn = conn
+        self._request = request
+        self._now = now
+        self._ids = _entry_ids(conn, request)
+        covering = checkpointer.covering(conn, list(self._ids))
+        self._proofs = Proofs(_checked_trees(conn, covering))
+        self._newest = checkpointer.latest(conn)
+        included = [*covering, *([self._newest] if self._newest else [])]
+        self._included = {c.number: c for c in included}
+        fingerprints = {c.key_fingerprint for c in self._included.values()}
+        self._keys = checkpointer.public_keys(conn, fingerprints)
+        self.entries = len(self._ids)
+        self.checkpoints = len(self._included)
+        self.uncovered = sum(1 for i in self._ids if not self._proofs.covers(i))
+        self.chains = 0
+        self._segments: dict[tuple[str, str], list[int]] = {}  # first seq, last seq, count
+        self._digest = hashlib.sha256()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The zip's bytes: entries.jsonl as the entries are read, then manifest.json."""
+        yield from zip_stream(
+            [(ENTRIES, batched(self._entry_lines())), (MANIFEST, batched(self._manifest()))]
+        )
+
+    def _entry_lines(self) -> Iterator[bytes]:
+        query, params = _entries_query(self._request, f"e.entry_id, {_ENTRY_FIELDS}")
+        with self._conn.cursor(name="evidence_entries", row_factory=dict_row) as cursor:
+            cursor.itersize = 2000
+            read = 0
+            for entry in cursor.execute(query, params):
+                # One snapshot: this read sees exactly the entries counted before it.
+                if read == len(self._ids) or int(entry["entry_id"]) != self._ids[read]:
+                    raise RuntimeError("the audit log changed within one snapshot")
+                read += 1
+                line = entry_line(entry) + b"\n"
+                self._digest.update(line)
+                self._add_to_segment(entry["stream"], str(entry["subject"]), int(entry["seq"]))
+                yield line
+        if read != len(self._ids):
+            raise RuntimeError("the audit log changed within one snapshot")
+        self.chains = len(self._segments)
+
+    def _add_to_segment(self, stream: str, subject: str, seq: int) -> None:
+        segment = self._segments.get((stream, subject))
+        if segment is None:
+            self._segments[(stream, subject)] = [seq, seq, 1]
+        else:
+            segment[1], segment[2] = seq, segment[2] + 1
+
+    def _manifest(self) -> Iterator[str]:
+        newest, ids, proofs = self._newest, self._ids, self._proofs
+        manifest = {
+            "format": FORMAT,
+            "request": self._request.as_json(),
+            "exported_at": self._now.astimezone(UTC).isoformat(timespec="microseconds"),
+            "entries": {
+                "file": ENTRIES,
+                "sha256": self._digest.hexdigest(),
+                "count": len(ids),
+            },
+            "chains": self._chains(),
+            "proofs": (proof for i in ids if (proof := proofs.of(i)) is not None),
+            "covered_upto": newest.upto if newest else 0,
+            "uncovered": (i for i in ids if not proofs.covers(i)),
+            "uncovered_means": UNCOVERED_MEANS,
+            "checkpoints": [c.as_json() for _, c in sorted(self._included.items())],
+            "public_keys": [
+                {"fingerprint": f, "pem": pem} for f, pem in sorted(self._keys.items())
+            ],
+        }
+        yield from json_pieces(manifest)
+        yield "\n"
+
+    def _chains(self) -> Iterator[dict[str, Any]]:
+        starts = _starts(self._conn, self._segments)
+        for (stream, subject), (first, last, count) in self._segments.items():
+            yield {
+                "stream": stream,
+                "subject": subject,
+                "start": {
+                    "seq": first - 1,
+                    "hash": GENESIS if first == 1 else starts.get((stream, subject), ""),
+                },
+                "first_seq": first,
+                "last_seq": last,
+                "count": count,
+            }
+
+
+UNCOVERED_MEANS = "appended after the newest checkpoint: links checked, not yet signed"
+_ENTRY_FIELDS = ", ".join(f"e.{c.strip()}" for c in ENTRY_COLUMNS.split(","))
+
+
+def _entries_query(request: EvidenceRequest, columns: str) -> tuple[str, dict[str, Any]]:
+    """The entries of the bundle (`columns` of them), in chain order."""
     scope = _CASE_SCOPE if request.case_id is not None else _ORGANISATION_SCOPE
     query = (
         "WITH chains AS (SELECT stream, subject, min(seq) AS first_seq, max(seq) AS last_seq "
@@ -132,7 +223,7 @@ def _entries(conn: psycopg.Connection[Any], request: EvidenceRequest) -> list[di
         "AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s) "
         "AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s) "
         "GROUP BY stream, subject) "
-        f"SELECT e.entry_id, {', '.join(f'e.{c.strip()}' for c in ENTRY_COLUMNS.split(','))} "
+        f"SELECT {columns} "
         "FROM casebook_audit_entries e JOIN chains c USING (stream, subject) "
         "WHERE e.seq BETWEEN c.first_seq AND c.last_seq "
         "ORDER BY e.stream, e.subject, e.seq, e.entry_id"
@@ -143,18 +234,25 @@ def _entries(conn: psycopg.Connection[Any], request: EvidenceRequest) -> list[di
         "since": request.since,
         "until": request.until,
     }
-    with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(query, params).fetchall()
+    return query, params
+
+
+def _entry_ids(conn: psycopg.Connection[Any], request: EvidenceRequest) -> array[int]:
+    query, params = _entries_query(request, "e.entry_id")
+    ids = array("q")
+    with conn.cursor() as cursor:
+        for (entry_id,) in cursor.execute(query, params):
+            ids.append(entry_id)
+    return ids
 
 
 def _starts(
-    conn: psycopg.Connection[Any], entries: list[dict[str, Any]]
+    conn: psycopg.Connection[Any], segments: dict[tuple[str, str], list[int]]
 ) -> dict[tuple[str, str], str]:
     """The hash each segment's first entry links to (the entry before the period)."""
-    firsts: dict[tuple[str, str], int] = {}
-    for entry in entries:
-        firsts.setdefault((entry["stream"], str(entry["subject"])), int(entry["seq"]))
-    wanted = [(s, subject, seq - 1) for (s, subject), seq in sorted(firsts.items()) if seq > 1]
+    wanted = [
+        (s, subject, seg[0] - 1) for (s, subject), seg in sorted(segments.items()) if seg[0] > 1
+    ]
     if not wanted:
         return {}
     streams, subjects, seqs = (list(column) for column in zip(*wanted, strict=True))
@@ -168,48 +266,18 @@ def _starts(
     return {(stream, str(subject)): hash_ for stream, subject, hash_ in rows}
 
 
-def _segments(
-    entries: list[dict[str, Any]], starts: dict[tuple[str, str], str]
-) -> list[dict[str, Any]]:
-    segments: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in entries:
-        key = (entry["stream"], str(entry["subject"]))
-        seq = int(entry["seq"])
-        if key not in segments:
-            start_hash = GENESIS if seq == 1 else starts.get(key, "")
-            segments[key] = {
-                "stream": key[0],
-                "subject": key[1],
-                "start": {"seq": seq - 1, "hash": start_hash},
-                "first_seq": seq,
-                "last_seq": seq,
-                "count": 0,
-            }
-        segments[key]["last_seq"] = seq
-        segments[key]["count"] += 1
-    return list(segments.values())
-
-
-def _proofs(
-    conn: psycopg.Connection[Any], covering: list[Checkpoint], wanted: set[int]
-) -> dict[int, dict[str, Any]]:
-    """Per wanted entry id, its checkpoint, leaf index and audit path."""
-    proofs = {}
+def _checked_trees(
+    conn: psycopg.Connection[Any], covering: list[Checkpoint]
+) -> list[CheckpointTree]:
+    """The tree of each covering checkpoint, refused when the log no longer matches it."""
+    trees = []
     for checkpoint in covering:
-        covered = checkpointer.covered_hashes(conn, checkpoint)
-        tree = MerkleTree.of_entries([hash_ for _, hash_ in covered])
-        if len(covered) != checkpoint.count or tree.root.hex() != checkpoint.merkle_root:
+        tree = CheckpointTree(checkpoint, checkpointer.covered_hashes(conn, checkpoint))
+        if not tree.matches:
             raise EvidenceUnavailable(
                 f"the audit log no longer matches signed checkpoint {checkpoint.number} "
                 f"(entry ids {checkpoint.after + 1}-{checkpoint.upto}): entries were changed, "
                 "removed or added after it was signed; run `casebook audit verify`"
             )
-        for index, (entry_id, _) in enumerate(covered):
-            if entry_id in wanted:
-                proofs[entry_id] = {
-                    "entry_id": entry_id,
-                    "checkpoint": checkpoint.number,
-                    "index": index,
-                    "path": [step.hex() for step in tree.proof(index)],
-                }
-    return proofs
+        trees.append(tree)
+    return trees

@@ -9,9 +9,10 @@ yields the root and every inclusion proof in O(log n) each.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_NODE = 32  # bytes of a SHA-256 digest
 
 
 def leaf_hash(entry_hash: str) -> bytes:
@@ -24,37 +25,50 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 
 class MerkleTree:
-    """Every level of the tree over `leaves` (already leaf-hashed), bottom first."""
+    """Every level of the tree over `leaves` (already leaf-hashed), bottom first.
 
-    def __init__(self, leaves: Sequence[bytes]) -> None:
-        self.size = len(leaves)
-        self.levels: list[list[bytes]] = [list(leaves)]
-        while len(self.levels[-1]) > 1:
-            below = self.levels[-1]
-            above = [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
-            if len(below) % 2:
-                above.append(below[-1])
-            self.levels.append(above)
+    A level is one bytes object of 32-byte nodes, not a list of them: a tree over n
+    leaves takes about 64 n bytes, so an export can hold the trees of every checkpoint
+    it proves entries against.
+    """
+
+    def __init__(self, leaves: Iterable[bytes]) -> None:
+        level = b"".join(leaves)
+        self.size = len(level) // _NODE
+        self._levels = [level]
+        while len(level) > _NODE:
+            count = len(level) // _NODE
+            above = b"".join(
+                node_hash(_node(level, i), _node(level, i + 1)) for i in range(0, count - 1, 2)
+            )
+            if count % 2:
+                above += _node(level, count - 1)
+            self._levels.append(above)
+            level = above
 
     @classmethod
-    def of_entries(cls, entry_hashes: Sequence[str]) -> MerkleTree:
-        return cls([leaf_hash(h) for h in entry_hashes])
+    def of_entries(cls, entry_hashes: Iterable[str]) -> MerkleTree:
+        return cls(leaf_hash(h) for h in entry_hashes)
 
     @property
     def root(self) -> bytes:
-        return self.levels[-1][0] if self.size else EMPTY_ROOT
+        return self._levels[-1] if self.size else EMPTY_ROOT
 
     def proof(self, index: int) -> list[bytes]:
         """The audit path of leaf `index`: sibling hashes from the leaf up to the root."""
         if not 0 <= index < self.size:
             raise IndexError(f"leaf {index} is outside a tree of {self.size}")
         path = []
-        for level in self.levels[:-1]:
+        for level in self._levels[:-1]:
             sibling = index ^ 1
-            if sibling < len(level):
-                path.append(level[sibling])
+            if sibling < len(level) // _NODE:
+                path.append(_node(level, sibling))
             index //= 2
         return path
+
+
+def _node(level: bytes, index: int) -> bytes:
+    return level[index * _NODE : (index + 1) * _NODE]
 
 
 def root_from_proof(index: int, size: int, leaf: bytes, path: Sequence[bytes]) -> bytes | None:
