@@ -122,6 +122,12 @@ class OutboxPublisher:
         """
         query = self._sql("SELECT partition, next_offset FROM {offsets}")
         starts = dict(conn.execute(query).fetchall())
+        partitions = topic_partitions(self._settings, self._bootstrap, self.topic)
+        ends = end_offsets(self._settings, self._bootstrap, partitions)
+        shorter = {tp.partition for tp, end in ends.items() if end < starts.get(tp.partition, 0)}
+        if shorter or (starts and not partitions):
+            self._republish_all(conn, f"partitions {sorted(shorter)} end before what was sent")
+            starts = {}
         found = _read_tail(self._settings, self._bootstrap, self.topic, starts)
         with conn.transaction():
             for partition, (ids, next_offset) in found.items():
@@ -155,9 +161,20 @@ class OutboxPublisher:
         futures = [producer.send(self.topic, **self._record(row)) for row in rows]
         producer.flush(timeout=self._ack_timeout_s)
         ends: dict[int, int] = {}
+        lowest: dict[int, int] = {}
         for future in futures:
             metadata = future.get(timeout=self._ack_timeout_s)
             ends[metadata.partition] = max(ends.get(metadata.partition, 0), metadata.offset + 1)
+            lowest[metadata.partition] = min(lowest.get(metadata.partition, metadata.offset),
+                                             metadata.offset)  # fmt: skip
+        with conn.transaction():
+            saved = dict(conn.execute(self._sql("SELECT partition, next_offset FROM {offsets}")))
+        went_back = sorted(p for p, offset in lowest.items() if offset < saved.get(p, 0))
+        if went_back:
+            # A broker that lost the topic (and created it anew) took this batch without an
+            # error: the offsets are the only sign. Everything goes out again.
+            self._republish_all(conn, f"partitions {went_back} acknowledged offsets gone back")
+            return len(rows)
         with conn.transaction():
             conn.execute(
                 self._sql("UPDATE {rows} SET published_at = now() WHERE id = ANY(%s)"),
@@ -167,6 +184,16 @@ class OutboxPublisher:
                 self._save_offset(conn, partition, next_offset)
         self.published += len(rows)
         return len(rows)
+
+    def _republish_all(self, conn: psycopg.Connection[Any], why: str) -> None:
+        """The topic lost what was published: mark every row pending and forget the offsets.
+
+        Consumers drop what they already applied by its sequence, so sending again is safe.
+        """
+        with conn.transaction():
+            conn.execute(self._sql("UPDATE {rows} SET published_at = NULL"))
+            conn.execute(self._sql("DELETE FROM {offsets}"))
+        log.warning("outbox.topic.lost", topic=self.topic, why=why, action="republish all")
 
     def _record(self, row: Any) -> dict[str, Any]:
         return outbox_record(row, self._settings.event_source)

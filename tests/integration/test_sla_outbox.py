@@ -112,3 +112,43 @@ def test_records_sent_but_not_marked_before_a_crash_are_not_sent_again(
     second.close()
     seen = published_ids(kafka_broker, second.topic, with_transitions)
     assert len(seen) == with_transitions and set(seen.values()) == {1}
+
+
+def add_transitions(database: Database, count: int) -> None:
+    """`count` more assessed cases projected: as many more rows in the outbox."""
+    casebook = Casebook.connect(database, Settings(database_url=database.url))
+    organisation = register_organisation(casebook)
+    cases = [open_request(casebook, organisation) for _ in range(count)]
+    for case_id in cases:
+        assess(casebook, case_id, Severity.B)
+    envelopes = [e for e in stored_envelopes(casebook) if e.subject in {str(c) for c in cases}]
+    project(database, envelopes)
+    casebook.close()
+
+
+def test_a_broker_that_lost_the_topic_gets_every_transition_again(
+    clean_database: Database, settings: Settings, own_broker: Broker, with_transitions: int
+) -> None:
+    running = publisher(clean_database, settings, own_broker)
+    stop = threading.Event()
+    thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: pending(clean_database) == 0, timeout=20)
+        own_broker.empty()  # everything published so far is gone
+        add_transitions(clean_database, 3)
+        outbox = {
+            row[0] for row in rows(clean_database, "SELECT event_id FROM casebook_sla_outbox")
+        }
+        assert len(outbox) == with_transitions + 3
+
+        def all_on_topic() -> bool:
+            return (
+                pending(clean_database) == 0
+                and set(published_ids(own_broker, running.topic, 0)) == outbox
+            )
+
+        assert wait_for(all_on_topic, timeout=60, every=1.0)
+    finally:
+        stop.set()
+        thread.join(timeout=20)
