@@ -152,6 +152,20 @@ def topic_partitions(
         consumer.close()
 
 
+def topic_ids(settings: Settings, bootstrap_servers: str, topics: list[str]) -> dict[str, str]:
+    """Each existing topic's id: a topic deleted and created again gets a new one."""
+    admin = new_admin(settings, bootstrap_servers, client_id="casebook-topics")
+    try:
+        described = admin.describe_topics(topics)
+    finally:
+        admin.close()
+    return {
+        str(topic["name"]): str(topic["topic_id"])
+        for topic in described
+        if topic.get("error_code") == 0 and topic.get("topic_id")
+    }
+
+
 def replication_for(settings: Settings, brokers: int) -> tuple[int, int]:
     """(replication factor, min.insync.replicas) for a new topic on a cluster of `brokers`."""
     replicas = settings.topic_replication or min(DEFAULT_REPLICATION, max(brokers, 1))

@@ -45,6 +45,7 @@ RUNTIME_TABLES = (
     "casebook_consumer_status",
     "casebook_consumer_waiting",
     "casebook_consumer_waiting_events",
+    "casebook_consumer_topics",
 )
 POLL_MS = 500
 BATCH = 1000

@@ -27,7 +27,12 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from casebook.database import Database
-from casebook.kafka_clients import fetch_max_wait_ms, security_options
+from casebook.kafka_clients import (
+    end_offsets,
+    fetch_max_wait_ms,
+    security_options,
+    topic_ids,
+)
 from casebook.settings import Settings
 from consumers import gaps, state
 from consumers.batch import BatchResult, apply_batch, default_backoff
@@ -145,6 +150,8 @@ class ConsumerRuntime:
         conn = self._conn
         assert conn is not None
         try:
+            if not self._rewind_truncated(records):
+                return
             with conn.transaction():
                 result = apply_batch(
                     conn,
@@ -211,7 +218,18 @@ class ConsumerRuntime:
     def _seek(self, partitions: list[TopicPartition]) -> None:
         consumer, conn = self._consumer, self._conn
         assert consumer is not None and conn is not None
+        topics = sorted({tp.topic for tp in partitions})
+        current = topic_ids(self._settings, self._bootstrap, topics) if topics else {}
         with conn.transaction():
+            for topic in state.replace_topic_ids(conn, self.group, current):
+                log.warning(
+                    "consumer.topic.recreated",
+                    group=self.group,
+                    topic=topic,
+                    topic_id=current[topic],
+                    action="reading it again from the start; what was applied is dropped "
+                    "by sequence",
+                )
             stored = state.stored_offsets(
                 conn, self.group, [(p.topic, p.partition) for p in partitions]
             )
@@ -229,6 +247,54 @@ class ConsumerRuntime:
             partitions=_names(partitions),
             offsets={f"{t}:{p}": o for (t, p), o in sorted(stored.items())},
         )
+
+    def _rewind_truncated(self, records: list[Raw]) -> bool:
+        """Read a partition again from its start when the broker's log ends before the
+        offset stored for it (the topic was emptied, deleted or recreated).
+
+        The consumer then gets records below that offset: left as they are, they would
+        pass for what the group applied already, and be skipped for ever. Rewound, they
+        are applied unless their sequence says they were. False when that could not be
+        settled: the batch is not applied, and is read again.
+        """
+        below = sorted(
+            {
+                (r.topic, r.partition)
+                for r in records
+                if r.offset < self._positions.get((r.topic, r.partition), 0)
+            }
+        )
+        if not below:
+            return True
+        partitions = [TopicPartition(topic, partition) for topic, partition in below]
+        try:
+            ends = end_offsets(self._settings, self._bootstrap, partitions)
+        except KafkaError as error:
+            log.warning("consumer.end_offsets.failed", group=self.group, error=str(error))
+            self._resync_needed = True
+            return False
+        truncated = {
+            (tp.topic, tp.partition): 0
+            for tp in partitions
+            if ends.get(tp, 0) < self._positions[(tp.topic, tp.partition)]
+        }
+        if not truncated:
+            return True
+        conn = self._conn
+        assert conn is not None
+        with conn.transaction():
+            state.rewind_offsets(conn, self.group, truncated)
+        for partition in truncated:
+            log.warning(
+                "consumer.topic.truncated",
+                group=self.group,
+                partition=f"{partition[0]}:{partition[1]}",
+                stored_offset=self._positions[partition],
+                log_end=ends.get(TopicPartition(*partition), 0),
+                action="reading it again from the start; what was applied is dropped by sequence",
+            )
+            self._positions[partition] = 0
+        return True
 
     def _park_expired_waits(self, stop: threading.Event) -> None:
         """Park the subjects that waited too long for a missing event (`sequence-gap`)."""
@@ -254,6 +320,11 @@ class ConsumerRuntime:
         while not stop.is_set():
             try:
                 self._seek(sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition)))
+            except KafkaError as error:
+                attempt += 1
+                log.warning("consumer.seek.failed", group=self.group, error=str(error).strip())
+                stop.wait(min(0.5 * attempt, MAX_DB_BACKOFF_S))
+                continue
             except psycopg.Error as error:
                 attempt += 1
                 log.error("consumer.seek.failed", group=self.group, error=str(error).strip())

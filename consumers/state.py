@@ -87,6 +87,41 @@ def save_offsets(conn: Conn, group: str, offsets: Mapping[Partition, int]) -> No
     )
 
 
+def replace_topic_ids(conn: Conn, group: str, current: Mapping[str, str]) -> list[str]:
+    """Record the topics' current ids; the topics whose id changed since the group last
+    read them (their offsets belong to a log that is gone), rewound to the start."""
+    if not current:
+        return []
+    rows = conn.execute(
+        "SELECT topic, topic_id FROM casebook_consumer_topics"
+        " WHERE consumer_group = %s AND topic = ANY(%s) FOR UPDATE",
+        (group, sorted(current)),
+    ).fetchall()
+    changed = sorted(topic for topic, known in rows if current[topic] != known)
+    conn.cursor().executemany(
+        "INSERT INTO casebook_consumer_topics (consumer_group, topic, topic_id) VALUES (%s, %s, %s)"
+        " ON CONFLICT (consumer_group, topic) DO UPDATE"
+        " SET topic_id = EXCLUDED.topic_id, seen_at = now()",
+        [(group, topic, topic_id) for topic, topic_id in sorted(current.items())],
+    )
+    if changed:
+        conn.execute(
+            "UPDATE casebook_consumer_offsets SET next_offset = 0, updated_at = now()"
+            " WHERE consumer_group = %s AND topic = ANY(%s)",
+            (group, changed),
+        )
+    return changed
+
+
+def rewind_offsets(conn: Conn, group: str, offsets: Mapping[Partition, int]) -> None:
+    """Set the next offset of partitions whose log was truncated (the one move backwards)."""
+    conn.cursor().executemany(
+        "UPDATE casebook_consumer_offsets SET next_offset = %s, updated_at = now()"
+        " WHERE consumer_group = %s AND topic = %s AND partition = %s",
+        [(offset, group, topic, partition) for (topic, partition), offset in offsets.items()],
+    )
+
+
 def lock_parked(conn: Conn, group: str, subjects: Collection[str]) -> set[str]:
     """Which of `subjects` are parked, holding their rows until commit.
 

@@ -1,2 +1,3 @@
+DROP TABLE casebook_consumer_topics;
 DROP TABLE casebook_consumer_waiting_events;
 DROP TABLE casebook_consumer_waiting;

@@ -31,3 +31,14 @@ CREATE TABLE casebook_consumer_waiting_events (
 );
 CREATE INDEX casebook_consumer_waiting_events_by_subject
     ON casebook_consumer_waiting_events (consumer_group, subject, sequence, id);
+
+-- The topic id each group last read a topic under: a topic deleted and created again (or a
+-- broker that lost it) has a new id, and the group then reads it again from the start
+-- instead of seeking to offsets that belong to the old log.
+CREATE TABLE casebook_consumer_topics (
+    consumer_group text NOT NULL,
+    topic text NOT NULL,
+    topic_id text NOT NULL,
+    seen_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, topic)
+);

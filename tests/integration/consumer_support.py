@@ -114,15 +114,21 @@ def make_setup(broker: Broker, database: Database, partitions: int) -> Setup:
         consumer_session_timeout_ms=2000,
         consumer_max_attempts=3,
     )
-    with KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers) as admin:
-        admin.create_topics(
-            {f"{prefix}.{TOPIC}": {"num_partitions": partitions, "replication_factor": 1}},
-            wait_for_metadata=True,
-        )
+    setup = Setup(broker, database, settings)
+    recreate_topic(setup, partitions)
     with psycopg.connect(database.url, autocommit=True) as conn:
         conn.execute(TABLE)
         conn.execute("TRUNCATE casebook_test_applied")
-    return Setup(broker, database, settings)
+    return setup
+
+
+def recreate_topic(setup: Setup, partitions: int = 1) -> None:
+    """Create the events topic (again, after the broker lost it)."""
+    with KafkaAdminClient(bootstrap_servers=setup.broker.bootstrap_servers) as admin:
+        admin.create_topics(
+            {setup.topic: {"num_partitions": partitions, "replication_factor": 1}},
+            wait_for_metadata=True,
+        )
 
 
 def event(

@@ -27,6 +27,7 @@ from tests.integration.consumer_support import (
     kafka_committed,
     make_setup,
     publish,
+    recreate_topic,
     running,
     scalar,
     wait_for,
@@ -417,3 +418,20 @@ def test_a_case_whose_missing_event_never_comes_is_parked_as_a_sequence_gap(
     )
     assert held == ["c:4"]
     assert held_at_gap(setup, projection.name) == []
+
+
+def test_a_consumer_restarted_on_an_emptied_topic_reads_it_again_and_skips_nothing_new(
+    own_broker: Broker, clean_database: Database
+) -> None:
+    setup = make_setup(own_broker, clean_database, 1)
+    projection = setup.projection()
+    publish(setup, event("a", 1), event("a", 2), event("a", 3))
+    with running(setup.runtime(projection)):
+        assert wait_for(lambda: len(applied(setup, projection.name)) == 3, WAIT_S)
+    own_broker.empty()  # the log the stored offset (3) points into is gone
+    recreate_topic(setup)
+    # What the relay republishes, then what is new: b and c land below offset 3.
+    publish(setup, event("a", 1), event("b", 1), event("c", 1), event("a", 4))
+    with running(setup.runtime(projection)):
+        assert wait_for(lambda: len(applied(setup, projection.name)) == 6, WAIT_S)
+    assert applied(setup, projection.name) == ["a:1", "a:2", "a:3", "b:1", "c:1", "a:4"]
