@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from psycopg.types.json import Jsonb
 
 from consumers import state
-from consumers.records import Raw, headers_from_json, headers_to_json
+from consumers.records import Raw, headers_to_json, raw_from_row
 from consumers.state import Conn, DeadLetter
 
 log = structlog.get_logger("casebook.consumers")
@@ -91,7 +90,7 @@ def take_held(conn: Conn, group: str, subject: str) -> list[Raw]:
         "DELETE FROM casebook_consumer_waiting WHERE consumer_group = %s AND subject = %s",
         (group, subject),
     )
-    return [_raw(row) for row in rows]
+    return [raw_from_row(*row) for row in rows]
 
 
 def park_expired(conn: Conn, group: str, timeout_s: float) -> list[DeadLetter]:
@@ -138,15 +137,3 @@ def waiting_count(conn: Conn, group: str) -> int:
         "SELECT count(*) FROM casebook_consumer_waiting WHERE consumer_group = %s", (group,)
     ).fetchone()
     return int(row[0]) if row else 0
-
-
-def _raw(row: Any) -> Raw:
-    topic, partition, offset, key, headers, value = row
-    return Raw(
-        topic,
-        partition,
-        offset,
-        bytes(key) if key is not None else None,
-        headers_from_json(headers),
-        bytes(value) if value is not None else None,
-    )

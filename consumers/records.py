@@ -82,3 +82,17 @@ def headers_from_json(encoded: list[dict[str, str]]) -> Headers:
         )
         for item in encoded
     )
+
+
+def raw_from_row(
+    topic: str, partition: int, offset: int, key: Any, headers: Any, value: Any
+) -> Raw:
+    """A record as kept in PostgreSQL (bytea columns, headers as `headers_to_json`)."""
+    return Raw(
+        topic,
+        partition,
+        offset,
+        bytes(key) if key is not None else None,
+        headers_from_json(headers),
+        bytes(value) if value is not None else None,
+    )

@@ -18,7 +18,7 @@ from casebook.database import Database
 from consumers import state
 from consumers.envelope import Envelope, decode, sequence_key
 from consumers.projection import Projection
-from consumers.records import Raw, headers_from_json
+from consumers.records import Raw, raw_from_row
 from consumers.state import Conn, DeadLetter
 
 log = structlog.get_logger("casebook.consumers")
@@ -186,14 +186,7 @@ def _last_sequences(conn: Conn, group: str, subject: str) -> dict[str, int]:
 
 def _raw(row: Any) -> Raw:
     _, topic, partition, offset, key, headers, value = row
-    return Raw(
-        topic,
-        partition,
-        offset,
-        bytes(key) if key is not None else None,
-        headers_from_json(headers),
-        bytes(value) if value is not None else None,
-    )
+    return raw_from_row(topic, partition, offset, key, headers, value)
 
 
 def _decode(raw: Raw) -> Envelope:
