@@ -48,6 +48,7 @@ RUNTIME_TABLES = (
     "casebook_consumer_topics",
 )
 POLL_MS = 500
+SWITCH_ATTEMPTS = 5
 BATCH = 1000
 
 
@@ -172,7 +173,7 @@ class Rebuild:
                 f"the rebuild dead-lettered {dead} event(s); nothing was switched "
                 f"(inspect schema {self.schema})"
             )
-        self._switch(conn)
+        self._switch_retrying_deadlocks(conn)
         log.info("rebuild.switched", projection=self._projection.name, archive=self.archive)
         return Outcome(self.schema, self.archive, events, dead)
 
@@ -239,6 +240,20 @@ class Rebuild:
         return progress.applied
 
     # --- switching over -----------------------------------------------------------------
+
+    def _switch_retrying_deadlocks(self, rebuild: psycopg.Connection[Any]) -> None:
+        """Switch over; a deadlock with a live reader (the SLA timer reads two of the
+        swapped tables in one statement) rolls the switch back whole, so it is tried again."""
+        for attempt in range(1, SWITCH_ATTEMPTS + 1):
+            try:
+                self._switch(rebuild)
+                return
+            except psycopg.errors.DeadlockDetected:
+                if attempt == SWITCH_ATTEMPTS:
+                    raise
+                log.warning("rebuild.switch.deadlock", projection=self._projection.name,
+                            attempt=attempt, action="trying again")  # fmt: skip
+                time.sleep(0.2 * attempt)
 
     def _switch(self, rebuild: psycopg.Connection[Any]) -> None:
         group = self._projection.name

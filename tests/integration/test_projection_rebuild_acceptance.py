@@ -112,8 +112,10 @@ def caught_up(database: Database, organisation_id: uuid.UUID) -> bool:
     return audited == (stored, sla_events)
 
 
-def wait_until_caught_up(system: System, organisation_id: uuid.UUID) -> None:
-    assert wait_for(lambda: caught_up(system.database, organisation_id), CAUGHT_UP_S, every=0.25), (
+def wait_until_caught_up(
+    system: System, organisation_id: uuid.UUID, timeout: float = CAUGHT_UP_S
+) -> None:
+    assert wait_for(lambda: caught_up(system.database, organisation_id), timeout, every=0.25), (
         "the live consumers did not catch up"
     )
 
