@@ -15,10 +15,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import structlog
-from psycopg.types.json import Jsonb
 
 from consumers import state
-from consumers.records import Raw, headers_to_json, raw_from_row
+from consumers.records import Raw, raw_from_row
 from consumers.state import Conn, DeadLetter
 
 log = structlog.get_logger("casebook.consumers")
@@ -67,15 +66,7 @@ def start_waiting(conn: Conn, group: str, waiting: Waiting, raw: Raw) -> None:
 
 def hold(conn: Conn, group: str, subject: str, raw: Raw) -> None:
     """Keep a record of a waiting subject."""
-    conn.execute(
-        "INSERT INTO casebook_consumer_waiting_events (consumer_group, subject, ce_id,"
-        ' sequence, topic, partition, "offset", headers, key, value)'
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            group, subject, raw.ce_id, raw.sequence, raw.topic, raw.partition, raw.offset,
-            Jsonb(headers_to_json(raw.headers)), raw.key, raw.value,
-        ),
-    )  # fmt: skip
+    state.keep_record(conn, "casebook_consumer_waiting_events", group, subject, raw)
 
 
 def take_held(conn: Conn, group: str, subject: str) -> list[Raw]:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from consumers.records import Raw, headers_from_json, headers_to_json
@@ -203,10 +204,16 @@ def insert_dead_letter(conn: Conn, group: str, raw: Raw, error: str, attempts: i
 
 def hold(conn: Conn, group: str, subject: str, raw: Raw) -> None:
     """Keep a record of a parked subject until the subject is replayed."""
+    keep_record(conn, "casebook_consumer_parked_events", group, subject, raw)
+
+
+def keep_record(conn: Conn, table: str, group: str, subject: str, raw: Raw) -> None:
+    """Store `raw` as received in `table` (parked or waiting events: the same columns)."""
     conn.execute(
-        "INSERT INTO casebook_consumer_parked_events (consumer_group, subject, ce_id, sequence,"
-        " topic, partition, \"offset\", headers, key, value)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        sql.SQL(
+            "INSERT INTO {} (consumer_group, subject, ce_id, sequence, topic, partition,"
+            ' "offset", headers, key, value) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)'
+        ).format(sql.Identifier(table)),
         (
             group, subject, raw.ce_id, raw.sequence, raw.topic, raw.partition, raw.offset,
             Jsonb(headers_to_json(raw.headers)), raw.key, raw.value,

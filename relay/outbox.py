@@ -77,6 +77,8 @@ class OutboxPublisher:
         self.topic = topic_name(settings.topic_prefix, table.topic)
         self.published = 0
         self._producer: KafkaProducer | None = None
+        # What the offsets table holds, kept as it is written: no read per batch.
+        self._saved_offsets: dict[int, int] = {}
 
     def ensure_topic(self) -> None:
         ensure_topic(self._settings, self._bootstrap, self.topic, "casebook-outbox")
@@ -128,6 +130,7 @@ class OutboxPublisher:
         if shorter or (starts and not partitions):
             self._republish_all(conn, f"partitions {sorted(shorter)} end before what was sent")
             starts = {}
+        self._saved_offsets = dict(starts)
         found = _read_tail(self._settings, self._bootstrap, self.topic, starts)
         with conn.transaction():
             for partition, (ids, next_offset) in found.items():
@@ -167,8 +170,7 @@ class OutboxPublisher:
             ends[metadata.partition] = max(ends.get(metadata.partition, 0), metadata.offset + 1)
             lowest[metadata.partition] = min(lowest.get(metadata.partition, metadata.offset),
                                              metadata.offset)  # fmt: skip
-        with conn.transaction():
-            saved = dict(conn.execute(self._sql("SELECT partition, next_offset FROM {offsets}")))
+        saved = self._saved_offsets
         went_back = sorted(p for p, offset in lowest.items() if offset < saved.get(p, 0))
         if went_back:
             # A broker that lost the topic (and created it anew) took this batch without an
@@ -193,6 +195,7 @@ class OutboxPublisher:
         with conn.transaction():
             conn.execute(self._sql("UPDATE {rows} SET published_at = NULL"))
             conn.execute(self._sql("DELETE FROM {offsets}"))
+        self._saved_offsets.clear()
         log.warning("outbox.topic.lost", topic=self.topic, why=why, action="republish all")
 
     def _record(self, row: Any) -> dict[str, Any]:
@@ -206,6 +209,7 @@ class OutboxPublisher:
             ),
             (partition, next_offset),
         )
+        self._saved_offsets[partition] = next_offset
 
     def _sql(self, text: str) -> sql.Composed:
         return sql.SQL(text).format(
