@@ -62,6 +62,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(evidence.router)
     app.include_router(health.router)
+    app.include_router(health.status_router)
     problems.install(app)
     app.add_middleware(RequestContext)
     _require_complete_role_matrix(app)

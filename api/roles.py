@@ -31,6 +31,11 @@ CASE_READERS = CASE_WORKERS | {AUDITOR}
 ORGANISATION_READERS = CASE_READERS | {ADMIN}
 ORGANISATION_EDITORS = frozenset({SUPERVISOR, ADMIN})
 
+# Routes that must answer while the database is down, for a key verified in the last
+# KEY_MEMORY_SECONDS (see `api.deps.authorize`): the pipeline's status says what is down.
+ANSWERS_WITHOUT_DATABASE: frozenset[str] = frozenset({"pipeline_status"})
+KEY_MEMORY_SECONDS = 900.0
+
 # Routes anyone may call without a key: liveness, readiness and the API's own docs.
 PUBLIC_ROUTES: frozenset[str] = frozenset(
     {"healthz", "readyz", "openapi", "swagger_ui_html", "swagger_ui_redirect", "redoc_html"}
@@ -76,6 +81,8 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "list_access_records": frozenset({AUDITOR}),
     "export_case_evidence": frozenset({AUDITOR}),
     "export_organisation_evidence": frozenset({AUDITOR}),
+    # operations: the state of the relay, consumers and timers (no case data)
+    "pipeline_status": frozenset({ADMIN, SUPERVISOR}),
 }
 
 

@@ -133,9 +133,11 @@ class Casebook:
         """Open the event store on `database` (creating its tables if needed).
 
         With `writer_address`, commands run in the writer process listening there
-        (see `casebook.writer_process`); this process only reads.
+        (see `casebook.writer_process`); this process only reads, and the writer's
+        process made the tables.
         """
-        store = EventStore(env=eventsourcing_env(database, settings))
+        creates = writer_address is None
+        store = EventStore(env=eventsourcing_env(database, settings, create_tables=creates))
         return cls(
             store,
             policy or load_policy(settings.policy_file),

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from casebook.background import backoff, run_parts
 from casebook.database import Database
 from casebook.settings import Settings
 from casebook.signing import SigningKeyUnavailable, load_signing_key
-from casebook.sla_service import in_background, run_parts
 from consumers.runtime import ConsumerRuntime
 from projections.audit.checkpointer import OUTBOX, Checkpointer
 from projections.audit.projection import AuditProjection
@@ -36,6 +35,7 @@ class AuditService:
         """
         if settings.kafka_bootstrap_servers is None:
             raise ValueError("the audit trail needs KAFKA_BOOTSTRAP_SERVERS")
+        self.settings = settings
         self.projection = AuditProjection()
         self.consumer = ConsumerRuntime(self.projection, db, settings)
         self.parts: dict[str, Callable[[threading.Event], None]] = {
@@ -56,12 +56,10 @@ class AuditService:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set, then stop every part and wait for them."""
-        run_parts("audit", self.parts, stop)
+        run_parts("audit", self.parts, stop, backoff(self.settings))
 
 
-def background_audit(
-    db: Database, settings: Settings, bootstrap: str
-) -> AbstractContextManager[AuditService]:
-    """The audit trail on a thread beside the API (what `casebook run` does)."""
+def audit_beside_api(db: Database, settings: Settings, bootstrap: str) -> AuditService:
+    """The audit trail to run beside the API (what `casebook run` does)."""
     local = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
-    return in_background(AuditService(db, local), "casebook-audit")
+    return AuditService(db, local)

@@ -4,16 +4,23 @@ For tests and `make run`. Storage is in memory, so every start (and `restart()`)
 empty. Known gaps nothing may rely on: end offsets / seek_to_end / 'latest' are wrong
 (use a consumer's highwater after a poll), transactions are not honoured, compaction and
 retention are not applied, and a restarted broker has forgotten idempotent producer ids.
+
+tansu runs in a session of its own, so a terminal's Ctrl-C reaches only casebook, which
+stops it after everything that uses it. It never outlives casebook: an atexit hook stops
+it, and on Linux the kernel SIGKILLs it when its parent dies, kill -9 included.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.resources
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -96,14 +103,16 @@ class Broker:
         args = ["--listener-url", url, "--advertised-listener-url", url]
         args += ["--storage-engine", "memory://tansu/", "--cluster-id", self.cluster_id]
         self.process = process = subprocess.Popen(
-            [str(tansu_binary()), "broker", *args],
+            [*dies_with_parent(), str(tansu_binary()), "broker", *args],
             stdin=subprocess.DEVNULL,
             stdout=self._output,
             stderr=subprocess.STDOUT,
             # tansu also reads LISTENER_URL, STORAGE_ENGINE, ... from its environment; one of
             # our own keeps a developer's shell from reshaping the broker (NO_COLOR: plain logs).
             env={"NO_COLOR": "1"},
+            start_new_session=True,
         )
+        _LIVE.add(self)
         try:
             self._wait_ready(time.monotonic() + READY_TIMEOUT_S)
         except BaseException:
@@ -119,6 +128,7 @@ class Broker:
     def stop(self) -> None:
         """Stop tansu with SIGINT (its clean shutdown), killing it if it lingers."""
         process, self.process = self.process, None
+        _LIVE.discard(self)
         if process is None:
             return
         started = time.perf_counter()
@@ -183,6 +193,29 @@ class Broker:
         tail = text.strip().splitlines()[-5:]
         output = "\n".join(tail) or "(no output)"
         return BrokerUnavailable(f"tansu on {self.bootstrap_servers} {what}; its output:\n{output}")
+
+
+def dies_with_parent() -> list[str]:
+    """A command prefix that has the kernel SIGKILL the command when this process dies.
+
+    util-linux's setpriv sets the parent-death signal, then runs the broker. The signal
+    fires when the *thread* that started the command ends, so only the main thread asks
+    for it (empty elsewhere, and where there is no setpriv).
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return []
+    return [setpriv, "--pdeathsig", "KILL", "--"]
+
+
+_LIVE: set[Broker] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop every broker still running when the interpreter exits (a block never left)."""
+    for broker in list(_LIVE):
+        broker.stop()
 
 
 @contextmanager

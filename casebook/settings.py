@@ -154,6 +154,24 @@ class Settings(BaseSettings):
         description="How long a consumer holds a case whose next event skips a sequence "
         "number, waiting for the missing one, before it parks the case (sequence-gap).",
     )
+    part_retry_max_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="Longest wait before a failed relay, consumer, timer or outbox "
+        "publisher is started again (the wait doubles from 0.5 s up to this).",
+    )
+    part_unhealthy_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="A part failing, or behind without progress, for longer than this "
+        "makes the process unhealthy (`/healthz` 503, `casebook consumers status`).",
+    )
+    outage_limit_seconds: float = Field(
+        default=900,
+        gt=0,
+        description="How long standalone `relay` and `consume` processes retry an "
+        "unreachable database or broker before they exit 1 for their supervisor.",
+    )
     consumer_session_timeout_ms: int = Field(
         default=10_000,
         ge=1000,

@@ -249,8 +249,15 @@ def _origin_notification(row: DictRow) -> OriginNotification:
     )
 
 
-def eventsourcing_env(database: Database, settings: Settings) -> dict[str, str]:
-    """eventsourcing's configuration, built from our settings instead of os.environ."""
+def eventsourcing_env(
+    database: Database, settings: Settings, *, create_tables: bool = True
+) -> dict[str, str]:
+    """eventsourcing's configuration, built from our settings instead of os.environ.
+
+    `create_tables` False for processes that start beside one that already made them:
+    API workers started together, creating the same tables and functions at once, made
+    PostgreSQL refuse one of them ("tuple concurrently updated").
+    """
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": get_topic(CasebookRecorder),
@@ -263,7 +270,7 @@ def eventsourcing_env(database: Database, settings: Settings) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": "0",
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_LOCK_TIMEOUT": "5",
-        "CREATE_TABLE": "y",
+        "CREATE_TABLE": "y" if create_tables else "n",
         # The write path trusts its cache and lets the version constraint catch
         # writes from other processes; a conflict evicts and reloads. Only the one
         # writer thread touches cached aggregates, and it evicts every aggregate of

@@ -34,6 +34,7 @@ from casebook.kafka_clients import (
     topic_ids,
 )
 from casebook.settings import Settings
+from casebook.supervision import report_lag
 from consumers import gaps, state
 from consumers.batch import BatchResult, apply_batch, default_backoff
 from consumers.deadletters import DeadLetterPublisher
@@ -354,6 +355,7 @@ class ConsumerRuntime:
 
     def _refresh_metrics(self, result: BatchResult | None = None) -> None:
         self._metrics = self._metrics.advanced(self._consumer, self._positions, self._rate, result)
+        report_lag(self._metrics.total_lag, progressed=bool(result and result.records))
         if result and result.dead_letters:
             self._report(log_line=False)
 

@@ -35,6 +35,7 @@ from casebook.kafka_clients import (
     topic_partitions,
 )
 from casebook.settings import Settings
+from casebook.supervision import report_lag, report_trouble
 from relay.cloudevents import SPEC_VERSION, topic_name
 from relay.leadership import leadership
 
@@ -99,7 +100,9 @@ class OutboxPublisher:
                     with psycopg.connect(self._database.url, autocommit=True) as conn:
                         self.recover(conn)
                         while not stop.is_set() and held.still_held():
-                            if not self.publish_pending(conn):
+                            published = self.publish_pending(conn)
+                            report_lag(0 if not published else None, progressed=True)
+                            if not published:
                                 stop.wait(self._idle)
                             backoff = 0.5
                 except KafkaConfigurationError as error:
@@ -111,6 +114,7 @@ class OutboxPublisher:
                     log.warning(
                         "outbox.failed", topic=self.topic, error=str(error), retry_in=backoff
                     )
+                    report_trouble(error)
                     self._close_producer()
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 30.0)

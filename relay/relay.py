@@ -31,6 +31,7 @@ from casebook.kafka_clients import (
 )
 from casebook.settings import Settings
 from casebook.store import OriginNotification
+from casebook.supervision import report_lag, report_trouble
 from relay.cloudevents import Record, record_for, topic_name
 from relay.leadership import Leadership, leadership
 
@@ -132,6 +133,7 @@ class Relay:
                 if not held.still_held():
                     log.warning("relay.leadership.lost", relay=self.name)
                     return  # a standby may already publish: never race it
+                report_lag(len(notifications), progressed=in_flight is not None)
                 if not notifications and in_flight is None:
                     for _ in listener.notifies(timeout=IDLE_WAIT_S, stop_after=1):
                         pass
@@ -178,6 +180,7 @@ class Relay:
                         retry_in_s=backoff,
                         position=acked,
                     )
+                    report_trouble(error)
                     self._close_producer()  # an idempotent producer dies with its broker
                     in_flight, recovering = None, True  # resend from the acknowledged position
                     stop.wait(backoff)

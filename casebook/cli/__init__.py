@@ -9,6 +9,7 @@ import typer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from casebook.background import OutageTooLong
 from casebook.cli.audit import audit_app
 from casebook.cli.audit_evidence import EvidenceRefused
 from casebook.cli.consume import consume_app
@@ -40,6 +41,7 @@ _OPERATIONAL_ERRORS = (
     SigningKeyUnavailable,
     KafkaMisconfigured,
     TopicRefused,
+    OutageTooLong,
 )
 
 app = typer.Typer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from casebook.background import run_standalone
 from casebook.cli.db import command_database
 from casebook.cli.kafka import required_brokers
 from casebook.cli.relay import stop_on_signals
@@ -23,10 +24,9 @@ def consume_sla() -> None:
     required_brokers(settings, "`casebook run` starts a local broker and the SLA tracker instead")
     from casebook.sla_service import SlaService
 
-    with command_database(settings) as db:
-        service = SlaService(db, settings)
-        with stop_on_signals() as stop:
-            service.run(stop)
+    # Outermost: a signal while the database stops is noted, not a KeyboardInterrupt.
+    with stop_on_signals() as stop, command_database(settings) as db:
+        run_standalone("sla", SlaService(db, settings).parts, stop, settings, db.url)
 
 
 @consume_app.command("audit")
@@ -41,7 +41,6 @@ def consume_audit() -> None:
     # Here, unlike beside `casebook run`, no signing key is a refusal: a production
     # audit trail without signed checkpoints must not start quietly.
     key = load_signing_key(settings)
-    with command_database(settings) as db:
+    with stop_on_signals() as stop, command_database(settings) as db:
         service = AuditService(db, settings, signing_key=key)
-        with stop_on_signals() as stop:
-            service.run(stop)
+        run_standalone("audit", service.parts, stop, settings, db.url)

@@ -85,13 +85,27 @@ def replay_command(
 def status_command(
     group: Annotated[str | None, typer.Option(help="Only this consumer group.")] = None,
 ) -> None:
-    """Each running member's last report: group, member, lag, events/s, parked, partitions."""
+    """Every supervised part (relay, consumers, timer, outbox publishers) and every group
+    member: state, lag, restarts, last error. Exit 1 when a part is in trouble."""
+    from casebook.part_reports import reported_parts
     from consumers import state
 
     settings = get_settings()
     configure_logging(settings, stream="stderr")
     with command_database(settings) as db, psycopg.connect(db.url) as conn:
+        parts = reported_parts(conn)
         rows = state.statuses(conn, group)
+    if not parts:
+        typer.echo("no relay or consumer process is reporting")
+    for part in parts:
+        lag = "-" if part.lag is None else str(part.lag)
+        note = f"  STALE (no report for {part.age_s:.0f} s)" if part.stale else ""
+        error = f"  last_error={part.last_error!r}" if part.last_error else ""
+        trouble = f"  TROUBLE: {part.trouble}" if part.trouble else ""
+        typer.echo(
+            f"part {part.part}  {part.state}  lag={lag}  restarts={part.restarts}"
+            f"  process={part.process}{note}{trouble}{error}"
+        )
     if not rows:
         typer.echo("no consumer is running")
     for row in rows:
@@ -102,3 +116,5 @@ def status_command(
             f"  updated={row.updated_at.isoformat(timespec='seconds')}"
             f"  partitions={row.partitions or '-'}"
         )
+    if any(part.trouble or part.stale for part in parts):
+        raise typer.Exit(1)

@@ -9,13 +9,16 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from casebook.background import backoff, run_standalone
 from casebook.cli.db import command_database
 from casebook.cli.kafka import required_brokers
 from casebook.logging import configure_logging
-from casebook.settings import get_settings
+from casebook.settings import Settings, get_settings
+from casebook.supervision import Part, supervised
 
 if TYPE_CHECKING:
-    pass
+    from casebook.application import Casebook
+    from casebook.database import Database
 
 
 def relay_command() -> None:
@@ -27,12 +30,12 @@ def relay_command() -> None:
     from casebook.store import eventsourcing_env
     from relay.relay import Relay
 
-    with command_database(settings) as db:
+    # Outermost: a signal while the database stops is noted, not a KeyboardInterrupt.
+    with stop_on_signals() as stop, command_database(settings) as db:
         store = EventStore(env=eventsourcing_env(db, settings))
         try:
             relay = Relay(store, db, settings, bootstrap_servers=bootstrap)
-            with stop_on_signals() as stop:
-                relay.run(stop)
+            run_standalone("relay", {"relay": relay.run}, stop, settings, db.url)
         finally:
             store.close()
 
@@ -53,20 +56,10 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-@contextmanager
-def background_relay(
-    casebook: object, db: object, settings: object, bootstrap: str
-) -> Iterator[None]:
-    """Run a relay on a thread beside the API (what `casebook run` does)."""
+def relay_beside_api(casebook: Casebook, db: Database, settings: Settings, bootstrap: str) -> Part:
+    """A relay, its topic made, supervised, to run beside the API (what `casebook run` does)."""
     from relay.relay import Relay
 
-    relay = Relay(casebook.store, db, settings, bootstrap_servers=bootstrap)  # type: ignore[attr-defined,arg-type]
+    relay = Relay(casebook.store, db, settings, bootstrap_servers=bootstrap)
     relay.ensure_topic()
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stop,), name="casebook-relay", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=15)
+    return supervised("relay", relay.run, backoff(settings))

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from casebook.audit_service import background_audit
+import structlog
+
+from casebook.audit_service import audit_beside_api
+from casebook.background import in_background
 from casebook.cli.db import command_database
-from casebook.cli.relay import background_relay
-from casebook.cli.serve import serve_api, write_side
+from casebook.cli.relay import relay_beside_api
+from casebook.cli.serve import serve_api, signals_stop_once, write_side
 from casebook.kafka_clients import check_brokers
 from casebook.keys import KeyRole
 from casebook.logging import configure_logging
+from casebook.part_reports import PartReporter
 from casebook.settings import Settings, get_settings
-from casebook.sla_service import background_sla
+from casebook.sla_service import sla_beside_api
+
+log = structlog.get_logger("casebook.cli")
 
 
 @contextmanager
@@ -48,13 +55,24 @@ def run_command() -> None:
 
     settings = get_settings()
     configure_logging(settings)
+    stopping: list[float] = []  # when the stop signal arrived
+    # Stopped in reverse: the background parts together (they still need the broker
+    # and the database), then the broker, the write side, the database.
     with (
+        signals_stop_once(),
         command_database(settings, migrate=True) as db,
         write_side(db, settings) as (cb, keys),
         kafka(settings) as with_kafka,
-        background_relay(cb, db, with_kafka, bootstrap := brokers_of(with_kafka)),
-        background_sla(db, with_kafka, bootstrap),
-        background_audit(db, with_kafka, bootstrap),
+        in_background(
+            {
+                "casebook-relay": relay_beside_api(
+                    cb, db, with_kafka, bootstrap := brokers_of(with_kafka)
+                ),
+                "casebook-sla": sla_beside_api(db, with_kafka, bootstrap).run,
+                "casebook-audit": audit_beside_api(db, with_kafka, bootstrap).run,
+                "casebook-part-reports": PartReporter(db.url, settings.part_unhealthy_seconds).run,
+            }
+        ) as background,
     ):
         demo = seed(cb, keys)
         # Fresh tokens every run (they are shown only once); stable principal ids, so the
@@ -80,5 +98,14 @@ def run_command() -> None:
             "",
         ]
         print("\n".join(lines), flush=True)
-        serve_api(cb, keys, db, settings, settings.api_host, settings.api_port)
+
+        def stop_background() -> None:
+            stopping.append(time.monotonic())
+            background.stop()
+
+        serve_api(
+            cb, keys, db, settings, settings.api_host, settings.api_port, on_stop=stop_background
+        )
+    if stopping:
+        log.info("casebook.stopped", elapsed_ms=round((time.monotonic() - stopping[0]) * 1000))
     print("casebook stopped", file=sys.stderr)

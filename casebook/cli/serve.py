@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
+import structlog
 import typer
 
+from casebook.background import STOP_SECONDS
 from casebook.cli.db import command_database
 from casebook.database import Database
 from casebook.keys import KeyStore
@@ -19,7 +21,14 @@ from casebook.logging import configure_logging
 from casebook.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from casebook.application import Casebook
+
+log = structlog.get_logger("casebook.cli")
+# In-flight requests may take this long to finish after a stop signal, while the
+# background parts stop beside them.
+GRACEFUL_SECONDS = round(STOP_SECONDS)
 
 
 def serve_command(
@@ -34,7 +43,7 @@ def serve_command(
     configure_logging(settings)
     host, port = host or settings.api_host, port or settings.api_port
     workers = workers or settings.api_workers
-    with command_database(settings) as db:
+    with signals_stop_once(), command_database(settings) as db:
         if workers > 1:
             serve_workers(db, settings, host, port, workers)
             return
@@ -63,7 +72,9 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
             # The writer's batch leader must get the interpreter lock back quickly
             # after each database round trip, as in serve_api.
             sys.setswitchinterval(0.0005)
-            with _sigterm_interrupts(), suppress(KeyboardInterrupt):
+            # uvicorn's supervisor handles SIGINT and SIGTERM itself (and keeps them
+            # handled after): it stops the API processes, then the writer closes.
+            with suppress(KeyboardInterrupt):
                 uvicorn.run(
                     "api.worker:worker_app",
                     factory=True,
@@ -73,6 +84,7 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
                     log_config=None,
                     access_log=False,
                     server_header=False,
+                    timeout_graceful_shutdown=GRACEFUL_SECONDS,
                     **forwarded_header_options(settings),
                 )
     finally:
@@ -105,9 +117,19 @@ def write_side(db: Database, settings: Settings) -> Iterator[tuple[Casebook, Key
 
 
 def serve_api(
-    casebook: Casebook, keys: KeyStore, db: Database, settings: Settings, host: str, port: int
+    casebook: Casebook,
+    keys: KeyStore,
+    db: Database,
+    settings: Settings,
+    host: str,
+    port: int,
+    on_stop: Callable[[], None] = lambda: None,
 ) -> None:
-    """Build the FastAPI app and run uvicorn in this thread until it is told to stop."""
+    """Build the FastAPI app and run uvicorn in this thread until a signal stops it.
+
+    `on_stop` runs as soon as the signal arrives, while uvicorn still finishes the
+    requests in flight, so other parts of the process can stop beside it.
+    """
     import uvicorn
 
     from api.app import create_app
@@ -125,12 +147,13 @@ def serve_api(
         log_config=None,
         access_log=False,
         server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
         **forwarded_header_options(settings),
     )
     # uvicorn shuts down gracefully, then re-raises the signal that stopped it: swallow
     # that, so the callers' cleanup (closing pools, stopping the database) runs next.
-    with _sigterm_interrupts(), suppress(KeyboardInterrupt):
-        uvicorn.Server(config).run()
+    with suppress(KeyboardInterrupt):
+        _server(config, on_stop).run()
 
 
 def forwarded_header_options(settings: Settings) -> dict[str, Any]:
@@ -143,19 +166,40 @@ def forwarded_header_options(settings: Settings) -> dict[str, Any]:
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Make SIGTERM raise KeyboardInterrupt like Ctrl-C does.
+def _server(config: uvicorn.Config, on_stop: Callable[[], None]) -> uvicorn.Server:
+    """uvicorn's server, telling `on_stop` the moment a signal asks it to stop."""
+    import uvicorn
 
-    uvicorn re-raises the signal that stopped it; with SIGTERM's default action the
-    process would die on the spot, skipping the cleanup that stops the embedded server.
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            on_stop()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
+@contextmanager
+def signals_stop_once() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt once; repeats while stopping are logged.
+
+    uvicorn handles both while it serves, then re-raises the one that stopped it here.
+    SIGTERM's default action would end the process on the spot, and a second Ctrl-C
+    would interrupt, half-way, the cleanup that stops the broker and the database.
     """
+    stopping = False
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            log.info("casebook.stop.repeated", signal=signal.Signals(signum).name)
+            return
+        stopping = True
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -20,6 +20,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.types.json import Jsonb
 
+from casebook.supervision import report_lag, report_trouble
 from projections.audit.chain import GENESIS
 from projections.audit.checkpoint import EVENT_TYPE, Checkpoint, public_pem, sign
 from projections.audit.merkle import MerkleTree
@@ -208,6 +209,8 @@ class Checkpointer:
                 with psycopg.connect(self._url, autocommit=True) as conn:
                     self.signed += len(checkpoint_now(conn, self._key))
                 backoff = self._seconds
+                report_lag(0)
             except psycopg.OperationalError as error:
                 backoff = min(max(backoff * 2, 1.0), 60.0)
                 log.warning("audit.checkpoint.failed", error=str(error), retry_in=backoff)
+                report_trouble(error)

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import structlog
 
+from casebook.supervision import report_lag, report_trouble
 from projections.sla.due import advance_due
 
 log = structlog.get_logger("casebook.sla.timer")
@@ -52,8 +53,13 @@ class SlaTimer:
                 try:
                     self.tick(conn)
                 except psycopg.Error as error:
+                    if conn.closed:
+                        raise  # the server went away: its supervisor reconnects
                     log.warning("sla.timer.tick_failed", error=str(error).splitlines()[0])
+                    report_trouble(error)
                     conn.rollback()
+                else:
+                    report_lag(0)
 
     def tick(self, conn: psycopg.Connection[Any]) -> int:
         """Advance every clock due by now; the number of transitions made."""
