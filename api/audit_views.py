@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api.views import CaseView, EventView
 from casebook.history import CaseAsOf, CaseChange
 from projections.audit.chain import Break
+from projections.audit.completeness import MissingEntry
 from projections.audit.verify import Verification
 
 
@@ -149,21 +150,65 @@ class BreakView(BaseModel):
         )
 
 
-class VerificationView(BaseModel):
-    """What a verification covered; each broken chain at its first bad entry."""
+class MissingEntryView(BaseModel):
+    """The first stored event of a chain that has no audit entry."""
 
-    intact: bool
+    stream: str
+    subject: str
+    event_id: str
+    sequence: int = Field(description="The event's version; for stream sla, its outbox id.")
+    event_type: str
+    missing_in_chain: int = Field(description="Events of this chain without an entry.")
+    published: bool = Field(description="False: not published yet, the pipeline is behind.")
+    why: str | None = Field(description="What the audit consumer recorded about it, if anything.")
+    description: str
+
+    @classmethod
+    def of(cls, found: MissingEntry) -> MissingEntryView:
+        return cls(
+            stream=found.stream,
+            subject=found.subject,
+            event_id=found.event_id,
+            sequence=found.sequence,
+            event_type=found.event_type,
+            missing_in_chain=found.missing_in_chain,
+            published=found.published,
+            why=found.why,
+            description=found.describe(),
+        )
+
+
+class VerificationView(BaseModel):
+    """What a verification covered: each broken chain at its first bad entry (modified),
+    and the stored events the log has no entry for (incomplete)."""
+
+    intact: bool = Field(description="Unmodified and complete.")
+    unmodified: bool = Field(description="Every chain links and ends at its recorded head.")
+    complete: bool | None = Field(
+        description="Every stored event and SLA event has its entry (null: not checked)."
+    )
     chains: int
     entries: int
     breaks: list[BreakView]
+    missing_entries: int = Field(description="Stored events without an entry, in all.")
+    incomplete_chains: int
+    missing: list[MissingEntryView] = Field(
+        description="The first missing event of each incomplete chain (the first 20 chains)."
+    )
 
     @classmethod
     def of(cls, result: Verification) -> VerificationView:
+        found = result.completeness
         return cls(
             intact=result.intact,
+            unmodified=result.unmodified,
+            complete=result.complete,
             chains=result.chains,
             entries=result.entries,
             breaks=[BreakView.of(b) for b in result.breaks],
+            missing_entries=found.missing_entries if found else 0,
+            incomplete_chains=found.incomplete_chains if found else 0,
+            missing=[MissingEntryView.of(m) for m in found.first_missing] if found else [],
         )
 
 

@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from casebook.database import Database
 from projections.audit import queries as audit
+from projections.audit.completeness import check as check_completeness
 from projections.audit.verify import Verification, verify_case, verify_log
 from projections.sla.queries import SlaReader
 from projections.sla.targets import TargetBook
@@ -52,9 +53,13 @@ class ReadModels:
             return audit.timeline(conn, case_id)
 
     def verify(self, case_id: str | None) -> Verification:
-        """Verify the case's chains, or the whole log when `case_id` is None."""
+        """Verify the case's chains, or the whole log when `case_id` is None, and check
+        them complete against the store."""
         with self.connection() as conn:
-            return verify_case(conn, case_id) if case_id is not None else verify_log(conn)
+            completeness = check_completeness(conn, case_id=case_id)
+            result = verify_case(conn, case_id) if case_id is not None else verify_log(conn)
+        result.completeness = completeness
+        return result
 
     def access_records(
         self, where: audit.AccessFilter, *, limit: int, after: int | None

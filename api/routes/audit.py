@@ -101,7 +101,8 @@ def audit_case_diff(
 def verify_case_audit(
     case_id: UUID, caller: Caller, reads: Reads, casebook: CasebookApp
 ) -> VerificationView:
-    """Check the case's hash chains (case and SLA): the first broken link of each, and why."""
+    """Check the case's hash chains (case and SLA): the first broken link of each, and why;
+    and that every stored event of the case and its SLA clocks has its entry."""
     result = reads.verify(str(case_id))
     if result.chains == 0:
         casebook.get_case(case_id)  # 404 when there is no such case
@@ -110,7 +111,8 @@ def verify_case_audit(
 
 @router.get("/verification", responses=RESPONSES)
 async def verify_audit_log(caller: Caller, reads: Reads) -> VerificationView:
-    """Check every hash chain of the log: the first broken link of each, and why."""
+    """Check every hash chain of the log: the first broken link of each, and why; and that
+    every stored event and SLA event has its entry (the first missing one per chain)."""
     return VerificationView.of(await run_in_threadpool(reads.verify, None))
 
 

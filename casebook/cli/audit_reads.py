@@ -3,7 +3,8 @@
 They read the database directly (the operator's own access, not an API read): the
 audit log for timelines, verification and access records; the event store for a
 case's state as of an instant or version. Human-readable by default, `--json` prints
-the auditor API's shapes. Refusals are one line and exit 1; so is a broken chain.
+the auditor API's shapes. Refusals are one line and exit 1; so is a broken chain, and
+so is a chain that lacks stored events (incomplete).
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import psycopg
 import typer
 
 from casebook.application import Casebook
+from casebook.cli.checks import Settle, audit_completeness, echo_missing
 from casebook.cli.db import command_database
 from casebook.database import Database
 from casebook.errors import AuditQueryInvalid
 from casebook.instants import InstantOutOfRange, within_range
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
+
+if TYPE_CHECKING:
+    from projections.audit.verify import Verification
 
 CaseArg = Annotated[UUID, typer.Argument(metavar="CASE", help="The case id.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -138,14 +143,17 @@ def verify_command(
         UUID | None, typer.Argument(metavar="[CASE]", help="One case; default: the whole log.")
     ] = None,
     as_json: Json = False,
+    settle: Settle = 0,
 ) -> None:
-    """Verify the hash chains of one case or of the whole log; exit 1 naming the first
-    broken link of each broken chain."""
+    """Verify the hash chains of one case or of the whole log, and that every stored event
+    has its entry; exit 1 naming each broken chain's first bad entry (modified) and each
+    incomplete chain's first missing event (incomplete)."""
     from api.audit_views import VerificationView
     from projections.audit.queries import entry_count
     from projections.audit.verify import verify_case, verify_log
 
     with _database() as db, psycopg.connect(db.url) as conn:
+        completeness = audit_completeness(conn, settle, str(case_id) if case_id else None)
         if case_id is not None:
             result = verify_case(conn, str(case_id))
             if result.chains == 0:
@@ -157,16 +165,31 @@ def verify_command(
                 length=total, label="verifying", file=sys.stderr, show_pos=True
             ) as bar:
                 result = verify_log(conn, progress=bar.update)
+    result.completeness = completeness
     if as_json:
         typer.echo(VerificationView.of(result).model_dump_json())
     else:
-        state = "intact" if result.intact else f"{len(result.breaks)} broken chain(s)"
         what = f"case {case_id}" if case_id is not None else "the audit log"
-        typer.echo(f"{what}: {result.entries} entries in {result.chains} chain(s): {state}")
+        typer.echo(
+            f"{what}: {result.entries} entries in {result.chains} chain(s): {_state(result)}"
+        )
+        if result.breaks:
+            typer.echo("modified:")
         for found in result.breaks:
             typer.echo(f"  {found.describe()}")
+        if not completeness.complete:
+            typer.echo("incomplete:")
+            echo_missing(completeness)
     if not result.intact:
         raise typer.Exit(1)
+
+
+def _state(result: Verification) -> str:
+    """`intact`, or what is wrong: chains modified (a break), entries missing (incomplete)."""
+    wrong = [f"modified ({len(result.breaks)} broken chain(s))"] if result.breaks else []
+    if result.completeness is not None and not result.completeness.complete:
+        wrong.append(f"incomplete ({result.completeness.summary()})")
+    return ", ".join(wrong) or "intact"
 
 
 def access_command(

@@ -1,4 +1,5 @@
-"""`casebook projections ...`: rebuild a projection beside the live one, compare, clean up."""
+"""`casebook projections ...`: rebuild a projection beside the live one, compare, clean up,
+and check one complete against the store."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import psycopg
 import typer
 from psycopg import sql
 
+from casebook.cli.checks import Settle, check_audit, check_sla
 from casebook.cli.db import command_database
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
     from consumers.rebuild import Progress
 
 projections_app = typer.Typer(
-    help="Rebuild projections (blue/green) and compare them.", no_args_is_help=True
+    help="Rebuild projections (blue/green), compare them, check them complete.",
+    no_args_is_help=True,
 )
 Name = Annotated[Literal["sla", "audit"], typer.Argument(help="Which projection.")]
 # The stamp: UTC down to the microsecond (down to the second before; those still match).
@@ -81,6 +84,18 @@ def compare_command(
         differences = compare(db, name, other)
     _print_differences(name, other, differences)
     if differences:
+        raise typer.Exit(1)
+
+
+@projections_app.command("check")
+def check_command(name: Name, settle: Settle = 0) -> None:
+    """Check a projection complete against the store (sla: every case has its row at its
+    last version; audit: every stored event and SLA event has its entry); exit 1 if not."""
+    settings = get_settings()
+    configure_logging(settings, stream="stderr")
+    with command_database(settings) as db, psycopg.connect(db.url) as conn:
+        complete = check_audit(conn, settle) if name == "audit" else check_sla(conn, settle)
+    if not complete:
         raise typer.Exit(1)
 
 

@@ -2,7 +2,8 @@
 
 Entries are read in (stream, subject, seq, entry_id) order, as an auditor would replay
 them, and every chain is checked against its recorded head; each broken chain is
-reported at its first bad entry.
+reported at its first bad entry. That proves the chains unmodified; whether they are
+complete is a check against the store (`completeness.py`) a caller adds to the result.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from projections.audit.chain import Break, first_break
+from projections.audit.completeness import Completeness
 from projections.audit.projection import ENTRY_COLUMNS
 
 _SELECT = f"SELECT entry_id, {ENTRY_COLUMNS} FROM casebook_audit_entries"
@@ -24,15 +26,26 @@ _ORDER = " ORDER BY stream, subject, seq, entry_id"
 
 @dataclass
 class Verification:
-    """What a verification covered and the first break of each broken chain."""
+    """What a verification covered, the first break of each broken chain and, when
+    checked against the store, what the log lacks."""
 
     chains: int = 0
     entries: int = 0
     breaks: list[Break] = field(default_factory=list)
+    completeness: Completeness | None = None  # None: not checked against the store
+
+    @property
+    def unmodified(self) -> bool:
+        return not self.breaks
+
+    @property
+    def complete(self) -> bool | None:
+        return self.completeness.complete if self.completeness is not None else None
 
     @property
     def intact(self) -> bool:
-        return not self.breaks
+        """Unmodified and, when that was checked, complete."""
+        return self.unmodified and self.complete is not False
 
 
 def verify_case(conn: psycopg.Connection[Any], case_id: str) -> Verification:

@@ -239,7 +239,17 @@ def test_verification_reports_the_first_broken_link(
     case = live_a_case(own)
     with running_api(own) as api, TestClient(api.app) as own_client:
         intact = audit_get(own_client, api, f"/cases/{case.case_id}/verification").json()
-        assert intact == {"intact": True, "chains": 1, "entries": 8, "breaks": []}
+        assert intact == {
+            "intact": True,
+            "unmodified": True,
+            "complete": True,
+            "chains": 1,
+            "entries": 8,
+            "breaks": [],
+            "missing_entries": 0,
+            "incomplete_chains": 0,
+            "missing": [],
+        }
         with psycopg.connect(own.url, autocommit=True) as conn:
             conn.execute(
                 "UPDATE casebook_audit_entries SET actor_id = 'mallory' "
