@@ -13,9 +13,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,11 @@ import pytest
 
 from casebook.broker import free_port
 from casebook.database import Database
-from casebook.demo import DEMO_CASE, DEMO_EMAIL, DEMO_ORGANISATION, DEMO_PHONE
 from casebook.settings import Settings
 from relay.cloudevents import topic_name
 from tests.directories import private_directory
-from tests.e2e.commands import Command, casebook, deployed_env
+from tests.e2e.agents import Agents, banner_key, wait_until
+from tests.e2e.commands import casebook, deployed_env
 from tests.e2e.outages import RestartableDatabase, restartable_database
 from tests.e2e.test_make_run import wait_until_healthy
 from tests.integration.test_broker_loss import read_topic
@@ -49,78 +48,6 @@ def database() -> Iterator[tuple[RestartableDatabase, Database]]:
         restartable_database(directory) as pair,
     ):
         yield pair
-
-
-class Agents:
-    """Opens cases and adds notes, one request after another, until closed.
-
-    Every request is sent with an Idempotency-Key and retried until the API accepts it:
-    a 503 while the database is away is an answer an agent's client retries.
-    """
-
-    def __init__(self, base: str, key: str) -> None:
-        self.accepted: list[int] = []
-        self.refused: list[int] = []
-        self._client = httpx.Client(
-            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30
-        )
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._work, daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        number = 0
-        while not self._done.is_set():
-            number += 1
-            if number % 3 == 0:
-                self._send("/cases", OPEN_CASE, f"open-{number}", expect=201)
-            else:
-                note = {"text": f"note {number}", "visibility": "internal"}
-                self._send(f"/cases/{DEMO_CASE}/notes", note, f"note-{number}", expect=200)
-
-    def _send(self, path: str, body: dict[str, Any], key: str, expect: int) -> None:
-        while not self._done.is_set():
-            try:
-                answer = self._client.post(path, json=body, headers={"Idempotency-Key": key})
-            except httpx.TransportError:
-                self._done.wait(0.2)
-                continue
-            if answer.status_code == expect:
-                self.accepted.append(answer.status_code)
-                return
-            assert answer.status_code == 503, answer.text  # anything else is a bug
-            self.refused.append(answer.status_code)
-            self._done.wait(0.2)
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join(30)
-        self._client.close()
-
-
-OPEN_CASE = {
-    "organisation_id": str(DEMO_ORGANISATION),
-    "requester_id": "demo-customer-admin",
-    "channel": "phone",
-    "caller_phone": DEMO_PHONE,
-    "category": "technical",
-    "title": "Calendar sync stopped",
-    "description": "Since this morning no meeting reaches the phones.",
-    "contact_phone": DEMO_PHONE,
-    "contact_email": DEMO_EMAIL,
-}
-
-
-def banner_key(run: Command, role: str) -> str:
-    lines = run.text().splitlines()
-    return next(line.split()[1] for line in lines if line.strip().startswith(f"{role} "))
-
-
-def wait_until(condition: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {within:.0f} s: {what}"
-        time.sleep(0.5)
 
 
 def readiness(base: str) -> int:
@@ -265,3 +192,29 @@ def test_a_database_restart_under_load_is_noticed_and_survived(
         stored = conn.execute("SELECT count(*) FROM casebook_events").fetchone()
     assert stored is not None
     assert len({r["ce_id"] for r in records}) == stored[0]
+
+
+def test_a_standalone_consumer_gives_up_after_the_outage_limit_in_one_line(
+    database: tuple[RestartableDatabase, Database],
+    own_broker: RunningBroker,
+    data_home: Path,
+) -> None:
+    server, db = database
+    env = deployed_env(db, data_home, own_broker) | {
+        "CASEBOOK_PART_RETRY_MAX_SECONDS": "1",
+        "CASEBOOK_OUTAGE_LIMIT_SECONDS": "3",
+    }
+    with casebook(["consume", "sla"], env, data_home / "sla.log") as sla:
+        sla.wait_for("consumer.partitions.assigned")
+        server.stop()
+        try:
+            code = sla.process.wait(NOTICE_S)
+        finally:
+            server.start()
+
+    assert code == 1, sla.text()[-2000:]
+    errors = [line for line in sla.text().splitlines() if line.startswith("casebook: error")]
+    assert len(errors) == 1, sla.text()[-2000:]
+    assert "failed for" in errors[0] and "outage_limit_seconds 3" in errors[0]
+    # The first failure's traceback is inside its JSON log line; none is printed raw.
+    assert not [line for line in sla.text().splitlines() if line.startswith("Traceback")]
