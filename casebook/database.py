@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ log = structlog.get_logger(__name__)
 
 EMBEDDED_DBNAME = "casebook"
 CONNECT_TIMEOUT_S = 5
+RETRY_S = 1.0  # between probes of a database that is down
 READY_TIMEOUT_S = 2  # libpq's smallest useful connect_timeout
 GUARD_EXIT_S = 5
 
@@ -124,18 +126,59 @@ def check_ready(db: Database) -> bool:
     return True
 
 
+class StoppedWaiting(RuntimeError):
+    """Told to stop before the database answered."""
+
+
 def probe(db: Database) -> None:
     """Connect once; raise `DatabaseUnavailable` with a one-line, password-free reason."""
     try:
         with psycopg.connect(db.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as error:
-        reason = first_line(error)
-        if db.password:
-            reason = reason.replace(db.password, "***")
-        raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL {db.describe()}: {reason}"
-        ) from None
+        raise _unavailable(db, error) from None
+
+
+def wait_until_reachable(db: Database, limit_s: float, stop: threading.Event) -> bool:
+    """Probe `db` until it answers (True), or `stop` is set first (False).
+
+    For processes that run for long: a server that is down or restarting is waited for,
+    up to `limit_s`; a refusal no wait can fix (a wrong password, no such database) is
+    raised at once, as is the outage once the limit is reached.
+    """
+    deadline = time.monotonic() + limit_s
+    waiting_since: float | None = None
+    while not stop.is_set():
+        try:
+            probe(db)
+        except DatabaseUnavailable as error:
+            cause = error.__context__ if isinstance(error.__context__, psycopg.Error) else None
+            if not _may_come_back(cause) or time.monotonic() >= deadline:
+                raise
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                log.warning("database.waiting", reason=str(error), limit_s=limit_s)
+            stop.wait(RETRY_S)
+            continue
+        if waiting_since is not None:
+            log.info("database.reachable", waited_s=round(time.monotonic() - waiting_since, 1))
+        return True
+    return False
+
+
+def _may_come_back(error: psycopg.Error | None) -> bool:
+    # No SQLSTATE: the server could not be reached at all (refused, no socket, timeout).
+    # Class 57 (shutting down, starting up) and 08 (connection exceptions) pass too.
+    # Anything else (28: authentication, 3D: no such database) is a configuration error.
+    state = getattr(error, "sqlstate", None)
+    return state is None or state[:2] in {"57", "08"}
+
+
+def _unavailable(db: Database, error: psycopg.Error) -> DatabaseUnavailable:
+    reason = first_line(error)
+    if db.password:
+        reason = reason.replace(db.password, "***")
+    return DatabaseUnavailable(f"cannot connect to PostgreSQL {db.describe()}: {reason}")
 
 
 def ensure_database(server: Database, dbname: str) -> Database:
@@ -200,11 +243,20 @@ def embedded_server(pgdata: Path) -> Iterator[Database]:
 
 
 @contextmanager
-def open_database(settings: Settings) -> Iterator[Database]:
-    """The configured database: the external URL checked for reachability, or embedded."""
+def open_database(
+    settings: Settings, *, waiting: threading.Event | None = None
+) -> Iterator[Database]:
+    """The configured database: the external URL checked for reachability, or embedded.
+
+    With `waiting` (a stop event), an external database that is down is waited for up
+    to `outage_limit_seconds`; `StoppedWaiting` when the event is set first.
+    """
     if settings.database_url is not None:
         db = parse_database_url(settings.database_url)
-        probe(db)
+        if waiting is None:
+            probe(db)
+        elif not wait_until_reachable(db, settings.outage_limit_seconds, waiting):
+            raise StoppedWaiting(f"stopped while waiting for PostgreSQL {db.describe()}")
         yield db
         return
     with embedded_server(settings.data_dir / "pg") as server:

@@ -25,7 +25,7 @@ def consume_sla() -> None:
     from casebook.sla_service import SlaService
 
     # Outermost: a signal while the database stops is noted, not a KeyboardInterrupt.
-    with stop_on_signals() as stop, command_database(settings) as db:
+    with stop_on_signals() as stop, command_database(settings, waiting=stop) as db:
         run_standalone("sla", SlaService(db, settings).parts, stop, settings, db.url)
 
 
@@ -41,6 +41,6 @@ def consume_audit() -> None:
     # Here, unlike beside `casebook run`, no signing key is a refusal: a production
     # audit trail without signed checkpoints must not start quietly.
     key = load_signing_key(settings)
-    with stop_on_signals() as stop, command_database(settings) as db:
+    with stop_on_signals() as stop, command_database(settings, waiting=stop) as db:
         service = AuditService(db, settings, signing_key=key)
         run_standalone("audit", service.parts, stop, settings, db.url)

@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import typer
 
-from casebook.database import Database, open_database
+from casebook.database import Database, StoppedWaiting, open_database
 from casebook.logging import configure_logging
 from casebook.migrate import apply_migrations
 from casebook.settings import Settings, get_settings
 
 
 @contextmanager
-def command_database(settings: Settings, *, migrate: bool | None = None) -> Iterator[Database]:
+def command_database(
+    settings: Settings,
+    *,
+    migrate: bool | None = None,
+    waiting: threading.Event | None = None,
+) -> Iterator[Database]:
     """Open the configured database; migrate it when asked (default: only when embedded).
 
     An external database is migrated on purpose, by `casebook migrate` in a deploy step;
     the embedded one belongs to this machine, so commands keep it current themselves.
+    Long-running commands pass their stop event as `waiting`: a database that is down
+    is waited for (up to `outage_limit_seconds`), and Ctrl-C meanwhile ends the command.
     """
-    with open_database(settings) as db:
+    with ExitStack() as opened:
+        try:
+            db = opened.enter_context(open_database(settings, waiting=waiting))
+        except StoppedWaiting:
+            raise typer.Exit(0) from None
         if migrate if migrate is not None else db.embedded:
             apply_migrations(db)
         yield db

@@ -31,7 +31,7 @@ def relay_command() -> None:
     from relay.relay import Relay
 
     # Outermost: a signal while the database stops is noted, not a KeyboardInterrupt.
-    with stop_on_signals() as stop, command_database(settings) as db:
+    with stop_on_signals() as stop, command_database(settings, waiting=stop) as db:
         store = EventStore(env=eventsourcing_env(db, settings))
         try:
             relay = Relay(store, db, settings, bootstrap_servers=bootstrap)

@@ -218,3 +218,49 @@ def test_a_standalone_consumer_gives_up_after_the_outage_limit_in_one_line(
     assert "failed for" in errors[0] and "outage_limit_seconds 3" in errors[0]
     # The first failure's traceback is inside its JSON log line; none is printed raw.
     assert not [line for line in sla.text().splitlines() if line.startswith("Traceback")]
+
+
+def test_a_standalone_relay_started_while_the_database_is_down_waits_for_it(
+    database: tuple[RestartableDatabase, Database],
+    own_broker: RunningBroker,
+    data_home: Path,
+) -> None:
+    server, db = database
+    env = deployed_env(db, data_home, own_broker)
+    server.stop()
+    try:
+        with casebook(["relay"], env, data_home / "relay.log") as relay:
+            relay.wait_for("database.waiting")
+            time.sleep(2)
+            assert relay.process.poll() is None, relay.text()[-2000:]
+            server.start()
+            relay.wait_for("relay.following")
+            relay.stop(signal.SIGINT)
+    finally:
+        if not readiness_of(db):
+            server.start()
+
+
+def test_ctrl_c_while_waiting_for_the_database_ends_the_command_cleanly(
+    database: tuple[RestartableDatabase, Database],
+    own_broker: RunningBroker,
+    data_home: Path,
+) -> None:
+    server, db = database
+    env = deployed_env(db, data_home, own_broker)
+    server.stop()
+    try:
+        with casebook(["consume", "audit"], env, data_home / "audit.log") as audit:
+            audit.wait_for("database.waiting")
+            audit.stop(signal.SIGINT)
+    finally:
+        server.start()
+    assert not audit.error_lines()
+
+
+def readiness_of(db: Database) -> bool:
+    try:
+        with psycopg.connect(db.url, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
