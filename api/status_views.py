@@ -15,7 +15,7 @@ class PartView(BaseModel):
 
     process: str = Field(description="host:pid of the process running the part.")
     part: str = Field(description="relay, sla-consumer, sla-timer, audit-consumer, ...")
-    state: str = Field(description="starting, running, down or stopped.")
+    state: str = Field(description="starting, running, standby, down or stopped.")
     since: datetime
     restarts: int = Field(description="Times its supervisor started it again.")
     failures: int

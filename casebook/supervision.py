@@ -36,6 +36,7 @@ Part = Callable[[threading.Event], object]  # what it returns is ignored
 class PartState(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
+    STANDBY = "standby"  # healthy, waiting while another process's part leads
     DOWN = "down"  # failed; waiting to be started again
     STOPPED = "stopped"
 
@@ -105,11 +106,31 @@ class Board:
         with self._lock:
             status = self._parts[name]
             moved = progressed or not lag or status.progressed_at is None
+            leading = status.state is PartState.STANDBY
             self._parts[name] = replace(
                 status,
+                state=PartState.RUNNING if leading else status.state,
+                since=now if leading else status.since,
                 lag=lag,
                 progressed_at=now if moved else status.progressed_at,
                 failing_since=None,  # it got through a round: the outage is over
+            )
+
+    def report_standby(self) -> None:
+        """The calling thread's part is healthy and waits while another one leads."""
+        name = getattr(self._local, "part", None)
+        if name is None:
+            return
+        now = _now()
+        with self._lock:
+            status = self._parts[name]
+            self._parts[name] = replace(
+                status,
+                state=PartState.STANDBY,
+                since=status.since if status.state is PartState.STANDBY else now,
+                lag=None,
+                progressed_at=now,
+                failing_since=None,
             )
 
     def report_trouble(self, error: BaseException) -> None:
@@ -153,6 +174,11 @@ BOARD = Board()
 def report_lag(lag: int | None, *, progressed: bool = False) -> None:
     """Tell this process's board how far behind the calling part is."""
     BOARD.report_lag(lag, progressed=progressed)
+
+
+def report_standby() -> None:
+    """Tell this process's board that the calling part stands by (another one leads)."""
+    BOARD.report_standby()
 
 
 def report_trouble(error: BaseException) -> None:

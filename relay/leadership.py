@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import psycopg
 import structlog
 
+from casebook.supervision import report_standby
+
 log = structlog.get_logger("casebook.relay")
 POLL_SECONDS = 1.0
 
@@ -56,5 +58,6 @@ def leadership(url: str, relay_name: str, stop: threading.Event) -> Iterator[Lea
             if not waiting_logged:
                 log.info("relay.standby", relay=relay_name, reason="another relay publishes")
                 waiting_logged = True
+            report_standby()
             stop.wait(POLL_SECONDS)
         yield None

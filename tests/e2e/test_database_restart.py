@@ -75,7 +75,8 @@ def own_parts(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def all_running_again(body: dict[str, Any]) -> bool:
     parts = own_parts(body)
     return bool(parts) and all(
-        part["state"] == "running" and part["failing_since"] is None for part in parts.values()
+        part["state"] in {"running", "standby"} and part["failing_since"] is None
+        for part in parts.values()
     )
 
 
@@ -154,7 +155,19 @@ def test_a_database_restart_under_load_is_noticed_and_survived(
             wait_until(lambda: readiness(base) == 200, RECOVER_S, "/readyz 200 again")
             before = len(agents.accepted)
             wait_until(lambda: len(agents.accepted) >= before + 20, RECOVER_S, "writes after")
-            wait_until(lambda: all_running_again(status(base, admin)), RECOVER_S, "parts back")
+            seen: list[dict[str, Any]] = []
+            try:
+                wait_until(
+                    lambda: (
+                        all_running_again(seen_now := status(base, admin))
+                        or bool(seen.append(seen_now))
+                    ),
+                    RECOVER_S,
+                    "parts back",
+                )
+            except AssertionError:
+                parts = own_parts(seen[-1]).values() if seen else []
+                raise AssertionError(f"parts not back: {[p for p in parts]}") from None
         finally:
             agents.close()
         wait_until(lambda: healthz(base).status_code == 200, RECOVER_S, "/healthz 200")

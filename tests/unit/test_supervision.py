@@ -144,3 +144,17 @@ def test_lag_reports_move_progress_only_when_caught_up_or_moving() -> None:
     first, second = seen
     assert second.progressed_at == first.progressed_at
     assert second.lag == 10
+
+
+def test_a_part_standing_by_is_healthy_and_running_again_when_it_leads() -> None:
+    board = Board()
+    board._enter("sla-outbox")
+    board._move("sla-outbox", PartState.RUNNING, failing_since=NOW)
+
+    board.report_standby()
+    (standby,) = board.snapshot()
+    assert (standby.state, standby.failing_since) == (PartState.STANDBY, None)
+    assert board.troubles(0) == {}
+
+    board.report_lag(3, progressed=True)
+    assert board.snapshot()[0].state is PartState.RUNNING
