@@ -27,6 +27,7 @@ migrate: install
 test: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m 'not apache_kafka'
 
 # The Apache Kafka tier: the same pipeline tests on a real broker (KRaft) and a
@@ -35,13 +36,14 @@ test-kafka: install
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
 	    echo 'make test-kafka needs Java 17+ and Maven: apt-get install openjdk-17-jdk-headless maven' >&2; \
 	    exit 1; }
-	$(PY) -m casebook.apache_kafka --resolve-only
+	$(PY) -m entrypoints.apache_kafka --resolve-only
 	$(PY) -m pytest -m apache_kafka
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: install
 	$(VENV)/bin/ruff format .

@@ -17,7 +17,6 @@ from casebook.application import Casebook
 from casebook.database import Database
 from casebook.keys import KeyStore
 from casebook.settings import Settings
-from casebook.sla_service import target_book
 
 DESCRIPTION = """\
 Event-sourced case management for the support desk. Every command is one route;
@@ -39,10 +38,14 @@ def create_app(
     keys: KeyStore,
     database: Database,
     settings: Settings,
-    *,
-    read_models: ReadModels | None = None,
+    read_models: ReadModels,
 ) -> FastAPI:
-    """The HTTP API over `casebook`, authenticating with `keys`, probing `database`."""
+    """The HTTP API over `casebook`, authenticating with `keys`, probing `database`,
+    reading the projections through `read_models` (closed when the app shuts down).
+
+    Everything comes from the caller (the composition root, or a test): the app builds
+    no service of its own.
+    """
     app = FastAPI(
         title="casebook",
         version=_version(),
@@ -54,7 +57,7 @@ def create_app(
     app.state.keys = keys
     app.state.database = database
     app.state.settings = settings
-    app.state.read_models = read_models or ReadModels(database, target_book(settings))
+    app.state.read_models = read_models
     app.router.add_event_handler("shutdown", app.state.read_models.close)
     app.include_router(cases.router)
     app.include_router(organisations.router)

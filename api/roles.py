@@ -4,7 +4,7 @@ Keys are route names (FastAPI's `name`, also the OpenAPI operationId). The reque
 guard in `api.deps` refuses any role not listed, and a route missing here is refused
 to everyone, so a new route stays closed until someone decides who may use it.
 `tests/integration/test_api_roles.py` checks every route of the app against this
-table, and README.md's role table is generated from it by `role_table`.
+table, and docs/api.md's role table is generated from it by `role_table`.
 """
 
 from __future__ import annotations

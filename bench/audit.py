@@ -59,11 +59,11 @@ from casebook.application import Casebook
 from casebook.database import Database
 from casebook.history import CaseAsOf, Point, state_as_of
 from casebook.logging import configure_logging
-from casebook.rebuilds import tables_of
 from casebook.settings import Settings
 from consumers.rebuild import BATCH, Progress, Rebuild
 from domain.cases import NoteVisibility
 from domain.values import Severity
+from entrypoints.rebuilds import tables_of
 from projections.audit.projection import ENTRY_COLUMNS, AuditProjection
 
 # --smoke: both parts, both sides of a round, a few seconds each.

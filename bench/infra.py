@@ -140,22 +140,22 @@ class BenchBroker:
 def bench_broker(kind: str) -> Iterator[BenchBroker]:
     """Run the broker of `kind` for the block: tansu (embedded) or a one-broker Apache Kafka.
 
-    casebook.apache_kafka is imported only when asked for: it needs a JVM and Kafka's
+    entrypoints.apache_kafka is imported only when asked for: it needs a JVM and Kafka's
     jars, which a tansu run must not depend on. A broker that cannot start ends the bench
     with its one-line reason, not a traceback.
     """
-    from casebook.broker import BrokerUnavailable
+    from entrypoints.broker import BrokerUnavailable
 
     with ExitStack() as stack:
         try:
             if kind == "tansu":
-                from casebook.broker import embedded_broker
+                from entrypoints.broker import embedded_broker
 
                 tansu = stack.enter_context(embedded_broker())
                 broker = BenchBroker("tansu", tansu.bootstrap_servers, "embedded tansu")
             elif kind == "apache":
                 try:
-                    from casebook.apache_kafka import apache_kafka
+                    from entrypoints.apache_kafka import apache_kafka
                 except ImportError as error:
                     raise SystemExit(f"--kafka apache is not available here: {error}") from None
                 cluster = stack.enter_context(apache_kafka(brokers=1))

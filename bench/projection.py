@@ -60,10 +60,10 @@ from casebook.application import Casebook
 from casebook.database import Database
 from casebook.logging import configure_logging
 from casebook.settings import Settings
-from casebook.sla_service import target_book
 from consumers.runtime import ConsumerRuntime
 from domain.cases import NoteVisibility
 from domain.values import Severity
+from projections.sla.policies import target_book
 from projections.sla.projection import SlaProjection
 from relay.relay import Relay
 
@@ -373,7 +373,7 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    """Each part's figures and ratios to its baseline; the targets are the README's."""
+    """Each part's figures and ratios to its baseline; the targets are in bench/README.md."""
     from bench.projection_latency import report_latency
     from bench.projection_timer import report_timer
 

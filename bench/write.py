@@ -213,7 +213,7 @@ def bench_http(
 
 
 def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
-    """Events/s and ratios to (a); the targets are the README's."""
+    """Events/s and ratios to (a); the targets are in bench/README.md."""
     raw = results["raw"]
     smoke = "; SMOKE RUN: tiny sizes, figures mean nothing" if args.smoke else ""
     print(

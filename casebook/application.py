@@ -304,7 +304,7 @@ class Casebook:
         self, aggregate_id: UUID, kind: type[Any], missing: Callable[[UUID], DomainError]
     ) -> Any:
         try:
-            aggregate = self.store.repository.get(aggregate_id)
+            aggregate: object = self.store.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise missing(aggregate_id) from None
         if not isinstance(aggregate, kind):
@@ -391,7 +391,7 @@ class Casebook:
         self, aggregate_id: UUID, kind: type[Any], missing: Callable[[UUID], DomainError]
     ) -> Any:
         try:
-            aggregate = self._fresh.get(aggregate_id)
+            aggregate: object = self._fresh.get(aggregate_id)
         except AggregateNotFoundError:
             raise missing(aggregate_id) from None
         if not isinstance(aggregate, kind):
@@ -405,7 +405,8 @@ def _one_per_aggregate(batch: list[Item]) -> tuple[list[Item], list[Item]]:
     now: list[Item] = []
     later: list[Item] = []
     for item in batch:
-        marks = {("aggregate", target_id(item.command))} - {("aggregate", None)}
+        marks: set[tuple[object, ...]] = {("aggregate", target_id(item.command))}
+        marks -= {("aggregate", None)}
         if item.context.idempotency_key is not None:
             marks.add(("key", item.context.actor.principal_id, item.context.idempotency_key))
         if marks & seen:

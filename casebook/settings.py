@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """casebook's settings; see the configuration table in README.md."""
+    """casebook's settings; docs/configuration.md is generated from their descriptions."""
 
     model_config = SettingsConfigDict(env_prefix="CASEBOOK_", extra="ignore", populate_by_name=True)
 
@@ -157,8 +157,8 @@ class Settings(BaseSettings):
     part_retry_max_seconds: float = Field(
         default=30,
         gt=0,
-        description="Longest wait before a failed relay, consumer, timer or outbox "
-        "publisher is started again (the wait doubles from 0.5 s up to this).",
+        description="Longest wait before a failed relay, consumer, timer, checkpointer or "
+        "outbox publisher is started again (the wait doubles from 0.5 s up to this).",
     )
     part_unhealthy_seconds: float = Field(
         default=60,

@@ -73,7 +73,9 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
         if not items:
             return []
         wake = threading.Event()  # one for all of them: any may be handed the lead
-        mine = [Pending(command, context, wake=wake) for command, context in items]
+        mine: list[Pending[Command, Context, Result]] = [
+            Pending(command, context, wake=wake) for command, context in items
+        ]
         with self._lock:
             if self._closed:
                 raise RuntimeError("the writer is closed")

@@ -91,7 +91,7 @@ Batches = Iterator[list[Raw]]
 
 
 class StoreSource:
-    """The history read from the database instead of Kafka (see casebook/rebuilds.py).
+    """The history read from the database instead of Kafka (see entrypoints/rebuilds.py).
 
     Records carry their Kafka topic's name, so sequences match what the live group keeps,
     and a negative partition per source with its position as offset, so a rebuild knows

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _sla(settings: Settings) -> Projection:
-    from casebook.sla_service import target_book
+    from projections.sla.policies import target_book
     from projections.sla.projection import SlaProjection
 
     return SlaProjection(target_book(settings))

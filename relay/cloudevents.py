@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from casebook.commands import Origin
-from casebook.contract import ORIGIN_HEADERS, analytics_payload
 from casebook.event_types import event_type
+from contract.case_events import ORIGIN_HEADERS, analytics_payload
 
 SPEC_VERSION = b"1.0"
 CASE_EVENTS = "case-events.v1"

@@ -20,7 +20,7 @@ from typing import Protocol
 import pytest
 from kafka import KafkaAdminClient
 
-from casebook.broker import embedded_broker
+from entrypoints.broker import embedded_broker
 
 DEFAULT_PARTITIONS = 3
 BROKER_KIND_VARIABLE = "CASEBOOK_KAFKA_BROKER_KIND"
@@ -71,7 +71,7 @@ def tansu_broker() -> Iterator[RunningBroker]:
 @pytest.fixture(scope="session")
 def apache_broker() -> Iterator[RunningBroker]:
     """A single Apache Kafka broker (KRaft) on free loopback ports for the whole session."""
-    from casebook.apache_kafka import apache_kafka
+    from entrypoints.apache_kafka import apache_kafka
 
     with apache_kafka(brokers=1) as cluster:
         yield cluster
@@ -100,7 +100,7 @@ def own_broker(broker_kind: str) -> Iterator[RunningBroker]:
         with embedded_broker() as broker:
             yield broker
         return
-    from casebook.apache_kafka import apache_kafka
+    from entrypoints.apache_kafka import apache_kafka
 
     with apache_kafka(brokers=1) as cluster:
         yield cluster

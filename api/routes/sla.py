@@ -22,8 +22,8 @@ from api.schemas import QueryInstant
 from api.sla_views import CaseSlaView, ComplianceView, QueueItemView, QueueView
 from casebook.errors import InvalidCursor
 from casebook.instants import within_range
+from domain.sla import Metric
 from domain.values import Category, Severity
-from projections.sla.clocks import Metric
 from projections.sla.queries import Period, QueueEntry
 
 router = APIRouter(tags=["sla"], route_class=GuardedRoute)

@@ -1,4 +1,4 @@
-"""The SLA clock: business-time deadlines and clock states, pure functions over a policy."""
+"""SLA clocks and their business-time deadlines: pure functions over a policy."""
 
 from domain.sla.business_time import (
     CountedSpan,
@@ -10,26 +10,42 @@ from domain.sla.business_time import (
     explain,
 )
 from domain.sla.clock import (
-    ClockReading,
-    ClockState,
-    ResolvedTarget,
-    follow_up_target,
-    initial_response_target,
-    read_clock,
+    Change,
+    Clock,
+    Metric,
+    State,
+    Transition,
+    advance,
+    finish,
+    is_finished,
+    last,
+    recompute,
+    start,
+    time_left,
 )
+from domain.sla.targets import ResolvedTarget, follow_up_target, initial_response_target
 
 __all__ = [
-    "ClockReading",
-    "ClockState",
+    "Change",
+    "Clock",
     "CountedSpan",
     "Deadline",
     "DeadlineExplanation",
+    "Metric",
     "NegativeDuration",
     "ResolvedTarget",
+    "State",
+    "Transition",
+    "advance",
     "deadline",
     "elapsed",
     "explain",
+    "finish",
     "follow_up_target",
     "initial_response_target",
-    "read_clock",
+    "is_finished",
+    "last",
+    "recompute",
+    "start",
+    "time_left",
 ]

@@ -26,8 +26,8 @@ import psycopg
 from eventsourcing.utils import get_topic
 from psycopg.rows import dict_row
 
-from casebook.contract import EVENT_CLASSES
 from consumers.holds import holds
+from contract.case_events import EVENT_CLASSES
 from projections.audit.entries import STREAMS
 
 GROUP = "audit"

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from casebook.contract import ORIGIN_HEADERS
 from consumers.envelope import Envelope, Poison
+from contract.case_events import ORIGIN_HEADERS
 from projections.audit.entries import Head, NotAuditable, make_entry, stream_of
 
 ENTRY_COLUMNS = (

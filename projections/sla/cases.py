@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from projections.sla.clocks import (
+from domain.sla.clock import (
     Clock,
     Metric,
     Transition,

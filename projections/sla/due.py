@@ -1,10 +1,11 @@
 """The timer's statement: every due clock advanced inside PostgreSQL, in one round trip.
 
-`clocks.advance` is the rule; this is the same rule written in SQL for the timer, whose
-tick must stay short however many clocks fall due at once (a catch-up after downtime
-marks thousands, and a round trip per row or a Python object per clock would cost more
-than the writes themselves). `tests/integration/test_sla_due.py` holds the two equal:
-the clock after, its history rows and its outbox events, payloads included.
+The SQL twin of the one clock model: `domain.sla.clock.advance` is the rule, and this is
+the same rule written in SQL for the timer, whose tick must stay short however many
+clocks fall due at once (a catch-up after downtime marks thousands, and a round trip per
+row or a Python object per clock would cost more than the writes themselves).
+`tests/integration/test_sla_due.py` holds the two equal: the clock after, its history
+rows and its outbox events, payloads included.
 
 Per clock the statement makes what `advance` makes: at risk at `at_risk_at` when that has
 come, then breached at the deadline when that has come too, each numbered and stamped

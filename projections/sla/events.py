@@ -14,7 +14,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from projections.sla.clocks import Change, Metric, State, Transition
+from domain.sla.clock import Change, Metric, State, Transition
 
 TOPIC = "sla-events.v1"
 

@@ -15,8 +15,8 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from domain.calendars.calendar import BusinessCalendar
-from domain.sla.business_time import DeadlineExplanation, elapsed, explain
-from projections.sla.clocks import Metric, State
+from domain.sla.business_time import DeadlineExplanation, explain
+from domain.sla.clock import Metric, State, is_finished, time_left
 from projections.sla.targets import Locale, TargetBook
 
 Period = Literal["day", "week", "month"]
@@ -263,15 +263,11 @@ class SlaReader:
          target_seconds, deadline, at_risk_at, provisional, met_at, breached_at,
          stopped_at) = row  # fmt: skip
         target = timedelta(seconds=target_seconds)
-        finished = state in ("met", "stopped") or stopped_at is not None
         calendar = self._calendar(version, category, severity, locale)
         remaining = None
-        if not finished and deadline is not None and calendar is not None:
-            remaining = (
-                elapsed(now, deadline, calendar)
-                if now < deadline
-                else -elapsed(deadline, now, calendar)
-            )
+        open_clock = not is_finished(State(state), stopped_at)
+        if open_clock and deadline is not None and calendar is not None:
+            remaining = time_left(deadline, now, calendar)
         explanation = None
         if with_explanation and calendar is not None and deadline is not None:
             explanation = explain(started_at, target, calendar)

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from domain.sla.clock import Clock, Metric, State, Transition
 from projections.sla.cases import CaseView
-from projections.sla.clocks import Clock, Metric, State, Transition
 from projections.sla.events import outbox_row
 from projections.sla.targets import Locale
 

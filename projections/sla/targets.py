@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from domain.policy.model import CustomerLocale, Policy
-from domain.sla.clock import ResolvedTarget, follow_up_target, initial_response_target
+from domain.sla.targets import ResolvedTarget, follow_up_target, initial_response_target
 from domain.values import Category, Severity
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from casebook.demo import DEMO_CASE, DEMO_EMAIL, DEMO_ORGANISATION, DEMO_PHONE
+from entrypoints.demo import DEMO_CASE, DEMO_EMAIL, DEMO_ORGANISATION, DEMO_PHONE
 from tests.e2e.commands import Command
 
 

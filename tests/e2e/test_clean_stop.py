@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from casebook.broker import free_port
 from casebook.database import Database, embedded_server, ensure_database
-from casebook.demo import DEMO_CASE
 from casebook.migrate import apply_migrations
+from entrypoints.broker import free_port
+from entrypoints.demo import DEMO_CASE
 from tests.directories import private_directory
 from tests.e2e.commands import (
     WAIT_S,

@@ -22,9 +22,9 @@ import httpx
 import psycopg
 import pytest
 
-from casebook.broker import free_port
 from casebook.database import Database
 from casebook.settings import Settings
+from entrypoints.broker import free_port
 from relay.cloudevents import topic_name
 from tests.directories import private_directory
 from tests.e2e.agents import Agents, banner_key, wait_until

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from casebook.demo import DEMO_CASE
+from entrypoints.demo import DEMO_CASE
 
 pytestmark = pytest.mark.integration
 STARTUP_SECONDS = 60

@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from casebook.broker import free_port
 from casebook.database import EMBEDDED_DBNAME, embedded_server
+from entrypoints.broker import free_port
 from tests.e2e.agents import Agents, banner_key, wait_until
 from tests.e2e.commands import Command, casebook, clean_env
 from tests.e2e.test_make_run import wait_until_healthy

@@ -21,11 +21,13 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
+from api.read_models import ReadModels
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.keys import KeyStore
 from casebook.settings import Settings
 from domain.values import Role
+from projections.sla.policies import target_book
 
 REGISTERED_PHONE = "+48 22 123 45 67"
 REGISTERED_EMAIL = "it@acme.example"
@@ -80,7 +82,8 @@ def running_api(
     pool = ConnectionPool((keys_in or database).url, min_size=1, max_size=8, open=True)
     keys = KeyStore(pool.connection)
     try:
-        app = create_app(casebook, keys, database, settings)
+        read_models = ReadModels(database, target_book(settings))
+        app = create_app(casebook, keys, database, settings, read_models)
         created = {role: keys.create(role.value) for role in API_ROLES}
         headers = {role: bearer(key.token) for role, key in created.items()}
         principals = {role: key.principal_id for role, key in created.items()}

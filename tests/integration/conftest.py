@@ -21,11 +21,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from casebook.cli import main
 from casebook.database import Database, embedded_server, parse_database_url
 from casebook.logging import reset_logging
 from casebook.migrate import apply_migrations
 from casebook.settings import get_settings
+from entrypoints.cli import main
 from tests.directories import private_directory
 
 if TYPE_CHECKING:

@@ -14,11 +14,11 @@ from typing import Any
 import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from casebook.broker import Broker
 from casebook.database import Database
 from casebook.settings import Settings
 from consumers.envelope import Envelope, Poison
 from consumers.runtime import ConsumerRuntime
+from entrypoints.broker import Broker
 from tests.integration.relay_support import wait_for
 
 __all__ = ["wait_for"]

@@ -1,4 +1,4 @@
-"""The Apache Kafka runtime (casebook/apache_kafka.py): real brokers resolved with Maven.
+"""The Apache Kafka runtime (entrypoints/apache_kafka.py): real brokers resolved with Maven.
 
 What tansu cannot show is what these prove: true end offsets, data that survives a
 restart, acks=all that survives the crash of a partition leader in a 3-node cluster,
@@ -23,7 +23,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
-from casebook.apache_kafka import (
+from entrypoints.apache_kafka import (
     ApacheKafkaCluster,
     BrokerUnavailable,
     apache_kafka,
@@ -304,7 +304,7 @@ def test_resolution_is_cached_and_missing_tools_are_named(
 
 def test_ctrl_c_of_the_cli_stops_every_jvm() -> None:
     cli = subprocess.Popen(
-        [sys.executable, "-m", "casebook.apache_kafka", "--brokers", "1"],
+        [sys.executable, "-m", "entrypoints.apache_kafka", "--brokers", "1"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -329,7 +329,7 @@ def test_ctrl_c_of_the_cli_stops_every_jvm() -> None:
 def test_a_sigkilled_parent_takes_its_jvms_along(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
-        "from casebook.apache_kafka import ApacheKafkaCluster\n"
+        "from entrypoints.apache_kafka import ApacheKafkaCluster\n"
         "cluster = ApacheKafkaCluster(1)\n"
         "cluster.start()\n"
         "print('directory', cluster.directory, flush=True)\n"

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from casebook.cli.serve import forwarded_header_options
 from casebook.commands import Origin
 from casebook.database import Database
 from casebook.settings import Settings
 from casebook.store import CasebookRecorder
 from domain.values import Role
+from entrypoints.cli.serve import forwarded_header_options
 from tests.integration.api_support import Api, open_case, register_acme, running_api, serving
 
 pytestmark = pytest.mark.integration

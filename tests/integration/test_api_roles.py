@@ -15,7 +15,7 @@ from tests.integration.api_support import Api, bearer, open_case, register_acme
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+API_MANUAL = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,6 @@ def test_probes_and_docs_need_no_key(path: str, client: TestClient) -> None:
     assert client.get(path).status_code == 200
 
 
-def test_the_readme_shows_the_role_matrix(api: Api) -> None:
+def test_the_api_manual_shows_the_role_matrix(api: Api) -> None:
     table = role_table(api.app.routes)
-    assert table in README.read_text(encoding="utf-8"), f"paste into README.md:\n\n{table}"
+    assert table in API_MANUAL.read_text(encoding="utf-8"), f"paste into docs/api.md:\n\n{table}"

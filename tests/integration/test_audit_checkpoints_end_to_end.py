@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaConsumer
 
-from casebook.audit_service import AuditService
-from casebook.broker import Broker
 from casebook.database import Database
+from entrypoints.audit_service import AuditService
+from entrypoints.broker import Broker
 from projections.audit.checkpoint import Checkpoint, problem
 from tests.integration.api_support import open_case, register_acme
 from tests.integration.sla_support import rows

@@ -16,13 +16,13 @@ from api.audit_views import VerificationView
 from api.read_models import ReadModels
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.contract import SLA_TOPIC
 from casebook.database import Database
 from casebook.settings import Settings
 from consumers.envelope import Envelope, decode
 from domain.values import Severity
 from projections.audit.chain import GENESIS, entry_hash
 from projections.audit.projection import ENTRY_COLUMNS, AuditProjection
+from projections.sla.schema import SLA_TOPIC
 from relay.outbox import outbox_record
 from tests.integration.audit_support import live_a_case
 from tests.integration.conftest import CliRunner

@@ -7,10 +7,10 @@ import threading
 import psycopg
 import pytest
 
-from casebook.audit_service import AuditService
-from casebook.broker import Broker
 from casebook.database import Database
 from domain.values import Role
+from entrypoints.audit_service import AuditService
+from entrypoints.broker import Broker
 from projections.audit.verify import verify_case
 from tests.integration.api_support import open_case, register_acme
 from tests.integration.sla_support import rows

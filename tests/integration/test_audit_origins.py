@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.rebuilds import CaseEventsFromStore
 from casebook.settings import Settings
 from consumers.envelope import Envelope, decode
 from domain.values import Severity
+from entrypoints.rebuilds import CaseEventsFromStore
 from projections.audit.bundle import BundleInvalid, verify_bundle
 from projections.audit.checkpointer import checkpoint_now
 from projections.audit.evidence import EvidenceRequest, export_bundle

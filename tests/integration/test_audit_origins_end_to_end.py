@@ -7,11 +7,11 @@ import httpx
 import psycopg
 import pytest
 
-from casebook.broker import Broker
 from casebook.database import Database
-from casebook.rebuilds import compare, store_source, tables_of
 from consumers.rebuild import Rebuild
 from domain.values import Role
+from entrypoints.broker import Broker
+from entrypoints.rebuilds import compare, store_source, tables_of
 from projections.audit.verify import verify_log
 from projections.registry import build
 from tests.integration.api_support import Api, open_case, register_acme, serving

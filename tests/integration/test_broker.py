@@ -16,7 +16,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from casebook.broker import Broker, BrokerUnavailable, embedded_broker, tansu_binary
+from entrypoints.broker import Broker, BrokerUnavailable, embedded_broker, tansu_binary
 
 pytestmark = pytest.mark.integration
 

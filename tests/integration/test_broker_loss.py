@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import pytest
 from kafka import TopicPartition
 
-from casebook.apache_kafka import ApacheKafkaCluster, apache_kafka
 from casebook.database import Database
 from casebook.kafka_clients import end_offsets, new_consumer
-from casebook.rebuilds import compare
 from casebook.settings import Settings
+from entrypoints.apache_kafka import ApacheKafkaCluster, apache_kafka
+from entrypoints.rebuilds import compare
 from relay.cloudevents import topic_name
 from tests.integration.relay_support import headers, stored_ids
 from tests.integration.test_projection_rebuild_acceptance import (

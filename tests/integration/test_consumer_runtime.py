@@ -8,9 +8,9 @@ import uuid
 import psycopg
 import pytest
 
-from casebook.broker import Broker
 from casebook.database import Database
 from consumers.replay import replay
+from entrypoints.broker import Broker
 from projections.registry import PROJECTIONS
 from tests.integration.conftest import CliRunner
 from tests.integration.consumer_support import (

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from casebook.apache_kafka import ApacheKafkaCluster, apache_kafka
-from casebook.apache_kafka_tls import make_tls_files
 from casebook.database import Database
 from domain.values import Role
+from entrypoints.apache_kafka import ApacheKafkaCluster, apache_kafka
+from entrypoints.apache_kafka_tls import make_tls_files
 from tests.integration.api_support import open_case, register_acme
 from tests.integration.conftest import CliRunner
 from tests.integration.test_sla_end_to_end import command, until, whole_system

@@ -72,7 +72,7 @@ def test_idempotency_keys_are_unique_per_principal(clean_database: Database) -> 
 def test_two_processes_migrating_at_once_both_succeed(new_database: DatabaseFactory) -> None:
     db = new_database()
     env = {**os.environ, "CASEBOOK_DATABASE_URL": db.url, "CASEBOOK_LOG_FORMAT": "json"}
-    command = [sys.executable, "-c", "from casebook.cli import run; run()", "migrate"]
+    command = [sys.executable, "-c", "from entrypoints.cli import run; run()", "migrate"]
     processes = [
         subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -12,13 +12,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
-from casebook.audit_service import AuditService
-from casebook.broker import Broker
 from casebook.database import Database
-from casebook.rebuilds import compare, store_source, tables_of
 from casebook.settings import Settings
 from consumers.rebuild import Rebuild
 from domain.values import Role
+from entrypoints.audit_service import AuditService
+from entrypoints.broker import Broker
+from entrypoints.rebuilds import compare, store_source, tables_of
 from projections.audit.checkpointer import checkpoint_now
 from projections.audit.verify import verify_log
 from projections.registry import build

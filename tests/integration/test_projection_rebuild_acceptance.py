@@ -23,14 +23,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.audit_service import AuditService
-from casebook.broker import Broker
 from casebook.database import Database
-from casebook.rebuilds import compare, store_source, tables_of
 from casebook.settings import Settings
-from casebook.sla_service import SlaService
 from consumers.rebuild import Outcome, Rebuild, Source
 from domain.values import Severity
+from entrypoints.audit_service import AuditService
+from entrypoints.broker import Broker
+from entrypoints.rebuilds import compare, store_source, tables_of
+from entrypoints.sla_service import SlaService
 from projections.audit.verify import verify_log
 from projections.registry import build
 from relay.relay import Relay

@@ -14,10 +14,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import Broker
 from casebook.database import Database
 from casebook.settings import Settings
 from domain.cases.state import NoteVisibility
+from entrypoints.broker import Broker
 from relay.relay import Relay
 from tests.integration.relay_support import (
     RunningRelay,

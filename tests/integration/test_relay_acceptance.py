@@ -30,11 +30,12 @@ from kafka import KafkaConsumer, TopicPartition
 
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import Broker
-from casebook.contract import EVENT_CLASSES, json_schema
 from casebook.database import Database
 from casebook.settings import Settings
+from contract.case_event_schemas import json_schema
+from contract.case_events import EVENT_CLASSES
 from domain.cases.state import NoteVisibility
+from entrypoints.broker import Broker
 from relay.cloudevents import topic_name
 from relay.relay import RELAY_NAME, Relay
 from tests.integration.relay_support import (

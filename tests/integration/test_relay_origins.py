@@ -9,12 +9,12 @@ import pytest
 
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import Broker
 from casebook.database import Database
-from casebook.rebuilds import CaseEventsFromStore
 from casebook.settings import Settings
 from domain.cases.state import NoteVisibility
 from domain.values import Severity
+from entrypoints.broker import Broker
+from entrypoints.rebuilds import CaseEventsFromStore
 from relay.relay import Relay
 from tests.integration.relay_support import RunningRelay, headers, last_position, wait_for
 from tests.integration.test_relay import consume

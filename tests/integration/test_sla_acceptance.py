@@ -30,15 +30,16 @@ from kafka import KafkaProducer
 
 from casebook import commands as c
 from casebook.application import Casebook
-from casebook.broker import Broker
 from casebook.database import Database
 from casebook.kafka_clients import ensure_topic
 from casebook.migrate import apply_migrations
 from casebook.settings import Settings
-from casebook.sla_service import SlaService, target_book
 from consumers.runtime import ConsumerRuntime
 from domain.cases.state import NoteVisibility
 from domain.values import Category, Severity
+from entrypoints.broker import Broker
+from entrypoints.sla_service import SlaService
+from projections.sla.policies import target_book
 from projections.sla.projection import SlaProjection
 from relay.cloudevents import Record, record_for, topic_name
 from relay.relay import Relay

@@ -1,9 +1,10 @@
-"""The timer's SQL statement makes exactly what `clocks.advance` makes, row for row.
+"""The timer's SQL statement makes exactly what the clock model's `advance` makes.
 
-`clocks.advance` is the rule (pure, unit-tested); `due.advance_due` is its SQL form for the
-timer. Random clocks in every state, with instants before and after the tick's `now`,
-are stored; one tick later the clocks, their history and their outbox events (payloads
-as `events.outbox_row` writes them) must equal what the Python rule gives.
+`domain.sla.clock.advance` is the rule (pure, unit-tested); `due.advance_due` is its SQL
+form for the timer. Random clocks in every state, with instants before and after the
+tick's `now`, are stored; one tick later the clocks, their history and their outbox
+events (payloads as `events.outbox_row` writes them) must equal what the domain model
+gives, row for row.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casebook.database import Database
+from domain.sla.clock import Clock, Metric, State, Transition, advance, last
 from projections.sla import store
-from projections.sla.clocks import Clock, Metric, State, Transition, advance, last
 from projections.sla.events import outbox_row
 from projections.sla.timer import SlaTimer
 

@@ -18,12 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 
-from casebook.broker import Broker
 from casebook.database import Database
 from casebook.policy_source import default_policy_text
 from casebook.settings import Settings
-from casebook.sla_service import SlaService
 from domain.values import Role
+from entrypoints.broker import Broker
+from entrypoints.sla_service import SlaService
 from relay.relay import Relay
 from tests.integration.api_support import Api, open_case, register_acme, running_api
 from tests.integration.relay_support import RunningRelay, wait_for

@@ -12,10 +12,10 @@ import pytest
 from kafka import KafkaConsumer
 
 from casebook.application import Casebook
-from casebook.broker import Broker
 from casebook.database import Database
 from casebook.settings import Settings
 from domain.values import Severity
+from entrypoints.broker import Broker
 from relay.outbox import OutboxPublisher, OutboxTable
 from tests.integration.relay_support import wait_for
 from tests.integration.sla_support import project, rows, stored_envelopes

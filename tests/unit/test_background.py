@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from casebook import background
-from casebook.background import Parts, run_parts
 from casebook.supervision import Backoff
+from entrypoints import background
+from entrypoints.background import Parts, run_parts
 
 WAIT_S = 10.0
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from casebook.cli import main
 from casebook.policy_source import default_policy_text
+from entrypoints.cli import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,4 +1,4 @@
-"""The README documents every rule the domain and the write side enforce."""
+"""The docs say what the code does: every rule, every setting, links that lead somewhere."""
 
 from __future__ import annotations
 
@@ -13,8 +13,48 @@ import casebook.errors
 import domain
 from casebook.settings import Settings
 from domain.errors import DomainError
+from tools import configuration_doc
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+POLICY = DOCS / "support-policy.md"
+
+LINK = re.compile(r"\]\(([^()\s]+)\)")
+POLICY_LINK = re.compile(r"\[[^\]]*\]\([^)]*support-policy\.md[^)]*\)")
+
+
+def pages() -> list[Path]:
+    """README, every page of the manual, and the README of each top-level folder."""
+    folders = sorted(
+        page
+        for page in ROOT.glob("*/README.md")
+        if not page.parent.name.startswith(".") and page.parent.name != "var"
+    )
+    return [README, *sorted(DOCS.rglob("*.md")), *folders]
+
+
+def without_code_blocks(page: Path) -> str:
+    """The page without its fenced code blocks, where `#` starts no heading."""
+    return re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
+
+
+def prose(page: Path) -> str:
+    """The page without code blocks or code spans, where `](...)` is no link."""
+    return re.sub(r"`[^`\n]*`", "", without_code_blocks(page))
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the page's headings (`## A b` -> `a-b`, repeats -1, -2)."""
+    found: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*$", without_code_blocks(page), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        candidate, repeat = slug, 0
+        while candidate in found:
+            repeat += 1
+            candidate = f"{slug}-{repeat}"
+        found.add(candidate)
+    return found
 
 
 def domain_rules() -> set[str]:
@@ -30,34 +70,54 @@ def domain_rules() -> set[str]:
     return rules
 
 
-def test_every_domain_rule_is_listed_in_the_readme() -> None:
-    readme = README.read_text(encoding="utf-8")
+def test_every_domain_rule_is_listed_in_the_domain_rules_page() -> None:
+    page = (DOCS / "domain-rules.md").read_text(encoding="utf-8")
     rules = domain_rules()
     assert len(rules) > 40
-    missing = sorted(rule for rule in rules if f"`{rule}`" not in readme)
+    missing = sorted(rule for rule in rules if f"`{rule}`" not in page)
     assert missing == []
 
 
-def configuration_table(readme: str) -> str:
-    start = readme.index("## Configuration")
-    return readme[start : readme.index("\n## ", start + 1)]
+def test_the_configuration_page_is_what_the_settings_generate() -> None:
+    page = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    assert page == configuration_doc.render(), "run: python -m tools.configuration_doc"
 
 
-def test_every_setting_is_in_the_readme_configuration_table() -> None:
-    table = configuration_table(README.read_text(encoding="utf-8"))
+def test_every_setting_is_in_the_configuration_table() -> None:
+    page = configuration_doc.render()
+    table = page[page.index("| variable |") : page.index("\n## ")]
     names = [f"CASEBOOK_{name.upper()}" for name in Settings.model_fields]
     missing = [name for name in names if f"`{name}`" not in table]
     assert len(names) > 20
     assert missing == []
+    assert "| `KAFKA_BOOTSTRAP_SERVERS` |" in table  # the alias operators know
 
 
-def test_links_between_the_docs_lead_to_files_that_exist() -> None:
-    root = README.parent
-    pages = [README, *sorted((root / "docs").glob("*.md")), root / "bench" / "README.md"]
-    broken = [
-        f"{page.relative_to(root)} -> {target}"
-        for page in pages
-        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8"))
-        if not (page.parent / target).exists()
-    ]
+def test_the_readme_is_a_front_door_of_at_most_200_lines() -> None:
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 200
+
+
+def test_links_lead_to_files_and_headings_inside_the_repository() -> None:
+    broken = []
+    for page in pages():
+        for target in LINK.findall(prose(page)):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            inside = linked.is_relative_to(ROOT) and not path.startswith("/")
+            if not inside or not linked.exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                broken.append(f"{page.relative_to(ROOT)} -> {target} (no such heading)")
     assert broken == []
+
+
+def test_every_policy_section_reference_links_to_the_shipped_policy() -> None:
+    assert POLICY.exists()
+    unlinked = [
+        str(page.relative_to(ROOT))
+        for page in pages()
+        if page != POLICY and "§" in POLICY_LINK.sub("", prose(page))
+    ]
+    assert unlinked == []

@@ -15,27 +15,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
 
 from casebook.application import EventStore
-from casebook.cli import main
-from casebook.contract import (
-    CHECKPOINT_TOPIC,
-    EVENT_CLASSES,
-    PERSONAL_FIELDS,
-    SECRET_FIELDS,
-    SLA_EVENT_TYPES,
-    analytics_payload,
-    asyncapi_document,
-    drift,
-    json_schema,
-)
 from casebook.event_types import event_type, payload
+from contract.case_event_schemas import json_schema
+from contract.case_events import EVENT_CLASSES, PERSONAL_FIELDS, SECRET_FIELDS, analytics_payload
 from domain.cases import NoteVisibility, ServiceRequest
 from domain.organisations import PurchaseChannel
 from domain.policy import Policy
+from domain.sla import Metric, start
 from domain.values import Agreement, Category, ContactKind, Severity
+from entrypoints.cli import main
+from entrypoints.schemas import asyncapi_document, drift
 from projections.audit.checkpoint import EVENT_TYPE as CHECKPOINT_TYPE
 from projections.audit.checkpoint import public_pem, sign
-from projections.sla import clocks
+from projections.audit.schema import CHECKPOINT_TOPIC
 from projections.sla.events import sla_event
+from projections.sla.schema import SLA_EVENT_TYPES
 from tests.unit.conftest import (
     ADA,
     AGENT,
@@ -51,7 +45,7 @@ CALLER_PHONE = "+48 600 700 800"
 CODE = "482913"
 PARTNER_CONTACT = "Pat Partner, pat@resellers.example"
 # Fields judged not personal, by name: a new field must be classified in
-# casebook/contract.py (PERSONAL_FIELDS / SECRET_FIELDS) or added here.
+# contract/case_events.py (PERSONAL_FIELDS / SECRET_FIELDS) or added here.
 PUBLIC = {
     *("organisation_id", "requester_id", "category", "preferred_contact", "verification_id"),
     *("partner_contact_acknowledged", "policy_version", "by", "at", "severity", "agreement"),
@@ -193,9 +187,9 @@ def test_a_signed_checkpoint_validates_against_its_published_schema() -> None:
 
 def test_every_sla_transition_validates_against_its_published_schema() -> None:
     opened = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
-    started = clocks.start(
+    started = start(
         "7a4c1d9e-0000-4000-8000-000000000001",
-        clocks.Metric.INITIAL_RESPONSE,
+        Metric.INITIAL_RESPONSE,
         "A",
         opened,
         None,

@@ -6,8 +6,9 @@ from __future__ import annotations
 from jsonschema import Draft202012Validator
 
 from casebook.commands import Origin
-from casebook.contract import ORIGIN_HEADERS, asyncapi_document
+from contract.case_events import ORIGIN_HEADERS
 from domain.cases import ServiceRequest
+from entrypoints.schemas import asyncapi_document
 from relay.cloudevents import record_for
 
 

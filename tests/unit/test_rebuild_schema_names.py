@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from casebook.cli.projections import _LEFTOVER
 from casebook.database import parse_database_url
 from casebook.settings import Settings
 from consumers.rebuild import Rebuild, Tables
+from entrypoints.cli.projections import _LEFTOVER
 from projections.audit.projection import AuditProjection
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from casebook.cli import main
 from casebook.kafka_clients import replication_for, security_options
 from casebook.settings import Settings, describe_invalid, get_settings
+from entrypoints.cli import main
 
 
 def test_trusted_proxies_are_addresses_networks_or_any() -> None:

@@ -12,14 +12,14 @@ import psycopg
 import typer
 from psycopg import sql
 
-from casebook.cli.checks import Settle, check_audit, check_sla
-from casebook.cli.db import command_database
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
+from entrypoints.cli.checks import Settle, check_audit, check_sla
+from entrypoints.cli.db import command_database
 
 if TYPE_CHECKING:
-    from casebook.rebuilds import Difference
     from consumers.rebuild import Progress
+    from entrypoints.rebuilds import Difference
 
 projections_app = typer.Typer(
     help="Rebuild projections (blue/green), compare them, check them complete.",
@@ -40,8 +40,8 @@ def rebuild_command(
 ) -> None:
     """Replay the whole history into fresh tables while the live ones keep serving, then
     switch over once caught up; the old tables are kept in an archive schema."""
-    from casebook.rebuilds import compare, store_source, tables_of
     from consumers.rebuild import Rebuild, RebuildRefused
+    from entrypoints.rebuilds import compare, store_source, tables_of
     from projections.registry import build
 
     settings = get_settings()
@@ -75,7 +75,7 @@ def compare_command(
     other: Annotated[str, typer.Option("--with", help="The schema to compare with.")],
 ) -> None:
     """Print the rows that differ between the live tables and those in another schema."""
-    from casebook.rebuilds import compare
+    from entrypoints.rebuilds import compare
 
     _check_leftover(other)
     settings = get_settings()

@@ -16,10 +16,10 @@ from uuid import UUID
 import psycopg
 import typer
 
-from casebook.cli.db import command_database
 from casebook.instants import InstantOutOfRange, within_range
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
+from entrypoints.cli.db import command_database
 
 
 class EvidenceRefused(RuntimeError):

@@ -9,19 +9,19 @@ from contextlib import contextmanager
 
 import structlog
 
-from casebook.audit_service import audit_beside_api
-from casebook.background import in_background
-from casebook.cli.db import command_database
-from casebook.cli.relay import relay_beside_api
-from casebook.cli.serve import serve_api, signals_stop_once, write_side
 from casebook.kafka_clients import check_brokers
 from casebook.keys import KeyRole
 from casebook.logging import configure_logging
 from casebook.part_reports import PartReporter
 from casebook.settings import Settings, get_settings
-from casebook.sla_service import sla_beside_api
+from entrypoints.audit_service import audit_beside_api
+from entrypoints.background import in_background
+from entrypoints.cli.db import command_database
+from entrypoints.cli.relay import relay_beside_api
+from entrypoints.cli.serve import serve_api, signals_stop_once, write_side
+from entrypoints.sla_service import sla_beside_api
 
-log = structlog.get_logger("casebook.cli")
+log = structlog.get_logger("entrypoints.cli")
 
 
 @contextmanager
@@ -32,7 +32,7 @@ def kafka(settings: Settings) -> Iterator[Settings]:
         check_brokers(settings, settings.kafka_bootstrap_servers)
         yield settings
         return
-    from casebook.broker import embedded_broker
+    from entrypoints.broker import embedded_broker
 
     with embedded_broker() as broker:
         yield settings.model_copy(
@@ -51,7 +51,7 @@ def brokers_of(settings: Settings) -> str:
 
 def run_command() -> None:
     """Start the database, migrate, seed a demo organisation, print demo keys, serve the API."""
-    from casebook.demo import seed  # written alongside the write side; imported late
+    from entrypoints.demo import seed  # written alongside the write side; imported late
 
     settings = get_settings()
     configure_logging(settings)

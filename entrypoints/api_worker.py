@@ -8,10 +8,12 @@ from contextlib import ExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from api.app import create_app
-from casebook.cli.serve import write_side
+from api.read_models import ReadModels
 from casebook.database import parse_database_url
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
+from entrypoints.cli.serve import write_side
+from projections.sla.policies import target_book
 
 
 def worker_app() -> FastAPI:
@@ -23,7 +25,8 @@ def worker_app() -> FastAPI:
     database = parse_database_url(settings.database_url)
     resources = ExitStack()
     casebook, keys = resources.enter_context(write_side(database, settings))
-    app = create_app(casebook, keys, database, settings)
+    read_models = ReadModels(database, target_book(settings))
+    app = create_app(casebook, keys, database, settings, read_models)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from casebook.contract import drift, write_schemas
+from entrypoints.schemas import drift, write_schemas
 
 schemas_app = typer.Typer(
     help="JSON Schemas of the published events and the AsyncAPI document.",

@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import structlog
 import typer
 
-from casebook.background import STOP_SECONDS
-from casebook.cli.db import command_database
 from casebook.database import Database
 from casebook.keys import KeyStore
 from casebook.logging import configure_logging
 from casebook.settings import Settings, get_settings
+from entrypoints.background import STOP_SECONDS
+from entrypoints.cli.db import command_database
 
 if TYPE_CHECKING:
     import uvicorn
 
     from casebook.application import Casebook
 
-log = structlog.get_logger("casebook.cli")
+log = structlog.get_logger("entrypoints.cli")
 # In-flight requests may take this long to finish after a stop signal, while the
 # background parts stop beside them.
 GRACEFUL_SECONDS = round(STOP_SECONDS)
@@ -76,7 +76,7 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
             # handled after): it stops the API processes, then the writer closes.
             with suppress(KeyboardInterrupt):
                 uvicorn.run(
-                    "api.worker:worker_app",
+                    "entrypoints.api_worker:worker_app",
                     factory=True,
                     host=host,
                     port=port,
@@ -133,8 +133,10 @@ def serve_api(
     import uvicorn
 
     from api.app import create_app
+    from api.read_models import ReadModels
+    from projections.sla.policies import target_book
 
-    app = create_app(casebook, keys, db, settings)
+    app = create_app(casebook, keys, db, settings, ReadModels(db, target_book(settings)))
     # Request threads mostly wait on I/O; the one leading a group commit must get the GIL
     # back quickly after each database round trip, or every batch waits 5 ms per step.
     sys.setswitchinterval(0.0005)

@@ -20,7 +20,7 @@ from casebook.part_reports import PartReporter
 from casebook.settings import Settings
 from casebook.supervision import BOARD, Backoff, Part, supervised
 
-log = structlog.get_logger("casebook.background")
+log = structlog.get_logger("entrypoints.background")
 # How long the parts may take to finish what they hold once told to stop. Every part
 # notices its stop event within about a second and then finishes one batch; casebook
 # promises to be gone within 5 s of Ctrl-C, the broker and the database stop after.

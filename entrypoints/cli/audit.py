@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from casebook.cli import audit_evidence, audit_reads
+from entrypoints.cli import audit_evidence, audit_reads
 
 audit_app = typer.Typer(
     help="Audit trail: timelines, state as of any instant, verification, evidence.",

@@ -11,11 +11,11 @@ from collections.abc import Callable
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from casebook.background import backoff, run_parts
 from casebook.database import Database
 from casebook.settings import Settings
 from casebook.signing import SigningKeyUnavailable, load_signing_key
 from consumers.runtime import ConsumerRuntime
+from entrypoints.background import backoff, run_parts
 from projections.audit.checkpointer import OUTBOX, Checkpointer
 from projections.audit.projection import AuditProjection
 from relay.outbox import OutboxPublisher, OutboxTable

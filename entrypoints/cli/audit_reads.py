@@ -21,13 +21,13 @@ import psycopg
 import typer
 
 from casebook.application import Casebook
-from casebook.cli.checks import Settle, audit_completeness, echo_missing
-from casebook.cli.db import command_database
 from casebook.database import Database
 from casebook.errors import AuditQueryInvalid
 from casebook.instants import InstantOutOfRange, within_range
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
+from entrypoints.cli.checks import Settle, audit_completeness, echo_missing
+from entrypoints.cli.db import command_database
 
 if TYPE_CHECKING:
     from projections.audit.verify import Verification

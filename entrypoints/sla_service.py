@@ -2,7 +2,7 @@
 
 `casebook consume sla` runs it alone; `casebook run` runs it beside the API. Each part
 is a thread with its own connections; one stop event ends them all, the consumer first
-finishing the batch in hand (`casebook.background`).
+finishing the batch in hand (`entrypoints.background`).
 """
 
 from __future__ import annotations
@@ -10,41 +10,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
-from casebook.background import backoff, run_parts
 from casebook.database import Database
-from casebook.policy_source import load_policy
 from casebook.settings import Settings
 from casebook.supervision import Part
 from consumers.runtime import ConsumerRuntime
-from domain.policy import Policy, PolicyError
+from entrypoints.background import backoff, run_parts
+from projections.sla.policies import target_book
 from projections.sla.projection import SlaProjection
-from projections.sla.targets import TargetBook
 from projections.sla.timer import SlaTimer, utc_now
 from relay.outbox import OutboxPublisher, OutboxTable
 
 SLA_OUTBOX = OutboxTable("casebook_sla_outbox", "casebook_sla_outbox_offsets", "sla-events.v1")
-
-
-def target_book(settings: Settings) -> TargetBook:
-    """The policy in force and every archived version, so replays use the one recorded."""
-    policies = [load_policy(settings.policy_file)]
-    archive: Path | None = settings.policy_archive_dir
-    if archive is not None:
-        if not archive.is_dir():
-            raise PolicyError(f"{archive}: policy archive is not a directory")
-        policies.extend(load_policy(path) for path in sorted(archive.glob("*.toml")))
-    return TargetBook(_one_per_version(policies))
-
-
-def _one_per_version(policies: list[Policy]) -> list[Policy]:
-    seen: dict[str, Policy] = {}
-    for policy in policies:
-        if policy.version in seen and seen[policy.version] != policy:
-            raise PolicyError(f"two different policies claim version {policy.version!r}")
-        seen[policy.version] = policy
-    return list(seen.values())
 
 
 class SlaService:

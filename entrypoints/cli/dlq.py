@@ -7,9 +7,9 @@ from typing import Annotated
 import psycopg
 import typer
 
-from casebook.cli.db import command_database
 from casebook.logging import configure_logging
 from casebook.settings import get_settings
+from entrypoints.cli.db import command_database
 
 dlq_app = typer.Typer(help="Dead-lettered events and their parked subjects.", no_args_is_help=True)
 consumers_app = typer.Typer(help="Consumer groups and their members.", no_args_is_help=True)

@@ -9,20 +9,6 @@ import typer
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
-from casebook.background import OutageTooLong
-from casebook.cli.audit import audit_app
-from casebook.cli.audit_evidence import EvidenceRefused
-from casebook.cli.consume import consume_app
-from casebook.cli.db import migrate_command
-from casebook.cli.dlq import DlqRefused, consumers_app, dlq_app
-from casebook.cli.keys import KeyNotActive, keys_app
-from casebook.cli.policy import policy_app
-from casebook.cli.projections import projections_app
-from casebook.cli.relay import relay_command
-from casebook.cli.run import run_command
-from casebook.cli.schemas import schemas_app
-from casebook.cli.serve import serve_command
-from casebook.cli.sla import sla_app
 from casebook.database import DatabaseUnavailable
 from casebook.errors import first_line
 from casebook.kafka_clients import KafkaMisconfigured, TopicRefused
@@ -30,6 +16,20 @@ from casebook.migrate import MigrationFailed
 from casebook.settings import describe_invalid
 from casebook.signing import SigningKeyUnavailable
 from domain.errors import DomainError
+from entrypoints.background import OutageTooLong
+from entrypoints.cli.audit import audit_app
+from entrypoints.cli.audit_evidence import EvidenceRefused
+from entrypoints.cli.consume import consume_app
+from entrypoints.cli.db import migrate_command
+from entrypoints.cli.dlq import DlqRefused, consumers_app, dlq_app
+from entrypoints.cli.keys import KeyNotActive, keys_app
+from entrypoints.cli.policy import policy_app
+from entrypoints.cli.projections import projections_app
+from entrypoints.cli.relay import relay_command
+from entrypoints.cli.run import run_command
+from entrypoints.cli.schemas import schemas_app
+from entrypoints.cli.serve import serve_command
+from entrypoints.cli.sla import sla_app
 
 # Failures of the machinery around the domain: reported in one line, exit code 1.
 _OPERATIONAL_ERRORS = (

@@ -1,0 +1,69 @@
+"""The rooms' import rules hold, and break when a forbidden import is added.
+
+The rules live in pyproject.toml (`[tool.importlinter]`); `make test` runs
+`lint-imports` on the repository. Here the same check runs on a copy of the packages,
+once as they are and once with one forbidden import added to each kind of room.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("domain", "casebook", "contract", "relay", "consumers", "projections", "api")
+COMPOSITION_ROOT = "entrypoints"
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packages and the contract's configuration, copied where a test may edit them."""
+    tree = tmp_path_factory.mktemp("rooms")
+    for package in (*PACKAGES, COMPOSITION_ROOT):
+        shutil.copytree(ROOT / package, tree / package, ignore=shutil.ignore_patterns("*.pyc"))
+    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    return tree
+
+
+def test_the_rooms_keep_their_import_rules(tree: Path) -> None:
+    result = lint_imports(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("domain/values.py", "casebook.settings"),  # the domain imports nothing of ours
+        ("projections/sla/targets.py", "api.roles"),  # projections never import the API
+        ("api/roles.py", "entrypoints.demo"),  # nothing imports the composition root
+        ("casebook/errors.py", "relay.leadership"),  # infrastructure below the relay
+    ],
+)
+def test_a_forbidden_import_breaks_the_contract(tree: Path, module: str, forbidden: str) -> None:
+    path = tree / module
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original + f"\nimport {forbidden}  # noqa\n", encoding="utf-8")
+    try:
+        result = lint_imports(tree)
+    finally:
+        path.write_text(original, encoding="utf-8")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    importer = module.removesuffix(".py").replace("/", ".")
+    assert f"{importer} -> {forbidden}" in result.stdout, result.stdout

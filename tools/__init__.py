@@ -1,0 +1,1 @@
+"""Scripts that keep generated files in the repository equal to the code."""
