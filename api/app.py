@@ -10,12 +10,12 @@ from fastapi.routing import iter_route_contexts
 
 from api import problems, roles
 from api.deps import GuardedRoute
+from api.keys import KeyStore
 from api.middleware import RequestContext
 from api.read_models import ReadModels
 from api.routes import audit, cases, evidence, health, organisations, sla
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.keys import KeyStore
 from casebook.settings import Settings
 
 DESCRIPTION = """\

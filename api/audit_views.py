@@ -9,9 +9,9 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from api.views import CaseView, EventView
-from casebook.history import CaseAsOf, CaseChange
 from projections.audit.chain import Break
 from projections.audit.completeness import MissingEntry
+from projections.audit.history import CaseAsOf, CaseChange
 from projections.audit.verify import Verification
 
 

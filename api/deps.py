@@ -23,9 +23,9 @@ from starlette.routing import get_name
 
 from api import access, roles
 from api.errors import NotAuthenticated, RoleNotAllowed
+from api.keys import KeyStore, Principal
 from casebook.application import Casebook
 from casebook.commands import Origin
-from casebook.keys import KeyStore, Principal
 
 bearer = HTTPBearer(
     auto_error=False,

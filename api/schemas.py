@@ -14,7 +14,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from casebook.instants import within_range
+from api.instants import within_range
 from domain.cases import NoteVisibility
 from domain.organisations import PurchaseChannel
 from domain.values import Agreement, Category, Channel, ContactKind, Severity

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from casebook.part_reports import ReportedPart
+from api.part_reports import ReportedPart
 from casebook.supervision import PartStatus
 
 

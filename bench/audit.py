@@ -17,7 +17,7 @@ tansu, or with --kafka apache a one-broker Apache Kafka):
     switch-over (no live consumer, so only the table swap) timed apart;
 (2) as-of replay: one case with 1,000 events (notes, responses, escalations, downgrades
     after unresponsive customers, resolutions, reopenings), then in alternating rounds
-    `casebook.history.state_as_of` at the last version and at the instant of the middle
+    `projections.audit.history.state_as_of` at the last version and at the instant of the middle
     version, against the raw `recorder.select_events` of the case's stored events and
     the eventsourcing repository's plain `get` (no cache), in ms.
 
@@ -57,13 +57,13 @@ from bench.write import AGENT, seed
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.history import CaseAsOf, Point, state_as_of
-from casebook.logging import configure_logging
 from casebook.settings import Settings
 from consumers.rebuild import BATCH, Progress, Rebuild
 from domain.cases import NoteVisibility
 from domain.values import Severity
+from entrypoints.logging import configure_logging
 from entrypoints.rebuilds import tables_of
+from projections.audit.history import CaseAsOf, Point, state_as_of
 from projections.audit.projection import ENTRY_COLUMNS, AuditProjection
 
 # --smoke: both parts, both sides of a round, a few seconds each.

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
+from api.keys import KeyRole, KeyStore
 from bench.stats import percentile
 from casebook.database import Database
-from casebook.keys import KeyRole, KeyStore
 from casebook.settings import Settings
 
 

@@ -31,7 +31,7 @@ from casebook.database import (
     parse_database_url,
     probe,
 )
-from casebook.migrate import apply_migrations
+from entrypoints.migrate import apply_migrations
 
 BROKER_KINDS = ("tansu", "apache")
 BROKER_KIND_VARIABLE = "CASEBOOK_KAFKA_BROKER_KIND"

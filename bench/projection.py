@@ -58,11 +58,11 @@ from bench.write import AGENT, seed
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.logging import configure_logging
 from casebook.settings import Settings
 from consumers.runtime import ConsumerRuntime
 from domain.cases import NoteVisibility
 from domain.values import Severity
+from entrypoints.logging import configure_logging
 from projections.sla.policies import target_book
 from projections.sla.projection import SlaProjection
 from relay.relay import Relay

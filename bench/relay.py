@@ -49,9 +49,9 @@ from bench.write import AGENT, seed
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.logging import configure_logging
 from casebook.settings import Settings
 from domain.cases import NoteVisibility
+from entrypoints.logging import configure_logging
 from relay.cloudevents import Record, record_for
 from relay.relay import Relay
 

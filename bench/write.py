@@ -40,11 +40,11 @@ from bench.infra import (
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.logging import configure_logging
 from casebook.settings import Settings
 from casebook.store import eventsourcing_env
 from domain.cases import NoteVisibility
 from domain.values import Actor, Agreement, Category, Channel, ContactKind, Role
+from entrypoints.logging import configure_logging
 
 # --smoke: the same three parts and the HTTP server with its --workers, a few seconds each.
 SMOKE = {"commands": 64, "rounds": 1, "cases": 16}

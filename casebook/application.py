@@ -6,6 +6,9 @@ one transaction together with idempotency records, case index rows and the origi
 of commands that came through the API. If that transaction fails on a conflict,
 every command of the batch is retried alone, so one conflicting command never sinks
 the others.
+
+It stays one module so that a batch's life (prepare, save together, retry alone, answer)
+reads from top to bottom; the rows a batch writes are in `casebook.batch_rows`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -26,6 +28,15 @@ from eventsourcing.utils import Environment
 
 from casebook import commands as c
 from casebook import idempotency
+from casebook.batch_rows import (
+    Item,
+    Prepared,
+    changes_listing,
+    index_row,
+    one_per_aggregate,
+    origin_rows,
+    result_of,
+)
 from casebook.database import Database
 from casebook.errors import (
     CaseNotFound,
@@ -34,14 +45,13 @@ from casebook.errors import (
     WriteUnavailable,
     first_line,
 )
-from casebook.event_types import event_type
 from casebook.freshness import fast_forward
 from casebook.handlers import Loader, Work, handle, target_id
 from casebook.policy_source import load_policy
-from casebook.reads import CasePage, CaseSummary, RecordedEvent, cases_page
+from casebook.reads import CasePage, RecordedEvent, cases_page
 from casebook.settings import Settings
-from casebook.store import OriginRow, eventsourcing_env
-from casebook.writer import GroupCommitWriter, Pending
+from casebook.store import eventsourcing_env
+from casebook.writer import GroupCommitWriter
 from casebook.writer_process import RemoteWriter
 from domain.cases import ServiceRequest
 from domain.errors import DomainError
@@ -50,19 +60,6 @@ from domain.policy import Policy
 from domain.transcodings import register_domain_transcodings
 
 log = structlog.get_logger("casebook.write")
-Item = Pending[c.Command, c.CommandContext, c.CommandResult]
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A command that passed its rules: the aggregate to save and what it decided on."""
-
-    item: Item
-    aggregate: Organisation | ServiceRequest
-    result: c.CommandResult
-    # Versions of the other aggregates the rules consulted; the save refuses if any
-    # moved on meanwhile (another process changed the organisation, say).
-    reads: tuple[tuple[UUID, int], ...]
 
 
 RETRIES_ALONE = 3
@@ -168,7 +165,7 @@ class Casebook:
         return self._writer.submit_many(items)
 
     def _process(self, batch: list[Item]) -> list[Item]:
-        batch, deferred = _one_per_aggregate(batch)
+        batch, deferred = one_per_aggregate(batch)
         if time.monotonic() < self._others_write_until:
             targets = [t for t in (target_id(item.command) for item in batch) if t is not None]
             fast_forward(self.store, targets)
@@ -284,7 +281,7 @@ class Casebook:
         work = Work(loader, self.policy, item.context.actor, self._at)
         aggregate = handle(item.command, work)
         reads = tuple((i, v) for i, v in read_at.items() if i != aggregate.id)
-        return Prepared(item, aggregate, _result(aggregate), reads)
+        return Prepared(item, aggregate, result_of(aggregate), reads)
 
     def _check_version(self, aggregate_id: UUID, expected: int) -> None:
         current = self._cached_version(aggregate_id)
@@ -319,8 +316,8 @@ class Casebook:
 
     def _save(self, ready: list[Prepared]) -> None:
         records = [idempotency.record(p.item.command, p.item.context, p.result) for p in ready]
-        index = [_index_row(p.aggregate) for p in ready if _changes_listing(p.aggregate)]
-        origins = [row for p in ready for row in _origin_rows(p)]
+        index = [index_row(p.aggregate) for p in ready if changes_listing(p.aggregate)]
+        origins = [row for p in ready for row in origin_rows(p)]
         written = {p.aggregate.id for p in ready}
         # An aggregate written in this batch was read in its batch state: nothing to check.
         reads = sorted({r for p in ready for r in p.reads if r[0] not in written})
@@ -397,68 +394,3 @@ class Casebook:
         if not isinstance(aggregate, kind):
             raise missing(aggregate_id)
         return aggregate
-
-
-def _one_per_aggregate(batch: list[Item]) -> tuple[list[Item], list[Item]]:
-    """Keep the first command per aggregate and per idempotency key; defer the rest."""
-    seen: set[object] = set()
-    now: list[Item] = []
-    later: list[Item] = []
-    for item in batch:
-        marks: set[tuple[object, ...]] = {("aggregate", target_id(item.command))}
-        marks -= {("aggregate", None)}
-        if item.context.idempotency_key is not None:
-            marks.add(("key", item.context.actor.principal_id, item.context.idempotency_key))
-        if marks & seen:
-            later.append(item)
-        else:
-            seen |= marks
-            now.append(item)
-    return now, later
-
-
-def _origin_rows(prepared: Prepared) -> list[OriginRow]:
-    """The command's origin once per event it recorded (none without an origin)."""
-    origin = prepared.item.context.origin
-    if origin is None:
-        return []
-    return [
-        OriginRow(event.originator_id, event.originator_version, origin)
-        for event in prepared.aggregate.pending_events
-    ]
-
-
-def _result(aggregate: Organisation | ServiceRequest) -> c.CommandResult:
-    return c.CommandResult(
-        aggregate.id, aggregate.version, tuple(event_type(e) for e in aggregate.pending_events)
-    )
-
-
-# Events after which a case's listed fields (status, severity, title) differ.
-_LISTING_EVENTS = (
-    ServiceRequest.Opened,
-    ServiceRequest.SeverityAssigned,
-    ServiceRequest.Escalated,
-    ServiceRequest.Downgraded,
-    ServiceRequest.Resolved,
-    ServiceRequest.Reopened,
-)
-
-
-def _changes_listing(aggregate: Organisation | ServiceRequest) -> bool:
-    return isinstance(aggregate, ServiceRequest) and any(
-        isinstance(event, _LISTING_EVENTS) for event in aggregate.pending_events
-    )
-
-
-def _index_row(case: Organisation | ServiceRequest) -> CaseSummary:
-    assert isinstance(case, ServiceRequest)
-    return CaseSummary(
-        case_id=case.id,
-        organisation_id=case.organisation_id,
-        category=str(case.category),
-        status=str(case.status),
-        severity=str(case.severity) if case.severity else None,
-        title=case.title,
-        opened_at=case.opened_at,
-    )

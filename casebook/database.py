@@ -2,6 +2,9 @@
 
 Everything that needs the database receives a `Database`: its URL for psycopg and its
 parts (host may be a unix-socket directory) for libraries that want them one by one.
+
+It stays one module because it is all of how casebook reaches PostgreSQL: URLs, probing,
+waiting out an outage, and the embedded server with its guard.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ configured once. What differs between Apache Kafka and the local tansu broker is
 here too, and nowhere else (CASEBOOK_KAFKA_BROKER_KIND): how end offsets are read
 (`end_offsets`), how long a publisher waits for a round (`delivery_timeout_s`) and how
 long a consumer lets the broker hold an empty fetch (`fetch_max_wait_ms`).
+
+It stays one module on purpose: every difference between brokers is decided here and
+nowhere else.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ Why: one process owns the aggregate cache, so the API processes never conflict o
 versions, and everything that arrives while a batch is being saved forms the next
 batch, however many processes sent it. HTTP parsing and saving no longer take turns
 on one interpreter lock.
+
+It stays one module because both ends of one small wire protocol (the writer's server
+and the API processes' client) live here, so they cannot drift apart.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ batch), lets the rebuild apply whatever the live one had applied beyond it, move
 live tables to an archive schema and the rebuilt ones into their place, and hands the
 rebuilt runtime state (offsets, sequences) to the live group. The live consumer then
 carries on from there; what it polled before the switch is dropped as already applied.
+
+It stays one module because a rebuild's three phases (prepare, catch up, switch over)
+share the scratch schema's bookkeeping.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ dead letters are stored in ONE PostgreSQL transaction (`consumers.batch`). On ev
 (re)assignment the partitions are sought to the offsets stored there, never to Kafka's
 committed ones, so a crash at any point neither loses nor applies an event twice. Kafka
 offsets are committed afterwards only so Kafka tooling shows the lag.
+
+It stays one module: the poll loop and all that runs between polls share its state.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from typing import Any
 
 import psycopg
 import structlog
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from casebook.database import Database
 from casebook.kafka_clients import (
     end_offsets,
+    ensure_topic,
     fetch_max_wait_ms,
     security_options,
     topic_ids,
@@ -40,6 +43,7 @@ from consumers.batch import BatchResult, apply_batch, default_backoff
 from consumers.deadletters import DeadLetterPublisher
 from consumers.metrics import Metrics, Rate
 from consumers.projection import Projection
+from consumers.rebalance import RebalanceHandler
 from consumers.records import Raw
 from consumers.state import Partition
 
@@ -121,10 +125,17 @@ class ConsumerRuntime:
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop` is set; then finish the batch in hand, commit, close."""
         self._publisher.ensure_topic()
+        for topic in self.topics:
+            # A subscription to a topic that does not exist yet sees it only at the next
+            # metadata refresh (minutes on Apache Kafka): make it, as its writer would.
+            ensure_topic(self._settings, self._bootstrap, topic, "casebook-consumer")
         self._conn = psycopg.connect(self._db.url)
         try:
             consumer = self._consumer = self._new_consumer(self.consumer_config())
-            consumer.subscribe(topics=list(self.topics), listener=_Rebalance(self))
+            consumer.subscribe(
+                topics=list(self.topics),
+                listener=RebalanceHandler(self._on_revoked, self._on_assigned),
+            )
             log.info("consumer.started", group=self.group, member=self.member, topics=self.topics)
             next_status = next_gap_check = time.monotonic()
             while not stop.is_set():
@@ -399,19 +410,6 @@ class ConsumerRuntime:
         self._consumer = self._conn = None
         log.info("consumer.stopped", group=self.group, member=self.member,
                  applied=self._metrics.applied)  # fmt: skip
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Hands kafka-python's rebalance callbacks (run inside poll) to the runtime."""
-
-    def __init__(self, runtime: ConsumerRuntime) -> None:
-        self._runtime = runtime
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self._runtime._on_revoked(list(revoked))
-
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._runtime._on_assigned(list(assigned))
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

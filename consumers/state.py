@@ -1,5 +1,9 @@
 """The runtime's own tables (migration 0006): offsets, sequences, parked subjects,
-dead letters and status. Every function runs inside the caller's transaction."""
+dead letters and status. Every function runs inside the caller's transaction.
+
+It stays one module because offsets, sequences, parked subjects and member status are
+all read and written inside one batch's transaction.
+"""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from api.app import create_app
 from api.read_models import ReadModels
 from casebook.database import parse_database_url
-from casebook.logging import configure_logging
 from casebook.settings import get_settings
 from entrypoints.cli.serve import write_side
+from entrypoints.logging import configure_logging
 from projections.sla.policies import target_book
 
 

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from casebook.database import Database
 from casebook.settings import Settings
-from casebook.signing import SigningKeyUnavailable, load_signing_key
 from consumers.runtime import ConsumerRuntime
 from entrypoints.background import backoff, run_parts
 from projections.audit.checkpointer import OUTBOX, Checkpointer
 from projections.audit.projection import AuditProjection
+from projections.audit.signing import SigningKeyUnavailable, load_signing_key
 from relay.outbox import OutboxPublisher, OutboxTable
 
 log = structlog.get_logger("casebook.audit")
@@ -30,7 +30,7 @@ class AuditService:
     def __init__(
         self, db: Database, settings: Settings, *, signing_key: Ed25519PrivateKey | None = None
     ) -> None:
-        """`signing_key` None: the one settings name (see `casebook.signing`); if there is
+        """`signing_key` None: the one settings name (see `projections.audit.signing`); if there is
         none, the checkpointer refuses to start, says why, and the consumer runs alone.
         """
         if settings.kafka_bootstrap_servers is None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from casebook.part_reports import PartReporter
+from api.part_reports import PartReporter
 from casebook.settings import Settings
 from casebook.supervision import BOARD, Backoff, Part, supervised
 

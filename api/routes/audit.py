@@ -28,7 +28,7 @@ from api.problems import problem_responses
 from api.read_models import ReadModels
 from api.schemas import QueryInstant
 from casebook.errors import AuditQueryInvalid, InvalidCursor
-from casebook.history import Point, aware, changes_between, state_as_of
+from projections.audit.history import Point, aware, changes_between, state_as_of
 from projections.audit.queries import AccessFilter, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/audit", tags=["audit"], route_class=GuardedRoute)

@@ -15,12 +15,12 @@ from api.deps import (
     version_named,
 )
 from api.errors import VersionGuardsDisagree
+from api.keys import Principal
 from api.problems import problem_responses
 from api.schemas import CommandBody
 from api.views import CommandAccepted
 from casebook.application import Casebook
 from casebook.commands import Command, CommandContext
-from casebook.keys import Principal
 from domain.values import Actor, Channel
 
 

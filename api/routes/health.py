@@ -15,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import GuardedRoute
 from api.errors import NotReady
+from api.part_reports import reported_parts, this_process
 from api.problems import problem, problem_responses
 from api.status_views import PartView, PipelineStatus
 from api.views import Health
 from casebook.database import check_ready
-from casebook.part_reports import reported_parts, this_process
 from casebook.settings import Settings
 from casebook.supervision import BOARD
 

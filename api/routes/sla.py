@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import Caller, GuardedRoute
 from api.errors import CaseNotTracked, ReportRangeInvalid
+from api.instants import within_range
 from api.read_models import ReadModels
 from api.routes.commanding import READ_RESPONSES
 from api.schemas import QueryInstant
 from api.sla_views import CaseSlaView, ComplianceView, QueueItemView, QueueView
 from casebook.errors import InvalidCursor
-from casebook.instants import within_range
 from domain.sla import Metric
 from domain.values import Category, Severity
 from projections.sla.queries import Period, QueueEntry

@@ -1,4 +1,8 @@
-"""The ServiceRequest aggregate: one admin's request, from opening to satisfaction."""
+"""The ServiceRequest aggregate: one admin's request, from opening to satisfaction.
+
+It stays one module because it holds the aggregate's command methods, one per action the
+policy allows; events, rules and state live beside it.
+"""
 
 from __future__ import annotations
 

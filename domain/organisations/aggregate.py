@@ -1,4 +1,8 @@
-"""The Organisation aggregate: who may ask for help and how to reach them (§1, §2)."""
+"""The Organisation aggregate: who may ask for help and how to reach them (§1, §2).
+
+It stays one module because it holds the aggregate's command methods, one per rule of
+the policy; the events and rules live beside it.
+"""
 
 from __future__ import annotations
 

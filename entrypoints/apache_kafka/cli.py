@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from casebook.logging import configure_logging
     from casebook.settings import get_settings
+    from entrypoints.logging import configure_logging
 
     configure_logging(get_settings(), stream="stderr")
 

@@ -3,9 +3,9 @@
 Start, stop, restart, empty and close the whole cluster; kill, stop and start one node;
 find a partition's leader. What one node needs (its config, storage format, JVM, readiness)
 is in nodes.py, the leader lookup in leaders.py; every cluster still open at exit is killed
-by an atexit hook here. Over 300 lines and kept whole: it is one class, the interface tests
-and benches hold, and each method is already a few lines of decisions over those modules;
-splitting the class itself (mixins) would scatter the state every method shares.
+by an atexit hook here. It stays one module, over 300 lines: it is one class, the interface
+tests and benches hold, and each method is already a few lines of decisions over those
+modules; splitting the class itself (mixins) would scatter the state every method shares.
 """
 
 from __future__ import annotations

@@ -12,9 +12,7 @@ from pydantic import ValidationError
 from casebook.database import DatabaseUnavailable
 from casebook.errors import first_line
 from casebook.kafka_clients import KafkaMisconfigured, TopicRefused
-from casebook.migrate import MigrationFailed
 from casebook.settings import describe_invalid
-from casebook.signing import SigningKeyUnavailable
 from domain.errors import DomainError
 from entrypoints.background import OutageTooLong
 from entrypoints.cli.audit import audit_app
@@ -30,6 +28,8 @@ from entrypoints.cli.run import run_command
 from entrypoints.cli.schemas import schemas_app
 from entrypoints.cli.serve import serve_command
 from entrypoints.cli.sla import sla_app
+from entrypoints.migrate import MigrationFailed
+from projections.audit.signing import SigningKeyUnavailable
 
 # Failures of the machinery around the domain: reported in one line, exit code 1.
 _OPERATIONAL_ERRORS = (

@@ -16,10 +16,10 @@ from uuid import UUID
 import psycopg
 import typer
 
-from casebook.instants import InstantOutOfRange, within_range
-from casebook.logging import configure_logging
+from api.instants import InstantOutOfRange, within_range
 from casebook.settings import get_settings
 from entrypoints.cli.db import command_database
+from entrypoints.logging import configure_logging
 
 
 class EvidenceRefused(RuntimeError):
@@ -146,8 +146,8 @@ def verify_bundle_command(
 
 def checkpoint_command() -> None:
     """Sign a checkpoint over every entry not yet covered (needs the signing key)."""
-    from casebook.signing import load_signing_key
     from projections.audit.checkpointer import checkpoint_now
+    from projections.audit.signing import load_signing_key
 
     settings = get_settings()
     configure_logging(settings, stream="stderr")

@@ -20,14 +20,14 @@ from uuid import UUID
 import psycopg
 import typer
 
+from api.instants import InstantOutOfRange, within_range
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.errors import AuditQueryInvalid
-from casebook.instants import InstantOutOfRange, within_range
-from casebook.logging import configure_logging
 from casebook.settings import get_settings
 from entrypoints.cli.checks import Settle, audit_completeness, echo_missing
 from entrypoints.cli.db import command_database
+from entrypoints.logging import configure_logging
 
 if TYPE_CHECKING:
     from projections.audit.verify import Verification
@@ -85,7 +85,7 @@ def state_command(
 ) -> None:
     """The case as it was at an instant or version, rebuilt from the event store."""
     from api.audit_views import CaseStateView, state_fields
-    from casebook.history import Point, state_as_of
+    from projections.audit.history import Point, state_as_of
 
     point = Point(_parse(at, "--at"), version, "--at", "--version")
     with _database() as db, _casebook(db) as casebook:
@@ -114,7 +114,7 @@ def diff_command(
     """Each field of the case before -> after between two instants or versions, and the
     events in between."""
     from api.audit_views import CaseDiffView, field_changes
-    from casebook.history import Point, changes_between
+    from projections.audit.history import Point, changes_between
 
     start = Point(_parse(from_at, "--from"), from_version, "--from", "--from-version")
     end = Point(_parse(to_at, "--to"), to_version, "--to", "--to-version")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from casebook.logging import configure_logging
 from casebook.settings import get_settings
 from entrypoints.background import run_standalone
 from entrypoints.cli.db import command_database
 from entrypoints.cli.kafka import required_brokers
 from entrypoints.cli.relay import stop_on_signals
+from entrypoints.logging import configure_logging
 
 consume_app = typer.Typer(
     help="Run the consumers that keep the projections up to date.", no_args_is_help=True
@@ -35,8 +35,8 @@ def consume_audit() -> None:
     settings = get_settings()
     configure_logging(settings)
     required_brokers(settings, "`casebook run` starts a local broker and the audit trail instead")
-    from casebook.signing import load_signing_key
     from entrypoints.audit_service import AuditService
+    from projections.audit.signing import load_signing_key
 
     # Here, unlike beside `casebook run`, no signing key is a refusal: a production
     # audit trail without signed checkpoints must not start quietly.

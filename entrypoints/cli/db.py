@@ -10,9 +10,9 @@ from contextlib import ExitStack, contextmanager
 import typer
 
 from casebook.database import Database, StoppedWaiting, open_database
-from casebook.logging import configure_logging
-from casebook.migrate import apply_migrations
 from casebook.settings import Settings, get_settings
+from entrypoints.logging import configure_logging
+from entrypoints.migrate import apply_migrations
 
 
 @contextmanager

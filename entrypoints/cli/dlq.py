@@ -7,9 +7,9 @@ from typing import Annotated
 import psycopg
 import typer
 
-from casebook.logging import configure_logging
 from casebook.settings import get_settings
 from entrypoints.cli.db import command_database
+from entrypoints.logging import configure_logging
 
 dlq_app = typer.Typer(help="Dead-lettered events and their parked subjects.", no_args_is_help=True)
 consumers_app = typer.Typer(help="Consumer groups and their members.", no_args_is_help=True)
@@ -87,7 +87,7 @@ def status_command(
 ) -> None:
     """Every supervised part (relay, consumers, timer, outbox publishers) and every group
     member: state, lag, restarts, last error. Exit 1 when a part is in trouble."""
-    from casebook.part_reports import reported_parts
+    from api.part_reports import reported_parts
     from consumers import state
 
     settings = get_settings()

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from casebook.keys import KeyRole, KeyStore
-from casebook.logging import configure_logging
+from api.keys import KeyRole, KeyStore
 from casebook.settings import get_settings
 from entrypoints.cli.db import command_database
+from entrypoints.logging import configure_logging
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 

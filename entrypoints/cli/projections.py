@@ -12,10 +12,10 @@ import psycopg
 import typer
 from psycopg import sql
 
-from casebook.logging import configure_logging
 from casebook.settings import get_settings
 from entrypoints.cli.checks import Settle, check_audit, check_sla
 from entrypoints.cli.db import command_database
+from entrypoints.logging import configure_logging
 
 if TYPE_CHECKING:
     from consumers.rebuild import Progress

@@ -9,12 +9,12 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from casebook.logging import configure_logging
 from casebook.settings import Settings, get_settings
 from casebook.supervision import Part, supervised
 from entrypoints.background import backoff, run_standalone
 from entrypoints.cli.db import command_database
 from entrypoints.cli.kafka import required_brokers
+from entrypoints.logging import configure_logging
 
 if TYPE_CHECKING:
     from casebook.application import Casebook

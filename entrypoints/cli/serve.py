@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import structlog
 import typer
 
+from api.keys import KeyStore
 from casebook.database import Database
-from casebook.keys import KeyStore
-from casebook.logging import configure_logging
 from casebook.settings import Settings, get_settings
 from entrypoints.background import STOP_SECONDS
 from entrypoints.cli.db import command_database
+from entrypoints.logging import configure_logging
 
 if TYPE_CHECKING:
     import uvicorn

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from casebook.instants import InstantOutOfRange, within_range
+from api.instants import InstantOutOfRange, within_range
 from casebook.policy_source import load_policy
 from casebook.settings import get_settings
 from domain.calendars.calendar import ClosedDay, as_utc

@@ -2,6 +2,9 @@
 
 Stored states are what the timer last marked (at most a tick old); remaining business
 time is computed at read time on the clock's own calendar.
+
+It stays one module because the queue, a case's clocks and the compliance report share
+the row mapping and the cursor code over the same tables.
 """
 
 from __future__ import annotations

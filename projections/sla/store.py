@@ -2,6 +2,10 @@
 
 All writes happen in the caller's transaction, so a batch's views, its history rows and
 its outbox rows commit together with the consumer's offsets, or not at all.
+
+It stays one module because every write to the SLA tables and their outbox happens in
+one transaction, and the invariants between those tables are easier to keep when they
+sit in one file.
 """
 
 from __future__ import annotations

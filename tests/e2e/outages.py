@@ -13,7 +13,7 @@ from casebook.database import (
     embedded_server,
     ensure_database,
 )
-from casebook.migrate import apply_migrations
+from entrypoints.migrate import apply_migrations
 
 
 class RestartableDatabase:

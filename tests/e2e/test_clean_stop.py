@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from casebook.database import Database, embedded_server, ensure_database
-from casebook.migrate import apply_migrations
 from entrypoints.broker import free_port
 from entrypoints.demo import DEMO_CASE
+from entrypoints.migrate import apply_migrations
 from tests.directories import private_directory
 from tests.e2e.commands import (
     WAIT_S,
@@ -31,7 +31,7 @@ from tests.e2e.commands import (
     left_behind,
     tansu_on,
 )
-from tests.e2e.test_make_run import wait_until_healthy
+from tests.e2e.run_support import wait_until_healthy
 from tests.kafka import RunningBroker
 
 pytestmark = pytest.mark.integration

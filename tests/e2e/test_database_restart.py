@@ -30,8 +30,8 @@ from tests.directories import private_directory
 from tests.e2e.agents import Agents, banner_key, wait_until
 from tests.e2e.commands import casebook, deployed_env
 from tests.e2e.outages import RestartableDatabase, restartable_database
-from tests.e2e.test_make_run import wait_until_healthy
-from tests.integration.test_broker_loss import read_topic
+from tests.e2e.run_support import wait_until_healthy
+from tests.integration.topic_support import read_topic
 from tests.kafka import ON_BOTH_BROKERS, RunningBroker
 
 pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from entrypoints.broker import free_port
 from entrypoints.demo import DEMO_CASE
+from tests.e2e.run_support import STARTUP_SECONDS, wait_until_healthy
 
 pytestmark = pytest.mark.integration
-STARTUP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
@@ -68,18 +62,6 @@ def read_banner(process: subprocess.Popen[str]) -> dict[str, str]:
             break
     assert set(keys) == {"agent", "supervisor", "auditor", "analyst", "admin"}, keys
     return keys
-
-
-def wait_until_healthy(base: str) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("casebook run never became ready")
 
 
 def wait_for_queue(base: str, headers: dict[str, str], ready: Any) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from casebook.database import EMBEDDED_DBNAME, embedded_server
 from entrypoints.broker import free_port
 from tests.e2e.agents import Agents, banner_key, wait_until
 from tests.e2e.commands import Command, casebook, clean_env
-from tests.e2e.test_make_run import wait_until_healthy
+from tests.e2e.run_support import wait_until_healthy
 from tests.kafka import BROKER_KIND_VARIABLE, ON_BOTH_BROKERS, RunningBroker
 
 pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]

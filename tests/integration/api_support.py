@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
 from api.app import create_app
+from api.keys import KeyStore
 from api.read_models import ReadModels
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.keys import KeyStore
 from casebook.settings import Settings
 from domain.values import Role
 from projections.sla.policies import target_book

@@ -22,10 +22,10 @@ import pytest
 from psycopg import sql
 
 from casebook.database import Database, embedded_server, parse_database_url
-from casebook.logging import reset_logging
-from casebook.migrate import apply_migrations
 from casebook.settings import get_settings
 from entrypoints.cli import main
+from entrypoints.logging import reset_logging
+from entrypoints.migrate import apply_migrations
 from tests.directories import private_directory
 
 if TYPE_CHECKING:

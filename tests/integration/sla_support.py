@@ -6,13 +6,16 @@ from typing import Any
 
 import psycopg
 
+from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.policy_source import load_policy
 from consumers.envelope import Envelope, decode
+from domain.values import Severity
 from projections.sla.projection import SlaProjection
 from projections.sla.targets import TargetBook
 from relay.cloudevents import record_for
+from tests.integration.write_side import as_agent
 
 TOPIC = "casebook.case-events.v1"
 
@@ -28,6 +31,11 @@ def stored_envelopes(casebook: Casebook, after: int = 0) -> list[Envelope]:
         )
         envelopes.append(decode(TOPIC, 0, n.id - 1, record.headers, record.value))
     return envelopes
+
+
+def assess(casebook: Casebook, case_id: object, severity: Severity) -> None:
+    """Assign `severity` to a case as an agent: its SLA clock can start."""
+    casebook.execute(c.AssignSeverity(case_id, severity), as_agent())  # type: ignore[arg-type]
 
 
 def sla_projection() -> SlaProjection:

@@ -13,8 +13,8 @@ from psycopg import sql
 from structlog.testing import capture_logs
 
 from casebook.database import Database
-from casebook.migrate import apply_migrations
 from domain.values import Role
+from entrypoints.migrate import apply_migrations
 from tests.integration.api_support import Api, open_case, register_acme, running_api
 
 pytestmark = pytest.mark.integration

@@ -15,11 +15,11 @@ import httpx
 import psycopg
 import pytest
 
+from api.keys import KeyRole, KeyStore
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.keys import KeyRole, KeyStore
 from casebook.settings import Settings
-from tests.e2e.test_make_run import free_port
+from entrypoints.broker import free_port
 from tests.integration.write_side import open_request, register_organisation
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from entrypoints.audit_service import AuditService
 from entrypoints.broker import Broker
 from projections.audit.verify import verify_case
 from tests.integration.api_support import open_case, register_acme
+from tests.integration.pipeline_support import command, until, whole_system
 from tests.integration.sla_support import rows
-from tests.integration.test_sla_end_to_end import command, until, whole_system
 from tests.kafka import ON_BOTH_BROKERS
 
 # The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;

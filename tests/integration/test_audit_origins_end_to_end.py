@@ -15,9 +15,8 @@ from entrypoints.rebuilds import compare, store_source, tables_of
 from projections.audit.verify import verify_log
 from projections.registry import build
 from tests.integration.api_support import Api, open_case, register_acme, serving
+from tests.integration.pipeline_support import until, whole_system, with_audit
 from tests.integration.sla_support import rows
-from tests.integration.test_projection_rebuild import with_audit
-from tests.integration.test_sla_end_to_end import until, whole_system
 from tests.kafka import ON_BOTH_BROKERS
 
 # The whole pipeline on the default PostgreSQL (the storage layers run on both servers).

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from casebook.database import Database
-from casebook.migrate import apply_migrations
 from domain.values import Role
+from entrypoints.migrate import apply_migrations
 from tests.integration.api_support import Api, running_api
 from tests.integration.audit_support import CasePast, live_a_case
 from tests.integration.conftest import ON_BOTH_SERVERS, DatabaseFactory

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from api.access import NOT_CASE_DATA, record_access
 from api.deps import GuardedRoute
 from casebook.database import Database
-from casebook.migrate import apply_migrations
 from domain.values import Role
+from entrypoints.migrate import apply_migrations
 from tests.integration.api_support import Api, open_case, register_acme, running_api
 from tests.integration.conftest import DatabaseFactory
 

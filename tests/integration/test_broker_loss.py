@@ -19,16 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from kafka import TopicPartition
 
 from casebook.database import Database
-from casebook.kafka_clients import end_offsets, new_consumer
-from casebook.settings import Settings
 from entrypoints.apache_kafka import ApacheKafkaCluster, apache_kafka
 from entrypoints.rebuilds import compare
 from relay.cloudevents import topic_name
-from tests.integration.relay_support import headers, stored_ids
-from tests.integration.test_projection_rebuild_acceptance import (
+from tests.integration.relay_support import stored_ids
+from tests.integration.system_support import (
     System,
     Writer,
     assert_log_intact_and_nothing_dead,
@@ -37,10 +34,11 @@ from tests.integration.test_projection_rebuild_acceptance import (
     running_system,
     wait_until_caught_up,
 )
-from tests.integration.test_sla_acceptance import query, store_versions
+from tests.integration.topic_support import read_topic
+from tests.integration.workload_support import query, store_versions
 from tests.integration.write_side import register_organisation
 
-pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.apache_kafka]
 
 WRITERS = 16
 WRITER_PAUSE_S = 0.1  # per writer, between cases: steady load the 2-core machine can follow
@@ -102,29 +100,6 @@ class Progress:
                 since = sample.at
             previous = sample
         return max(longest, (window[-1].at - since) if window else 0.0)
-
-
-def read_topic(settings: Settings, topic: str) -> list[dict[str, str]]:
-    """The headers of every record of `topic`, read to the end offsets."""
-    assert settings.kafka_bootstrap_servers is not None
-    bootstrap = settings.kafka_bootstrap_servers
-    consumer = new_consumer(settings, bootstrap, enable_auto_commit=False)
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))
-        ]
-        ends = end_offsets(settings, bootstrap, partitions)
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        found: list[dict[str, str]] = []
-        deadline = time.monotonic() + 120
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            assert time.monotonic() < deadline, f"{topic} not read to its end"
-            for records in consumer.poll(timeout_ms=500).values():
-                found.extend(headers(record) for record in records)
-        return found
-    finally:
-        consumer.close()
 
 
 def assert_topic_complete_and_gap_free(system: System) -> None:

@@ -17,17 +17,17 @@ import psutil
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from api.keys import KeyRole, KeyStore
 from casebook.database import Database
-from casebook.keys import KeyRole, KeyStore
-from casebook.migrate import apply_migrations
+from entrypoints.broker import free_port
+from entrypoints.migrate import apply_migrations
 from projections.audit.bundle import verify_bundle
-from tests.e2e.test_make_run import free_port
 from tests.integration.api_support import bearer
 from tests.integration.conftest import DatabaseFactory
 from tests.integration.evidence_support import AuditedOrganisation, audit_many_cases
 from tests.integration.sla_support import rows
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CASES = 10_000
 RSS_GROWTH_LIMIT = 200 * 2**20

@@ -20,7 +20,7 @@ from entrypoints.apache_kafka import ApacheKafkaCluster, apache_kafka
 from entrypoints.apache_kafka_tls import make_tls_files
 from tests.integration.api_support import open_case, register_acme
 from tests.integration.conftest import CliRunner
-from tests.integration.test_sla_end_to_end import command, until, whole_system
+from tests.integration.pipeline_support import command, until, whole_system
 
 pytestmark = [pytest.mark.integration, pytest.mark.apache_kafka]
 

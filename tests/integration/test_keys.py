@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from api.keys import KeyRole, KeyStore, Principal
 from casebook.database import Database
-from casebook.keys import KeyRole, KeyStore, Principal
 from domain.values import Role
 from tests.integration.conftest import ON_BOTH_SERVERS, CliRunner
 

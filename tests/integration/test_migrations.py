@@ -11,7 +11,12 @@ import psycopg
 import pytest
 
 from casebook.database import Database
-from casebook.migrate import MIGRATIONS_DIR, MigrationFailed, apply_migrations, pending_migrations
+from entrypoints.migrate import (
+    MIGRATIONS_DIR,
+    MigrationFailed,
+    apply_migrations,
+    pending_migrations,
+)
 from tests.integration.conftest import ON_BOTH_SERVERS, CliRunner, DatabaseFactory
 
 pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]

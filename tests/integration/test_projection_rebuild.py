@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -16,33 +13,19 @@ from casebook.database import Database
 from casebook.settings import Settings
 from consumers.rebuild import Rebuild
 from domain.values import Role
-from entrypoints.audit_service import AuditService
 from entrypoints.broker import Broker
 from entrypoints.rebuilds import compare, store_source, tables_of
 from projections.audit.checkpointer import checkpoint_now
 from projections.audit.verify import verify_log
 from projections.registry import build
 from tests.integration.api_support import Api, open_case, register_acme
+from tests.integration.pipeline_support import command, until, whole_system, with_audit
 from tests.integration.sla_support import rows
-from tests.integration.test_sla_end_to_end import command, until, whole_system
 from tests.kafka import ON_BOTH_BROKERS
 
 # The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
 # the storage layers are proven on both servers, so these run on the default server.
 pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
-
-
-@contextmanager
-def with_audit(database: Database, settings: Settings) -> Iterator[None]:
-    audit = AuditService(database, settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=audit.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=40)
 
 
 def work_cases(client: TestClient, api: Api, organisation: str, count: int) -> list[str]:

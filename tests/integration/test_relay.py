@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from casebook import commands as c
 from casebook.application import Casebook
@@ -26,6 +24,7 @@ from tests.integration.relay_support import (
     stored_ids,
     wait_for,
 )
+from tests.integration.topic_support import consume
 from tests.integration.write_side import as_agent, open_request, register_organisation
 from tests.kafka import ON_BOTH_BROKERS
 
@@ -62,20 +61,6 @@ def start_relay(
     yield start
     for each in running:
         each.close()
-
-
-def consume(bootstrap: str, topic: str, expected: int, timeout: float = 20) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while len(records) < expected and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            records.extend(batch)
-    consumer.close()
-    return records
 
 
 def work_some_cases(casebook: Casebook, cases: int, notes: int) -> list[uuid.UUID]:

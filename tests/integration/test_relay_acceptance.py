@@ -26,7 +26,6 @@ from typing import IO, Any
 import jsonschema
 import psycopg
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from casebook import commands as c
 from casebook.application import Casebook
@@ -45,12 +44,13 @@ from tests.integration.relay_support import (
     stored_ids,
     wait_for,
 )
+from tests.integration.topic_support import consume_all
 from tests.integration.write_side import as_agent, open_request, register_organisation
 from tests.kafka import ON_BOTH_BROKERS
 
 # The relay reads the store with the same SQL on any PostgreSQL; the write side is already
 # proven on both servers, so these long scenarios run on the default server only.
-pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, ON_BOTH_BROKERS]
 
 WRITERS = 16
 
@@ -103,34 +103,6 @@ def relay_position(database: Database) -> int:
             "SELECT position FROM casebook_relay_positions WHERE relay = %s", (RELAY_NAME,)
         ).fetchone()
     return int(row[0]) if row else 0
-
-
-def consume_all(bootstrap: str, topic: str, timeout: float = 60) -> list[Any]:
-    """Every record of `topic`, up to the highwater marks seen while reading."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
-    )
-    try:
-        assert wait_for(lambda: bool(consumer.partitions_for_topic(topic)), 10)
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                records.extend(batch)
-            # tansu's end offsets are wrong; a fetch's highwater is right.
-            marks = [consumer.highwater(tp) for tp in partitions]
-            if all(mark is not None for mark in marks) and all(
-                consumer.position(tp) >= mark for tp, mark in zip(partitions, marks, strict=True)
-            ):
-                return records
-        raise AssertionError(f"{topic}: not read to its end in {timeout} s")
-    finally:
-        consumer.close()
 
 
 def ce_ids(records: list[Any]) -> list[str]:
@@ -267,6 +239,7 @@ def test_relays_killed_at_random_moments_lose_nothing_and_duplicate_only_rounds_
     clean_database: Database,
     kafka_broker: Broker,
     relay_processes: Callable[..., RelayProcess],
+    chance: random.Random,
 ) -> None:
     batch_max, kills = 200, 5
     cases = open_cases(casebook, 100)
@@ -276,7 +249,6 @@ def test_relays_killed_at_random_moments_lose_nothing_and_duplicate_only_rounds_
     writer = threading.Thread(target=add_notes, args=(casebook, cases, 5_000, "during "))
     writer.start()
     relay = relay_processes(clean_database, kafka_broker.bootstrap_servers, prefix, batch_max)
-    chance = random.Random()
     try:
         for _ in range(kills):
             # Kill once this process has published something, a random moment later.

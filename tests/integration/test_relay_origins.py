@@ -17,7 +17,7 @@ from entrypoints.broker import Broker
 from entrypoints.rebuilds import CaseEventsFromStore
 from relay.relay import Relay
 from tests.integration.relay_support import RunningRelay, headers, last_position, wait_for
-from tests.integration.test_relay import consume
+from tests.integration.topic_support import consume
 from tests.integration.write_side import AGENT, open_request, register_organisation
 from tests.kafka import ON_BOTH_BROKERS
 

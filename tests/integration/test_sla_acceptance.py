@@ -20,11 +20,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
-import psycopg
 import pytest
 from kafka import KafkaProducer
 
@@ -32,12 +30,12 @@ from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.kafka_clients import ensure_topic
-from casebook.migrate import apply_migrations
 from casebook.settings import Settings
 from consumers.runtime import ConsumerRuntime
 from domain.cases.state import NoteVisibility
-from domain.values import Category, Severity
+from domain.values import Severity
 from entrypoints.broker import Broker
+from entrypoints.migrate import apply_migrations
 from entrypoints.sla_service import SlaService
 from projections.sla.policies import target_book
 from projections.sla.projection import SlaProjection
@@ -46,7 +44,13 @@ from relay.relay import Relay
 from tests.integration.conftest import CliRunner, DatabaseFactory
 from tests.integration.consumer_support import running
 from tests.integration.relay_support import RunningRelay, headers, last_position, wait_for
-from tests.integration.test_relay_acceptance import consume_all
+from tests.integration.topic_support import consume_all
+from tests.integration.workload_support import (
+    projected_versions,
+    query,
+    store_cases,
+    store_versions,
+)
 from tests.integration.write_side import as_agent, open_request, register_organisation
 from tests.kafka import ON_BOTH_BROKERS
 
@@ -54,7 +58,6 @@ from tests.kafka import ON_BOTH_BROKERS
 # covered by the SLA and consumer tests); these long scenarios use the default server.
 pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
-WRITERS = 16
 KILLS = 5
 GROUP = "sla"
 SLA_TABLES = {
@@ -74,11 +77,6 @@ def unique_prefix() -> str:
     return f"sla{uuid.uuid4().hex[:10]}"
 
 
-def query(database: Database, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(database.url) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
 @pytest.fixture
 def casebook(clean_database: Database) -> Iterator[Casebook]:
     casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
@@ -87,63 +85,6 @@ def casebook(clean_database: Database) -> Iterator[Casebook]:
 
 
 # --- a 10,000-event run ------------------------------------------------------------
-
-
-def work_case(casebook: Casebook, organisation_id: uuid.UUID, index: int, events: int) -> None:
-    """One case's story in about `events` events: a mix of categories, severities, outcomes.
-
-    Presales cases count the customer's hours (the locale recorded at opening), billing
-    China's business days, technical ones 24x7 or the extended daily hours.
-    """
-    category = {3: Category.PRESALES, 4: Category.BILLING}.get(index % 5, Category.TECHNICAL)
-    capped = category is not Category.TECHNICAL  # only technical support gets severity A
-    severity = (Severity.B, Severity.C)[index % 2] if capped else tuple(Severity)[index % 3]
-    case_id = open_request(casebook, organisation_id, category=category)
-    casebook.execute(c.AssignSeverity(case_id, severity), as_agent())
-    steps: list[c.CaseCommand] = []
-    if not capped and severity is not Severity.A and index % 7 == 0:
-        steps.append(c.EscalateSeverity(case_id, Severity.A, "the whole office is down"))
-    if index % 2:
-        steps.append(c.AssignAgent(case_id, "bob"))
-    responds = index % 3 != 1
-    if responds:
-        steps.append(c.Respond(case_id, "Looking into it"))
-    resolve = responds and index % 4 == 0  # a case is resolved after a first response
-    notes = events - 2 - len(steps) - resolve
-    steps.extend(c.AddNote(case_id, f"note {n}", NoteVisibility.INTERNAL) for n in range(notes))
-    if resolve:
-        steps.append(c.Resolve(case_id, "Fixed"))
-    for step in steps:
-        casebook.execute(step, as_agent())
-
-
-def store_cases(casebook: Casebook, cases: int, events_per_case: int) -> uuid.UUID:
-    """One organisation and its worked cases, written from several threads (group commit)."""
-    organisation_id = register_organisation(casebook)
-
-    def write(worker: int) -> None:
-        for index in range(worker, cases, WRITERS):
-            work_case(casebook, organisation_id, index, events_per_case)
-
-    with ThreadPoolExecutor(WRITERS) as pool:
-        list(pool.map(write, range(WRITERS)))
-    return organisation_id
-
-
-def store_versions(database: Database, organisation_id: uuid.UUID) -> dict[str, int]:
-    """Each stored case's last version."""
-    rows = query(
-        database,
-        "SELECT originator_id::text, max(originator_version) FROM casebook_events"
-        " WHERE originator_id <> %s GROUP BY 1",
-        organisation_id,
-    )
-    return dict(rows)
-
-
-def projected_versions(database: Database) -> dict[str, int]:
-    """Each case's version as the SLA projection last applied it."""
-    return dict(query(database, "SELECT case_id::text, version FROM casebook_sla_cases"))
 
 
 def consumed(database: Database) -> int:
@@ -267,12 +208,14 @@ def differences(first: list[Any], second: list[Any]) -> str:
     )
 
 
+@pytest.mark.slow
 def test_a_consumer_killed_mid_batch_five_times_matches_a_rebuild_and_publishes_once(
     casebook: Casebook,
     clean_database: Database,
     new_database: DatabaseFactory,
     own_broker: Broker,
     consumer_processes: Callable[[Database, str, str], ConsumerProcess],
+    chance: random.Random,
 ) -> None:
     organisation_id = store_cases(casebook, cases=500, events_per_case=20)
     expected = store_versions(clean_database, organisation_id)
@@ -290,7 +233,6 @@ def test_a_consumer_killed_mid_batch_five_times_matches_a_rebuild_and_publishes_
     consumer = consumer_processes(
         clean_database, own_broker.bootstrap_servers, settings.topic_prefix
     )
-    chance = random.Random()
     killed_at: list[int] = []  # records consumed when each kill landed
     for _ in range(KILLS):
         # Kill once this run has stored some batches, a random moment later (mostly while

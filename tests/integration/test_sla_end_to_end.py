@@ -6,80 +6,24 @@ and the SLA tracker (consumer, timer, outbox publisher) on their threads.
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 
 from casebook.database import Database
 from casebook.policy_source import default_policy_text
-from casebook.settings import Settings
 from domain.values import Role
 from entrypoints.broker import Broker
-from entrypoints.sla_service import SlaService
-from relay.relay import Relay
-from tests.integration.api_support import Api, open_case, register_acme, running_api
-from tests.integration.relay_support import RunningRelay, wait_for
+from tests.integration.api_support import open_case, register_acme
+from tests.integration.pipeline_support import command, until, whole_system
 from tests.kafka import ON_BOTH_BROKERS
 
 # The whole pipeline (API, relay, broker, consumers) over the same SQL on any PostgreSQL;
 # the storage layers are proven on both servers, so these run on the default server.
 pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
-
-
-@contextmanager
-def whole_system(
-    database: Database, broker: Broker, **overrides: Any
-) -> Iterator[tuple[Api, TestClient, Settings]]:
-    """API, relay and SLA tracker on `database` and `broker`, under a fresh topic prefix."""
-    settings = Settings(
-        database_url=database.url,
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}",
-        topic_partitions=3,
-        **overrides,
-    )
-    with running_api(database, settings=settings) as api, TestClient(api.app) as client:
-        relay = RunningRelay(
-            Relay(
-                api.casebook.store, database, settings, bootstrap_servers=broker.bootstrap_servers
-            )
-        )
-        sla = SlaService(database, settings)
-        stop = threading.Event()
-        thread = threading.Thread(target=sla.run, args=(stop,), daemon=True)
-        thread.start()
-        try:
-            yield api, client, settings
-        finally:
-            stop.set()
-            thread.join(timeout=40)
-            relay.close()
-            assert not thread.is_alive(), "the SLA tracker did not stop"
-
-
-def command(client: TestClient, api: Api, path: str, body: dict[str, Any]) -> None:
-    response = client.post(path, json=body, headers=api.as_(Role.AGENT))
-    assert response.status_code == 200, response.text
-
-
-def until(read: Callable[[], Any], holds: Callable[[Any], bool], timeout: float = 20) -> Any:
-    """Read until `holds(value)`; the last value read (the assertion shows it on failure)."""
-    box: list[Any] = [None]
-
-    def check() -> bool:
-        box[0] = read()
-        return holds(box[0])
-
-    wait_for(check, timeout=timeout, every=0.1)
-    return box[0]
 
 
 def test_the_queue_orders_worked_cases_by_deadline_through_the_whole_pipeline(

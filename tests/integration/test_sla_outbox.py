@@ -18,8 +18,7 @@ from domain.values import Severity
 from entrypoints.broker import Broker
 from relay.outbox import OutboxPublisher, OutboxTable
 from tests.integration.relay_support import wait_for
-from tests.integration.sla_support import project, rows, stored_envelopes
-from tests.integration.test_sla_projection import assess
+from tests.integration.sla_support import assess, project, rows, stored_envelopes
 from tests.integration.write_side import open_request, register_organisation
 from tests.kafka import ON_BOTH_BROKERS
 

@@ -16,7 +16,7 @@ from consumers.envelope import Poison
 from domain.values import Category, Severity
 from projections.sla.timer import SlaTimer
 from tests.integration.conftest import ON_BOTH_SERVERS
-from tests.integration.sla_support import project, rows, stored_envelopes
+from tests.integration.sla_support import assess, project, rows, stored_envelopes
 from tests.integration.write_side import as_agent, open_request, register_organisation
 
 pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
@@ -45,10 +45,6 @@ def casebook(clean_database: Database, clock: Clock) -> Iterator[Casebook]:
     )
     yield casebook
     casebook.close()
-
-
-def assess(casebook: Casebook, case_id: object, severity: Severity) -> None:
-    casebook.execute(c.AssignSeverity(case_id, severity), as_agent())  # type: ignore[arg-type]
 
 
 def clock_row(database: Database, case_id: object) -> tuple[object, ...]:

@@ -7,6 +7,7 @@ once as they are and once with one forbidden import added to each kind of room.
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -67,3 +68,38 @@ def test_a_forbidden_import_breaks_the_contract(tree: Path, module: str, forbidd
     assert result.returncode == 1, result.stdout + result.stderr
     importer = module.removesuffix(".py").replace("/", ".")
     assert f"{importer} -> {forbidden}" in result.stdout, result.stdout
+
+
+ROOMS = (*PACKAGES, COMPOSITION_ROOT)
+LONGEST_MODULE = 420  # "about 400 lines"
+EXPLAINED_ABOVE = 300
+WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3500
+
+
+def modules() -> list[Path]:
+    return [path for room in ROOMS for path in sorted((ROOT / room).rglob("*.py"))]
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def test_modules_stay_short_and_long_ones_say_why() -> None:
+    sizes = {path.relative_to(ROOT): lines(path) for path in modules()}
+    too_long = {str(path): size for path, size in sizes.items() if size > LONGEST_MODULE}
+    unexplained = [
+        str(path)
+        for path, size in sizes.items()
+        if size > EXPLAINED_ABOVE and "stays one module" not in docstring(ROOT / path)
+    ]
+    assert not too_long, too_long
+    assert not unexplained, f"over {EXPLAINED_ABOVE} lines without saying why: {unexplained}"
+
+
+def docstring(path: Path) -> str:
+    return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+
+
+def test_the_write_side_and_shared_infrastructure_stay_small() -> None:
+    total = sum(lines(path) for path in (ROOT / "casebook").rglob("*.py"))
+    assert total < WRITE_SIDE_AND_INFRASTRUCTURE_MAX, total

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from casebook.settings import Settings
-from casebook.signing import EMBEDDED_KEY_NAME, SigningKeyUnavailable, load_signing_key
 from projections.audit.checkpoint import fingerprint
+from projections.audit.signing import EMBEDDED_KEY_NAME, SigningKeyUnavailable, load_signing_key
 
 EXTERNAL = "postgresql://casebook@db.example:5432/casebook"
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from casebook.instants import EARLIEST, LATEST, InstantOutOfRange, within_range
+from api.instants import EARLIEST, LATEST, InstantOutOfRange, within_range
 
 
 @pytest.mark.parametrize(

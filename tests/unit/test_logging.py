@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import structlog
 
-from casebook.logging import configure_logging, is_personal_key, reset_logging, scrub_text
 from casebook.settings import Settings
+from entrypoints.logging import configure_logging, is_personal_key, reset_logging, scrub_text
 
 PHONE = "+48 22 123 45 67"
 EMAIL = "it@acme.example"
