@@ -88,6 +88,7 @@ FIELD_OF: dict[type[DomainError], str] = {
     IdempotencyKeyReused: "header.Idempotency-Key",
     InvalidCursor: "query.after",
     VersionGuardsDisagree: "body.expected_version",
+    case_errors.ClosureReasonUnknown: "body.reason",
 }
 
 

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from api.instants import within_range
 from domain.cases import NoteVisibility
 from domain.organisations import PurchaseChannel
-from domain.values import Agreement, Category, Channel, ContactKind, Severity
+from domain.values import Agreement, Category, Channel, ClosureReason, ContactKind, Severity
 
 _NO_NUL = r"^[^\x00]*$"
 Line = Annotated[str, StringConstraints(max_length=200, pattern=_NO_NUL)]
@@ -178,8 +178,15 @@ class NoteBody(CommandBody):
 
 
 class ResolutionBody(CommandBody):
-    """How the case was resolved."""
+    """Why and how the case was resolved."""
 
+    # A plain string checked by the domain against the policy in force, so an unknown
+    # code is refused by its rule (`closure-reason-is-known`, naming body.reason).
+    reason: Line = Field(
+        description="The closure reason: a code of the policy's closure_reasons; the "
+        "out-of-scope ones (support-policy §3) are counted apart in the compliance report.",
+        json_schema_extra={"enum": [r.value for r in ClosureReason]},
+    )
     resolution: Prose
 
 

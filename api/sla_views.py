@@ -187,9 +187,13 @@ class CaseSlaView(BaseModel):
 class TallyView(BaseModel):
     met: int
     breached: int
-    total: int
+    total: int = Field(description="met + breached: targets of cases within the policy's scope")
     met_rate: float | None = Field(description="met / total; null when nothing was decided")
     breach_rate: float | None
+    out_of_scope: int = Field(
+        description="decided targets of cases closed with an out-of-scope reason (support-"
+        "policy §3): in neither met, breached nor total"
+    )
 
     @classmethod
     def of(cls, tally: Tally) -> TallyView:
@@ -200,6 +204,7 @@ class TallyView(BaseModel):
             total=tally.total,
             met_rate=rate,
             breach_rate=None if rate is None else 1 - rate,
+            out_of_scope=tally.out_of_scope,
         )
 
 
@@ -225,6 +230,13 @@ class ComplianceView(BaseModel):
     by_category: dict[str, TallyView]
     by_period: list[PeriodView]
     groups: list[GroupView]
+    closures: dict[str, int] = Field(
+        description="resolved cases whose resolution fell in [since, until), per closure "
+        "reason (`unspecified`: resolved before reasons were recorded)"
+    )
+    closures_out_of_scope: int = Field(
+        description="how many of those closures the policy counts out of scope"
+    )
 
     @classmethod
     def of(cls, report: ComplianceReport) -> ComplianceView:
@@ -244,4 +256,6 @@ class ComplianceView(BaseModel):
                 GroupView(period=p, severity=s, category=c, **TallyView.of(v).model_dump())
                 for (p, s, c), v in sorted(report.groups.items())
             ],
+            closures=dict(sorted(report.closures.items())),
+            closures_out_of_scope=report.closures_out_of_scope,
         )

@@ -218,7 +218,7 @@ def long_case_commands(case_id: uuid.UUID, events: int) -> list[Any]:
         ),
         lambda i: c.DowngradeSeverity(case_id, Severity.B, "no trace after two days"),
         lambda i: c.Respond(case_id, f"proposed fix {i}"),
-        lambda i: c.Resolve(case_id, "fix applied"),
+        lambda i: c.Resolve(case_id, "fix applied", "fixed"),
         lambda i: c.Reopen(case_id, "it came back"),
         lambda i: c.AddNote(case_id, "customer called", NoteVisibility.INTERNAL),
     ]

@@ -105,7 +105,7 @@ def case_commands(case_id: uuid.UUID, i: int) -> list[Any]:
         c.AddNote(case_id, "customer confirms", NoteVisibility.INTERNAL),
     ]
     if i % 2 == 0:
-        steps.append(c.Resolve(case_id, "workaround accepted"))
+        steps.append(c.Resolve(case_id, "workaround accepted", "workaround"))
     else:
         steps.append(c.AddNote(case_id, "follow-up call booked", NoteVisibility.INTERNAL))
     return steps

@@ -226,10 +226,11 @@ class AddNote:
 
 @dataclass(frozen=True)
 class Resolve:
-    """Resolve the case."""
+    """Resolve the case with a closure reason of the policy and the free-text resolution."""
 
     case_id: UUID
     resolution: str
+    reason: str  # a closure reason code of the policy in force (a ClosureReason value)
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,13 @@ def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
                 command.text, visibility=command.visibility, organisation=org, by=by, at=at
             )
         case c.Resolve():
-            case.resolve(resolution=command.resolution, policy=policy, by=by, at=at)
+            case.resolve(
+                reason=command.reason,
+                resolution=command.resolution,
+                policy=policy,
+                by=by,
+                at=at,
+            )
         case c.Reopen():
             org = work.load.organisation(case.organisation_id)
             case.reopen(reason=command.reason, policy=policy, organisation=org, by=by, at=at)

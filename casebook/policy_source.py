@@ -8,6 +8,9 @@ from pathlib import Path
 from domain.policy import Policy, PolicyError, parse_policy
 
 DEFAULT_POLICY = "default_policy.toml"
+# Earlier versions of the shipped default, never edited: events recorded under them
+# replay with them even where no CASEBOOK_POLICY_ARCHIVE_DIR holds a copy.
+EARLIER_DEFAULTS = ("default_policy_2025.1.toml",)
 
 
 def default_policy_text() -> str:
@@ -24,3 +27,14 @@ def load_policy(path: Path | None = None) -> Policy:
     except OSError as error:
         raise PolicyError(f"{path}: cannot read policy file: {error.strerror}") from None
     return parse_policy(text, source=str(path))
+
+
+def earlier_default_policies() -> list[Policy]:
+    """The earlier versions of the shipped default policy."""
+    return [
+        parse_policy(
+            files("casebook").joinpath(name).read_text(encoding="utf-8"),
+            source=f"casebook/{name}",
+        )
+        for name in EARLIER_DEFAULTS
+    ]

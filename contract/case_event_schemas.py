@@ -18,7 +18,14 @@ from contract.case_events import (
     payload_fields,
     type_name,
 )
-from contract.schema_parts import DECIMAL, DRAFT, SCHEMA_BASE, text, without_property_titles
+from contract.schema_parts import (
+    DECIMAL,
+    DRAFT,
+    GAP_RULE,
+    SCHEMA_BASE,
+    text,
+    without_property_titles,
+)
 
 
 def json_schema(event_class: type, *, include_personal: bool = False) -> dict[str, Any]:
@@ -92,7 +99,7 @@ def headers_schema(aggregate: str) -> dict[str, Any]:
         "content-type": text("The payload is JSON.", const="application/json"),
         "ce_sequence": text(
             f"The {aggregate}'s version after this event (1, 2, ...), a decimal integer "
-            "as a string: compare numerically, not as text.",
+            "as a string: compare numerically, not as text. " + GAP_RULE,
             pattern=DECIMAL,
         ),
         "ce_position": text(

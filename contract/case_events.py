@@ -27,6 +27,7 @@ RETIRED_TYPES: dict[str, tuple[type, tuple[str, ...]]] = {
         ServiceRequest.Opened,
         ("customer_timezone", "customer_country"),
     ),
+    "casebook.case.resolved.v1": (ServiceRequest.Resolved, ("reason", "out_of_scope")),
 }
 _AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation)
 # Where the command that recorded an event came from (NIST SP 800-53 AU-3 "from where"):

@@ -8,6 +8,13 @@ SCHEMA_BASE = "https://casebook.example/schemas/"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 # Kafka headers are bytes; CloudEvents extension values travel as strings.
 DECIMAL = "^(0|[1-9][0-9]*)$"
+# How a reader of any casebook topic tells a lost record from a repeated one: every key's
+# `ce_sequence` runs 1, 2, ... with no gaps (case events: the version; outbox topics: the
+# outbox's per-subject sequence).
+GAP_RULE = (
+    "Per key, the next record's sequence must be the last one's plus 1: a higher one means "
+    "a record is missing (a gap), a lower or equal one is a duplicate to drop."
+)
 
 
 def without_property_titles(schema: Any) -> Any:

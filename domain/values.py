@@ -31,6 +31,19 @@ class Severity(StrEnum):
         return self.rank > other.rank
 
 
+class ClosureReason(StrEnum):
+    """Why a case was resolved; the policy file labels each and says which are out of
+    scope (§3: the customer's own network, third-party services or add-ins)."""
+
+    FIXED = "fixed"
+    WORKAROUND = "workaround"
+    OUT_OF_SCOPE_CUSTOMER_NETWORK = "out_of_scope_customer_network"
+    OUT_OF_SCOPE_THIRD_PARTY = "out_of_scope_third_party"
+    DUPLICATE = "duplicate"
+    CUSTOMER_WITHDREW = "customer_withdrew"
+    NO_RESPONSE = "no_response"
+
+
 class Channel(StrEnum):
     """How an action reached casebook."""
 

@@ -140,7 +140,7 @@ class SlaEventsFromOutbox(StoreSource):
         with psycopg.connect(self._url) as conn:
             while True:
                 rows = conn.execute(
-                    "SELECT id, event_id, type, subject, time, payload "
+                    "SELECT id, event_id, type, subject, time, payload, sequence "
                     "FROM public.casebook_sla_outbox WHERE id >= %s ORDER BY id LIMIT %s",
                     (start, BATCH),
                 ).fetchall()

@@ -13,6 +13,7 @@ from typing import Any
 
 from contract.case_event_schemas import headers_schema, json_schema, message, retired_json_schema
 from contract.case_events import EVENT_CLASSES, RETIRED_TYPES, TOPIC
+from contract.schema_parts import GAP_RULE
 from projections.audit.checkpoint import EVENT_TYPE as CHECKPOINT_TYPE
 from projections.audit.schema import CHECKPOINT_TOPIC, checkpoint_json_schema, checkpoint_message
 from projections.sla.schema import (
@@ -48,7 +49,8 @@ def asyncapi_document() -> dict[str, Any]:
                 "unless the deployment publishes it (CASEBOOK_RELAY_INCLUDE_PERSONAL_DATA; "
                 "see each payload schema). Events recorded by a command sent through the API "
                 "carry where it came from in optional headers (API key id, client address, "
-                "request id); consumers must accept records without them.",
+                "request id); consumers must accept records without them. Each key's "
+                "`ce_sequence` is its version, contiguous from 1: " + GAP_RULE,
                 "messages": {kind: {"$ref": f"#/components/messages/{kind}"} for kind in messages},
             },
             "auditCheckpoints": {
@@ -56,7 +58,8 @@ def asyncapi_document() -> dict[str, Any]:
                 "title": "Signed audit checkpoints",
                 "description": "The topic is `<prefix>.audit-checkpoints.v1`. One message per "
                 "checkpoint the audit trail signs over its log, each published exactly once; "
-                "auditors keep them to check evidence bundles against.",
+                "auditors keep them to check evidence bundles against. The key's "
+                "`ce_sequence` is contiguous from 1: " + GAP_RULE,
                 "messages": {CHECKPOINT_TYPE: {"$ref": f"#/components/messages/{CHECKPOINT_TYPE}"}},
             },
             "slaEvents": {
@@ -64,7 +67,8 @@ def asyncapi_document() -> dict[str, Any]:
                 "title": "SLA clock transitions",
                 "description": "The topic is `<prefix>.sla-events.v1`. One message per "
                 "transition of a case's SLA clock (initial response; follow-up where the "
-                "policy sets a cadence), each published exactly once.",
+                "policy sets a cadence), each published exactly once. Each key's "
+                "`ce_sequence` is contiguous from 1: " + GAP_RULE,
                 "messages": {
                     kind: {"$ref": f"#/components/messages/{kind}"} for kind in sla_messages
                 },

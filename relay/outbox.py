@@ -157,7 +157,7 @@ class OutboxPublisher:
         with conn.transaction():
             rows = conn.execute(
                 self._sql(
-                    "SELECT id, event_id, type, subject, time, payload FROM {rows} "
+                    "SELECT id, event_id, type, subject, time, payload, sequence FROM {rows} "
                     "WHERE published_at IS NULL ORDER BY id LIMIT %s"
                 ),
                 (self._batch,),
@@ -241,8 +241,8 @@ class OutboxPublisher:
 
 def outbox_record(row: Any, source: str) -> dict[str, Any]:
     """The Kafka record (key, value, headers) of an outbox row
-    (id, event_id, type, subject, time, payload)."""
-    outbox_id, event_id, kind, subject, at, payload = row
+    (id, event_id, type, subject, time, payload, sequence)."""
+    outbox_id, event_id, kind, subject, at, payload, sequence = row
     headers = [
         ("ce_specversion", SPEC_VERSION),
         ("ce_id", event_id.encode()),
@@ -251,8 +251,8 @@ def outbox_record(row: Any, source: str) -> dict[str, Any]:
         ("ce_time", at.isoformat().encode()),
         ("ce_subject", subject.encode()),
         ("content-type", b"application/json"),
-        # Increasing per subject (not contiguous): consumers drop what they applied.
-        ("ce_sequence", str(outbox_id).encode()),
+        # 1, 2, ... per subject, with no gaps: a reader sees a lost record as a gap.
+        ("ce_sequence", str(sequence).encode()),
         ("ce_position", str(outbox_id).encode()),
     ]
     value = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()

@@ -148,8 +148,8 @@ async def resolve_case(
     body: s.ResolutionBody,
     run_command: Runner,
 ) -> CommandAccepted:
-    """Resolve the case (after a first response)."""
-    command = c.Resolve(case_id, body.resolution)
+    """Resolve the case (after a first response) with a closure reason of the policy."""
+    command = c.Resolve(case_id, body.resolution, body.reason)
     return await run_command(command, body)
 
 

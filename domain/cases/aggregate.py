@@ -140,6 +140,7 @@ class ServiceRequest(Aggregate):
         self.severity_history: list[SeverityChange] = []
         self.first_responded_at: datetime | None = None
         self.resolved_at: datetime | None = None
+        self.closure_reason: str | None = None  # why the current resolution closed it
         self.times_resolved = 0
         self.assigned_agent: str | None = None
         self.notes: list[Note] = []
@@ -322,8 +323,10 @@ class ServiceRequest(Aggregate):
                 r._replace(standing=False) for r in self.unresponsive_records
             ]
 
-    def resolve(self, *, resolution: str, policy: Policy, by: Actor, at: datetime) -> None:
-        """Resolve the case (support staff, after a first response)."""
+    def resolve(
+        self, *, reason: str, resolution: str, policy: Policy, by: Actor, at: datetime
+    ) -> None:
+        """Resolve the case for a reason of the policy (support staff, after a response)."""
         self._require_workable(at)
         rules.require_staff(by, "resolve a case")
         if self.first_responded_at is None:
@@ -332,13 +335,20 @@ class ServiceRequest(Aggregate):
             )
         rules.require_text(resolution, "the resolution")
         self.trigger_event(
-            self.Resolved, resolution=resolution, policy_version=policy.version, by=by, at=at
+            self.Resolved,
+            resolution=resolution,
+            reason=reason,
+            out_of_scope=rules.closure_reason(policy, reason).out_of_scope,
+            policy_version=policy.version,
+            by=by,
+            at=at,
         )
 
     @event(Resolved)
-    def _resolved(self, at: datetime) -> None:
+    def _resolved(self, reason: str, at: datetime) -> None:
         self.status = CaseStatus.RESOLVED
         self.resolved_at = at
+        self.closure_reason = reason
         self.times_resolved += 1
 
     def reopen(
@@ -359,6 +369,7 @@ class ServiceRequest(Aggregate):
     def _reopened(self) -> None:
         self.status = CaseStatus.OPEN
         self.resolved_at = None
+        self.closure_reason = None
 
     def record_satisfaction(
         self,

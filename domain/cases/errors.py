@@ -20,6 +20,7 @@ __all__ = [
     "CallerPhoneRequired",
     "CaseIsClosed",
     "CaseNotResolved",
+    "ClosureReasonUnknown",
     "CustomerNotYetUnresponsive",
     "CustomerNotesAreCustomerVisible",
     "DowngradeMustLower",
@@ -88,6 +89,12 @@ class TitleRequired(RequiredTextMissing):
     """A request needs a title."""
 
     rule = "title-is-required"
+
+
+class ClosureReasonUnknown(DomainError):
+    """A resolution names a closure reason the policy in force does not define."""
+
+    rule = "closure-reason-is-known"
 
 
 class CaseIsClosed(DomainError):

@@ -2,8 +2,8 @@
 
 Versioning: to change an event, never rename it: bump its `class_version` and add
 `upcast_v<n>_v<n+1>(state)` on the class, so events stored earlier are read as the new
-version (replays, as-of views and the topics all see one shape). `Opened` and
-`Responded` are at v2.
+version (replays, as-of views and the topics all see one shape). `Opened`,
+`Responded` and `Resolved` are at v2.
 
 Attributes stay JSON-friendly (str, int, bool, UUID, datetime, Actor, None), so enum
 values are typed `str` here: after a round trip through the event store they come back
@@ -152,13 +152,29 @@ class NoteAdded(Aggregate.Event):
 
 
 class Resolved(Aggregate.Event):
-    """Support resolved the case."""
+    """Support resolved the case.
 
-    class_version = 1
+    v2 added the closure reason: `reason`, a code the policy in force defines (a
+    `ClosureReason` value), and `out_of_scope`, whether that policy counts the reason as
+    outside support's scope (§3). Resolutions recorded before it read as `unspecified`,
+    in scope.
+    """
+
+    class_version = 2
     resolution: str
+    reason: str
+    out_of_scope: bool
     policy_version: str
     by: Actor
     at: datetime
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, object]) -> None:
+        state["reason"] = UNSPECIFIED_REASON
+        state["out_of_scope"] = False
+
+
+UNSPECIFIED_REASON = "unspecified"
 
 
 class Reopened(Aggregate.Event):

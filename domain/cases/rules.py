@@ -13,7 +13,7 @@ from domain.cases import errors
 from domain.cases.state import NoteVisibility, UnresponsiveRecord
 from domain.errors import require_time_order
 from domain.organisations import Organisation
-from domain.policy import Policy
+from domain.policy import ClosureReasonSpec, Policy
 from domain.values import Actor, Channel, Role, Severity
 
 
@@ -215,3 +215,14 @@ def unresponsive_wait(policy: Policy) -> timedelta:
         f"Policy {policy.version} sets the unresponsive wait in business days; "
         "it must be in hours or minutes."
     )
+
+
+def closure_reason(policy: Policy, reason: str) -> ClosureReasonSpec:
+    """The policy's entry for a closure reason; refused if the policy has no such code."""
+    spec = policy.closure_reason(reason)
+    if spec is None:
+        known = ", ".join(r.value for r in policy.closure_reasons) or "none"
+        raise errors.ClosureReasonUnknown(
+            f"Policy {policy.version} has no closure reason {reason!r} (known: {known})."
+        )
+    return spec

@@ -1,6 +1,14 @@
 """The support policy as versioned, validated data."""
 
 from domain.policy.loader import PolicyError, parse_policy
-from domain.policy.model import CustomerLocale, DurationSpec, Policy, TargetSpec
+from domain.policy.model import ClosureReasonSpec, CustomerLocale, DurationSpec, Policy, TargetSpec
 
-__all__ = ["CustomerLocale", "DurationSpec", "Policy", "PolicyError", "TargetSpec", "parse_policy"]
+__all__ = [
+    "ClosureReasonSpec",
+    "CustomerLocale",
+    "DurationSpec",
+    "Policy",
+    "PolicyError",
+    "TargetSpec",
+    "parse_policy",
+]

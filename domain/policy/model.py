@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain.calendars.calendar import BusinessCalendar, DayRule
 from domain.calendars.holidays import HolidaySource, UnknownCountry
-from domain.values import Agreement, Category, Severity
+from domain.values import Agreement, Category, ClosureReason, Severity
 
 CUSTOMER = "customer"
 _CLOCK = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$")
@@ -148,6 +148,13 @@ class DowngradeSpec(_Strict):
     unresponsive_after: DurationSpec
 
 
+class ClosureReasonSpec(_Strict):
+    """How a closure reason reads, and whether it closes a case outside the policy's scope."""
+
+    label: str = Field(min_length=1)
+    out_of_scope: bool = False
+
+
 class Policy(_Strict):
     """One version of the support policy."""
 
@@ -157,12 +164,18 @@ class Policy(_Strict):
     severities: dict[Severity, SeveritySpec]
     categories: dict[Category, CategorySpec]
     downgrade: DowngradeSpec
+    # Versions written before closure reasons existed have none; a policy that defines
+    # them defines every code, so a code means the same under every later version.
+    closure_reasons: dict[ClosureReason, ClosureReasonSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
         missing = [s.value for s in Severity if s not in self.severities]
         if missing:
             raise ValueError(f"severities: missing {', '.join(missing)}")
+        unlabelled = [r.value for r in ClosureReason if r not in self.closure_reasons]
+        if self.closure_reasons and unlabelled:
+            raise ValueError(f"closure_reasons: missing {', '.join(unlabelled)}")
         for category in Category:
             spec = self.categories.get(category)
             if spec is None:
@@ -196,6 +209,11 @@ class Policy(_Strict):
     def target(self, category: Category, severity: Severity) -> TargetSpec:
         """The target spec for a category and severity the policy allows."""
         return self.categories[category].targets[severity]
+
+    def closure_reason(self, code: str) -> ClosureReasonSpec | None:
+        """The policy's entry for a closure reason code, None if it defines no such code."""
+        known = {reason.value: spec for reason, spec in self.closure_reasons.items()}
+        return known.get(code)
 
     def calendar(self, name: str, customer: CustomerLocale | None = None) -> BusinessCalendar:
         """A named calendar, resolved for the customer where it depends on them."""

@@ -112,15 +112,19 @@ def _checkpoint_once(
             pem,
         ),
     )
+    # The next of the key's sequence (the checkpoint's number until a rebuilt log starts a
+    # new series: the outbox stays live, so its numbering carries on), under the lock above.
     conn.execute(
-        f"INSERT INTO {OUTBOX} (event_id, type, subject, time, payload) "
-        "VALUES (%s, %s, %s, %s, %s)",
+        f"INSERT INTO {OUTBOX} (event_id, type, subject, time, payload, sequence) "
+        f"SELECT %s, %s, %s, %s, %s, coalesce(max(sequence), 0) + 1 FROM {OUTBOX} "
+        "WHERE subject = %s",
         (
             event_id(checkpoint),
             EVENT_TYPE,
             OUTBOX_SUBJECT,
             datetime.fromisoformat(checkpoint.created_at),
             Jsonb({**checkpoint.as_json(), "public_key": pem}),
+            OUTBOX_SUBJECT,
         ),
     )
     log.info(

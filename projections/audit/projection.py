@@ -25,8 +25,8 @@ class AuditProjection:
 
     name = "audit"
     topics = ("case-events.v1", "sla-events.v1")
-    # SLA events are numbered by their outbox id, which leaves gaps between a case's events.
-    contiguous_topics = ("case-events.v1",)
+    # Both number each subject's events 1, 2, ... (SLA events by the outbox's `sequence`).
+    contiguous_topics = ("case-events.v1", "sla-events.v1")
 
     def apply(self, conn: psycopg.Connection[Any], events: Sequence[Envelope]) -> None:
         keys = []

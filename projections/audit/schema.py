@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.schema_parts import DECIMAL, DRAFT, SCHEMA_BASE, text
+from contract.schema_parts import DECIMAL, DRAFT, GAP_RULE, SCHEMA_BASE, text
 from projections.audit.checkpoint import EVENT_TYPE as CHECKPOINT_TYPE
 from projections.audit.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from projections.sla.schema import sla_headers
@@ -60,7 +60,12 @@ def checkpoint_message() -> dict[str, Any]:
         "ce_type": text("The checkpoint type.", const=CHECKPOINT_TYPE),
         "ce_time": text("When the checkpoint was signed, RFC 3339.", format="date-time"),
         "ce_subject": text("Always `audit-log`, as in the message key.", const="audit-log"),
-        "ce_sequence": text("The checkpoint's outbox position; increases.", pattern=DECIMAL),
+        "ce_sequence": text(
+            "The checkpoint's number on this topic, contiguous from 1 per key (1, 2, ...; it "
+            "goes on across a rebuilt log's new series of checkpoints), a decimal integer as "
+            "a string. " + GAP_RULE,
+            pattern=DECIMAL,
+        ),
         "ce_position": text("The checkpoint's outbox position.", pattern=DECIMAL),
     }
     return {

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from domain.cases.events import UNSPECIFIED_REASON
 from domain.sla.clock import (
     Clock,
     Metric,
@@ -42,6 +43,10 @@ class CaseView:
     agent_id: str | None = None
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
+    # The closure reason of the current resolution and whether the policy counts it out
+    # of scope (§3); None and False while the case is not resolved.
+    closure_reason: str | None = None
+    out_of_scope: bool = False
     unresponsive_since: datetime | None = None
     version: int = 0
     # The customer's locale recorded at opening (None for requests opened before cases
@@ -180,12 +185,16 @@ class Tracker:
 
     def _resolved(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
         view.status, view.resolved_at = RESOLVED, at
+        # Resolved v1 events had no reason; the store upcasts them, the topic may not.
+        view.closure_reason = str(data.get("reason", UNSPECIFIED_REASON))
+        view.out_of_scope = bool(data.get("out_of_scope", False))
         for metric, clock in list(view.clocks.items()):
             meets = metric is Metric.FOLLOW_UP
             self._record(view, metric, finish(clock, at, "resolved", meets=meets))
 
     def _reopened(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
         view.status, view.resolved_at = OPEN, None
+        view.closure_reason, view.out_of_scope = None, False
         if view.first_response_at is not None:
             self._cycle_follow_up(view, str(data["policy_version"]), at, "reopened", meets=True)
 

@@ -1,4 +1,5 @@
-"""The timer's statement: every due clock advanced inside PostgreSQL, in one round trip.
+"""The timer's statement: every due clock advanced inside PostgreSQL, in one statement
+(after two short ones that lock the due clocks and their cases' outbox numbering).
 
 The SQL twin of the one clock model: `domain.sla.clock.advance` is the rule, and this is
 the same rule written in SQL for the timer, whose tick must stay short however many
@@ -21,6 +22,8 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+
+from projections.sla.store import lock_outbox_subjects
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,8 @@ WITH taken AS MATERIALIZED (
            at_risk_at, provisional, state, met_at, breached_at, stopped_at, transitions,
            next_due_at
     FROM casebook_sla_clocks
-    WHERE next_due_at <= %(now)s
-    ORDER BY next_due_at
-    LIMIT %(batch)s
-    FOR UPDATE SKIP LOCKED
+    JOIN unnest(%(cases)s::uuid[], %(metrics)s::text[]) AS l(case_id, metric)
+        USING (case_id, metric)
 ), due AS (
     SELECT t.*, c.organisation_id
     FROM taken t JOIN casebook_sla_cases c USING (case_id)
@@ -101,13 +102,18 @@ WITH taken AS MATERIALIZED (
     FROM numbered
     ON CONFLICT DO NOTHING
 ), published AS (
-    -- In due order, each clock's events in theirs: the outbox publishes by id.
-    INSERT INTO casebook_sla_outbox (event_id, type, subject, time, payload)
+    -- In due order, each clock's events in theirs: the outbox publishes by id; each
+    -- case's sequence goes on from its last row in the same order (store.py's locks).
+    INSERT INTO casebook_sla_outbox (event_id, type, subject, time, payload, sequence)
     SELECT m.event_id, 'casebook.sla.clock_' || m.change || '.v1', m.case_id::text, m.at,
-           {_PAYLOAD}
+           {_PAYLOAD},
+           coalesce((SELECT max(o.sequence) FROM casebook_sla_outbox o
+                     WHERE o.subject = m.case_id::text), 0)
+           + row_number() OVER (PARTITION BY m.case_id
+                                ORDER BY m.next_due_at, m.metric, m.number)
     FROM numbered m
+    WHERE NOT EXISTS (SELECT 1 FROM casebook_sla_outbox o WHERE o.event_id = m.event_id)
     ORDER BY m.next_due_at, m.case_id, m.metric, m.number
-    ON CONFLICT (event_id) DO NOTHING
 )
 SELECT (SELECT count(*) FROM taken), change, count(*)
 FROM (SELECT change FROM numbered UNION ALL SELECT NULL) AS made
@@ -115,9 +121,27 @@ GROUP BY change
 """
 
 
+# Taken first, in a statement of their own: the outbox locks come next (store.py), and
+# only a statement after both sees every SLA event of those cases to number on from.
+_TAKE_DUE = """
+SELECT case_id, metric FROM casebook_sla_clocks
+WHERE next_due_at <= %(now)s
+ORDER BY next_due_at
+LIMIT %(batch)s
+FOR UPDATE SKIP LOCKED
+"""
+
+
 def advance_due(conn: psycopg.Connection[Any], now: datetime, batch: int) -> Advanced:
     """Advance up to `batch` clocks due by `now` (skipping locked ones), in the caller's
     transaction."""
-    rows = conn.execute(_ADVANCE_DUE, {"now": now, "batch": batch}).fetchall()
+    keys = conn.execute(_TAKE_DUE, {"now": now, "batch": batch}).fetchall()
+    if not keys:
+        return Advanced(0, Counter())
+    cases = [case_id for case_id, _ in keys]
+    with conn.cursor() as cursor:
+        lock_outbox_subjects(cursor, sorted({str(case_id) for case_id in cases}))
+    params = {"now": now, "cases": cases, "metrics": [metric for _, metric in keys]}
+    rows = conn.execute(_ADVANCE_DUE, params).fetchall()
     taken = rows[0][0] if rows else 0
     return Advanced(taken, Counter({change: n for _, change, n in rows if change is not None}))

@@ -1,7 +1,8 @@
 """The policies the SLA tracker computes with: the one in force and every archived one.
 
 Events record the policy version they were decided under, so a replay needs the old
-versions too (`CASEBOOK_POLICY_ARCHIVE_DIR`); two files claiming one version differently
+versions too (`CASEBOOK_POLICY_ARCHIVE_DIR`, and the earlier versions of the shipped
+default, which casebook keeps); two files claiming one version differently
 are refused, since a deadline could then not be re-proven.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from casebook.policy_source import load_policy
+from casebook.policy_source import earlier_default_policies, load_policy
 from casebook.settings import Settings
 from domain.policy import Policy, PolicyError
 from projections.sla.targets import TargetBook
@@ -23,6 +24,9 @@ def target_book(settings: Settings) -> TargetBook:
         if not archive.is_dir():
             raise PolicyError(f"{archive}: policy archive is not a directory")
         policies.extend(load_policy(path) for path in sorted(archive.glob("*.toml")))
+    # The shipped earlier defaults fill in versions no configured file claims.
+    claimed = {policy.version for policy in policies}
+    policies.extend(p for p in earlier_default_policies() if p.version not in claimed)
     return TargetBook(_one_per_version(policies))
 
 

@@ -17,8 +17,9 @@ from projections.sla.targets import Locale, TargetBook, UnknownPolicyVersion
 _TYPE = re.compile(r"^casebook\.(case|organisation)\.([a-z_]+)\.v([0-9]+)$")
 # The case events this version understands, with the versions it reads. An unknown case
 # event could change a clock, so it is poison until the projection learns it;
-# organisation events matter only where they carry the customer's locale. Opened v1 and
-# Responded v1 stay readable: records published earlier are still on the topic.
+# organisation events matter only where they carry the customer's locale. Opened v1,
+# Responded v1 and Resolved v1 stay readable: records published earlier are still on
+# the topic.
 CASE_EVENTS: dict[str, frozenset[str]] = {
     name: frozenset({"1"})
     for name in (
@@ -28,11 +29,14 @@ CASE_EVENTS: dict[str, frozenset[str]] = {
         "downgraded",
         "agent_assigned",
         "note_added",
-        "resolved",
         "reopened",
         "satisfaction_recorded",
     )
-} | {"opened": frozenset({"1", "2"}), "responded": frozenset({"1", "2"})}
+} | {
+    "opened": frozenset({"1", "2"}),
+    "responded": frozenset({"1", "2"}),
+    "resolved": frozenset({"1", "2"}),
+}
 LOCALE_EVENTS = frozenset({"registered", "locale_changed"})
 
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from domain.calendars.calendar import BusinessCalendar
+from domain.cases.events import UNSPECIFIED_REASON
 from domain.sla.business_time import DeadlineExplanation, explain
 from domain.sla.clock import Metric, State, is_finished, time_left
 from projections.sla.targets import Locale, TargetBook
@@ -87,8 +88,11 @@ class CaseSla:
 
 @dataclass
 class Tally:
+    """Decided targets of in-scope cases, and those of cases closed out of scope (§3)."""
+
     met: int = 0
     breached: int = 0
+    out_of_scope: int = 0  # neither met nor breached: the case was outside support's scope
 
     @property
     def total(self) -> int:
@@ -112,6 +116,10 @@ class ComplianceReport:
     groups: dict[tuple[datetime, str, str], Tally] = field(
         default_factory=lambda: defaultdict(Tally)
     )
+    # Cases whose current resolution fell in [since, until), per closure reason, and how
+    # many of them the policy counts out of scope.
+    closures: dict[str, int] = field(default_factory=dict)
+    closures_out_of_scope: int = 0
 
 
 class SlaReader:
@@ -211,19 +219,34 @@ class SlaReader:
         period: Period,
         metric: Metric = Metric.INITIAL_RESPONSE,
     ) -> ComplianceReport:
-        """Met and breached clocks whose outcome fell in [since, until), grouped."""
+        """Met and breached clocks whose outcome fell in [since, until), grouped; those of
+        cases closed out of scope counted apart; closures in the range by reason."""
         with conn.cursor(row_factory=tuple_row) as cursor:
             rows = cursor.execute(
-                "SELECT date_trunc(%s, COALESCE(met_at, breached_at), 'UTC') AS period, "
-                "severity, category, count(*) FILTER (WHERE state = 'met'), "
-                "count(*) FILTER (WHERE state = 'breached') FROM casebook_sla_clocks "
-                "WHERE metric = %s AND state IN ('met', 'breached') "
-                "AND COALESCE(met_at, breached_at) >= %s AND COALESCE(met_at, breached_at) < %s "
+                "SELECT date_trunc(%s, COALESCE(k.met_at, k.breached_at), 'UTC') AS period, "
+                "k.severity, k.category, "
+                "count(*) FILTER (WHERE k.state = 'met' AND NOT c.out_of_scope), "
+                "count(*) FILTER (WHERE k.state = 'breached' AND NOT c.out_of_scope), "
+                "count(*) FILTER (WHERE c.out_of_scope) "
+                "FROM casebook_sla_clocks k JOIN casebook_sla_cases c USING (case_id) "
+                "WHERE k.metric = %s AND k.state IN ('met', 'breached') "
+                "AND COALESCE(k.met_at, k.breached_at) >= %s "
+                "AND COALESCE(k.met_at, k.breached_at) < %s "
                 "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
                 (period, metric.value, since, until),
             ).fetchall()
+            closures = cursor.execute(
+                "SELECT closure_reason, out_of_scope, count(*) FROM casebook_sla_cases "
+                "WHERE status = 'resolved' AND resolved_at >= %s AND resolved_at < %s "
+                "GROUP BY 1, 2 ORDER BY 1, 2",
+                (since, until),
+            ).fetchall()
         report = ComplianceReport(metric=metric, period=period, since=since, until=until)
-        for bucket, severity, category, met, breached in rows:
+        for reason, out_of_scope, count in closures:
+            reason = reason or UNSPECIFIED_REASON
+            report.closures[reason] = report.closures.get(reason, 0) + count
+            report.closures_out_of_scope += count if out_of_scope else 0
+        for bucket, severity, category, met, breached, out_of_scope in rows:
             for tally in (
                 report.overall,
                 report.by_severity[severity],
@@ -233,6 +256,7 @@ class SlaReader:
             ):
                 tally.met += met
                 tally.breached += breached
+                tally.out_of_scope += out_of_scope
         return report
 
     # --- rows ---------------------------------------------------------------------------

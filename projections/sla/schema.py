@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.schema_parts import DECIMAL, DRAFT, SCHEMA_BASE, text, without_property_titles
+from contract.schema_parts import (
+    DECIMAL,
+    DRAFT,
+    GAP_RULE,
+    SCHEMA_BASE,
+    text,
+    without_property_titles,
+)
 from domain.sla import Change
 from projections.sla.events import ClockEvent
 from projections.sla.events import event_type as sla_event_type
@@ -45,8 +52,8 @@ def sla_headers() -> dict[str, Any]:
         "ce_subject": text("The case id, as in the message key.", format="uuid"),
         "content-type": text("The payload is JSON.", const="application/json"),
         "ce_sequence": text(
-            "Increases with every SLA event of the case (not by one): a consumer drops a "
-            "record whose sequence is not above the last it applied. Decimal, as a string.",
+            "The SLA event's number among the case's SLA events, contiguous from 1 per key "
+            "(1, 2, ...), a decimal integer as a string. " + GAP_RULE,
             pattern=DECIMAL,
         ),
         "ce_position": text(

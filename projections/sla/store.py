@@ -26,7 +26,7 @@ _T = TypeVar("_T")
 _CASE_COLUMNS = (
     "case_id, organisation_id, category, severity, status, agent_id, opened_at, "
     "first_response_at, resolved_at, unresponsive_since, version, customer_timezone, "
-    "customer_country"
+    "customer_country, closure_reason, out_of_scope"  # closure: migration 0015
 )
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
@@ -89,6 +89,8 @@ def _view(row: Any) -> CaseView:
         unresponsive_since=row[9],
         version=row[10],
         locale=Locale(timezone=row[11], country=row[12]) if row[11] and row[12] else None,
+        closure_reason=row[13],
+        out_of_scope=row[14],
     )
 
 
@@ -151,7 +153,8 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
             "first_response_at = EXCLUDED.first_response_at, "
             "resolved_at = EXCLUDED.resolved_at, "
             "unresponsive_since = EXCLUDED.unresponsive_since, "
-            "version = EXCLUDED.version, due_at = EXCLUDED.due_at",
+            "version = EXCLUDED.version, due_at = EXCLUDED.due_at, "
+            "closure_reason = EXCLUDED.closure_reason, out_of_scope = EXCLUDED.out_of_scope",
             _columns(
                 [
                     (
@@ -168,6 +171,8 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
                         v.version,
                         v.locale.timezone if v.locale else None,
                         v.locale.country if v.locale else None,
+                        v.closure_reason,
+                        v.out_of_scope,
                         v.due_at,
                     )
                     for v in views
@@ -261,14 +266,38 @@ def save_transitions(
         ),
     )
     rows = [outbox_row(t, *cases[t.clock.case_id]) for t in transitions]
-    # In the transitions' order: the outbox publishes by id, so one clock's events keep theirs.
+    lock_outbox_subjects(cursor, sorted({row[2] for row in rows}))
+    # In the transitions' order: the outbox publishes by id, so one clock's events keep
+    # theirs, and each case's sequence goes on from its last row in that same order. Rows
+    # already there (a replayed dead letter overlapping) are left out before numbering.
     cursor.execute(
-        "INSERT INTO casebook_sla_outbox (event_id, type, subject, time, payload) "
-        "SELECT e, t, s, w, p::jsonb FROM unnest(%b::text[], %b::text[], %b::text[], "
-        "%b::timestamptz[], %b::text[]) WITH ORDINALITY AS u(e, t, s, w, p, n) ORDER BY n "
-        "ON CONFLICT (event_id) DO NOTHING",
+        "INSERT INTO casebook_sla_outbox (event_id, type, subject, time, payload, sequence) "
+        "SELECT e, t, s, w, p::jsonb, coalesce((SELECT max(o.sequence) FROM "
+        "casebook_sla_outbox o WHERE o.subject = f.s), 0) "
+        "+ row_number() OVER (PARTITION BY s ORDER BY n) "
+        "FROM (SELECT DISTINCT ON (e) * FROM unnest(%b::text[], %b::text[], %b::text[], "
+        "%b::timestamptz[], %b::text[]) WITH ORDINALITY AS u(e, t, s, w, p, n) "
+        "WHERE NOT EXISTS (SELECT 1 FROM casebook_sla_outbox o WHERE o.event_id = u.e) "
+        "ORDER BY e, n) AS f ORDER BY n",
         _columns(rows, 5),
     )
+
+
+# Every writer of the SLA outbox (this module and the timer's statement, due.py) takes
+# these locks, in one order (by hash, which collisions cannot reorder), in a statement of
+# its own before the one that numbers: that statement then sees every row of the case, and
+# no other writer can number one of them until this transaction ends. The schema is part
+# of the key, so a rebuild numbering its own outbox never waits for the live writers.
+LOCK_OUTBOX_SUBJECTS = (
+    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.casebook_sla_outbox'), h) "
+    "FROM (SELECT DISTINCT hashtext(s) AS h FROM unnest(%s::text[]) AS s ORDER BY h) AS k"
+)
+
+
+def lock_outbox_subjects(cursor: psycopg.Cursor[Any], subjects: Sequence[str]) -> None:
+    """Hold the right to number the SLA outbox rows of `subjects` until commit."""
+    if subjects:
+        cursor.execute(LOCK_OUTBOX_SUBJECTS, (list(subjects),))
 
 
 # One statement per table and batch: the rows travel as one array per column (unnest),
@@ -276,7 +305,8 @@ def save_transitions(
 # the text form of an array escapes every element with a regular expression.
 _CASE_TYPES = (
     "uuid", "uuid", "text", "text", "text", "text", "timestamptz", "timestamptz",
-    "timestamptz", "timestamptz", "integer", "text", "text", "timestamptz",
+    "timestamptz", "timestamptz", "integer", "text", "text", "text", "boolean",
+    "timestamptz",
 )  # fmt: skip
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",

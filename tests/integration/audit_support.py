@@ -82,7 +82,10 @@ def live_a_case(database: Database, *, audit: bool = True) -> CasePast:
             ),
         )
         step(32, lambda: casebook.execute(c.Respond(case(), "Please send the log"), as_agent()))
-        step(33, lambda: casebook.execute(c.Resolve(case(), "Fixed the MX record"), as_agent()))
+        step(
+            33,
+            lambda: casebook.execute(c.Resolve(case(), "Fixed the MX record", "fixed"), as_agent()),
+        )
         step(34, lambda: casebook.execute(c.Reopen(case(), "Mail bounces again"), as_agent()))
         if audit:
             with psycopg.connect(database.url) as conn, conn.transaction():

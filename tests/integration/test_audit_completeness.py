@@ -59,7 +59,8 @@ def sla_envelopes(database: Database) -> list[Envelope]:
     """The SLA outbox as the audit consumer decodes it from the SLA-events topic."""
     with psycopg.connect(database.url) as conn:
         rows = conn.execute(
-            "SELECT id, event_id, type, subject, time, payload FROM casebook_sla_outbox ORDER BY id"
+            "SELECT id, event_id, type, subject, time, payload, sequence FROM casebook_sla_outbox "
+            "ORDER BY id"
         ).fetchall()
     records = [outbox_record(row, "/test") for row in rows]
     return [decode(SLA_TOPIC, 0, n, r["headers"], r["value"]) for n, r in enumerate(records)]

@@ -69,7 +69,7 @@ def test_diff_between_instants_and_versions(
     assert lines[0].startswith(f"case {past.case_id}: version 6 (")
     assert "  status: open -> open" not in lines  # resolved, then reopened: no change
     assert any(
-        line.startswith("  v7  2025-03-04T18:00:00Z  casebook.case.resolved.v1") for line in lines
+        line.startswith("  v7  2025-03-04T18:00:00Z  casebook.case.resolved.v2") for line in lines
     )
     assert any(line.startswith("  v8  ") and "reopened" in line for line in lines)
     result = cli(

@@ -49,7 +49,7 @@ def clocks(draw: st.DrawFn, number: int) -> Clock:
         case_id=str(uuid.UUID(int=number + 1)),
         metric=draw(st.sampled_from(Metric)),
         severity=draw(st.sampled_from(["A", "B", "C"])),
-        policy_version="2025.1",
+        policy_version="2025.2",
         started_at=at_risk - timedelta(hours=8),
         target=timedelta(hours=10),
         calendar="24x7",

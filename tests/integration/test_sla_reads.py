@@ -83,6 +83,7 @@ def test_the_compliance_report_counts_met_and_breached_per_severity(
         "total": 1,
         "met_rate": 1.0,
         "breach_rate": 0.0,
+        "out_of_scope": 0,
     }
     assert report["by_severity"]["B"]["met"] == 1
     assert report["by_category"]["technical"]["total"] == 1

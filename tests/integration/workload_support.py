@@ -48,7 +48,7 @@ def work_case(casebook: Casebook, organisation_id: uuid.UUID, index: int, events
     notes = events - 2 - len(steps) - resolve
     steps.extend(c.AddNote(case_id, f"note {n}", NoteVisibility.INTERNAL) for n in range(notes))
     if resolve:
-        steps.append(c.Resolve(case_id, "Fixed"))
+        steps.append(c.Resolve(case_id, "Fixed", "fixed"))
     for step in steps:
         casebook.execute(step, as_agent())
 

@@ -146,7 +146,9 @@ def responded(assessed: ServiceRequest, policy: Policy, clock: Clock) -> Service
 @pytest.fixture
 def resolved(responded: ServiceRequest, policy: Policy, clock: Clock) -> ServiceRequest:
     """The request resolved by agent bob."""
-    responded.resolve(resolution="Connector re-enabled", policy=policy, by=AGENT, at=clock.tick())
+    responded.resolve(
+        reason="fixed", resolution="Connector re-enabled", policy=policy, by=AGENT, at=clock.tick()
+    )
     return responded
 
 

@@ -33,7 +33,9 @@ def _full_lifecycle(case: ServiceRequest, acme: Organisation, policy: Policy, cl
     )
     record_unresponsive(case, policy, clock)
     case.downgrade(Severity.C, policy=policy, reason="No trace sent", by=AGENT, at=clock.tick())
-    case.resolve(resolution="Connector re-enabled", policy=policy, by=AGENT, at=clock.tick())
+    case.resolve(
+        reason="fixed", resolution="Connector re-enabled", policy=policy, by=AGENT, at=clock.tick()
+    )
     case.record_satisfaction(5, comment=None, organisation=acme, by=ADA, at=clock.tick())
     case.reopen(reason="Broke again", policy=policy, organisation=acme, by=ADA, at=clock.tick())
 
@@ -54,6 +56,7 @@ def test_a_full_lifecycle_replays_to_the_same_state(
     ]
     versions = {type(e).__name__: getattr(e, "class_version", None) for e in recorded}
     assert (versions.pop("Responded"), versions.pop("Opened", 2)) == (2, 2)
+    assert versions.pop("Resolved") == 2
     assert set(versions.values()) == {1}
 
 
@@ -128,3 +131,27 @@ def test_sla_relevant_events_record_the_policy_version(
     recorded = case.collect_events()
     assert {e.policy_version for e in recorded if isinstance(e, sla_events)} == {policy.version}
     assert all(e.timestamp == getattr(e, "at", None) for e in recorded)
+
+
+def test_a_resolution_stored_as_v1_reads_as_v2_with_an_unspecified_reason(
+    case: ServiceRequest, acme: Organisation, policy: Policy, clock: Clock
+) -> None:
+    _full_lifecycle(case, acme, policy, clock)
+    mapper = _mapper()
+    stored = [mapper.to_stored_event(e) for e in case.collect_events()]
+    at = next(i for i, e in enumerate(stored) if e.topic.endswith("Resolved"))
+    current = json.loads(stored[at].state)
+    assert (current["class_version"], current["reason"]) == (2, "fixed")
+    # What a v1 writer stored: no class_version, no closure reason.
+    dropped = ("class_version", "reason", "out_of_scope")
+    v1_state = {k: v for k, v in current.items() if k not in dropped}
+    stored[at] = dataclasses.replace(stored[at], state=json.dumps(v1_state).encode())
+    replayed: ServiceRequest | None = None
+    for record in stored:
+        decoded = mapper.to_domain_event(record)
+        assert isinstance(decoded, CanMutateAggregate)
+        replayed = decoded.mutate(replayed)
+    resolved = mapper.to_domain_event(stored[at])
+    assert isinstance(resolved, case_events.Resolved)
+    assert (resolved.reason, resolved.out_of_scope) == (case_events.UNSPECIFIED_REASON, False)
+    assert replayed is not None and replayed.status == case.status  # reopened after it

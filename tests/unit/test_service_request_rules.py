@@ -13,7 +13,7 @@ from domain.cases import errors as err
 from domain.cases import events as case_events
 from domain.organisations import Organisation
 from domain.policy import Policy, parse_policy
-from domain.values import Actor, Agreement, Category, Channel, Role, Severity
+from domain.values import Actor, Agreement, Category, Channel, ClosureReason, Role, Severity
 from tests.unit.conftest import (
     ADA,
     AGENT,
@@ -253,7 +253,9 @@ def test_a_case_is_resolved_only_after_a_first_response(
     assessed: ServiceRequest, policy: Policy, clock: Clock
 ) -> None:
     with refused(err.ResolveNeedsFirstResponse, "resolve-after-first-response", "Respond"):
-        assessed.resolve(resolution="Done", policy=policy, by=AGENT, at=clock.tick())
+        assessed.resolve(
+            reason="fixed", resolution="Done", policy=policy, by=AGENT, at=clock.tick()
+        )
 
 
 # -- closing: resolved, reopened, satisfaction (§6) ---------------------------------------
@@ -274,7 +276,9 @@ CLOSED_COMMANDS: dict[str, Callable[[ServiceRequest, Organisation, Policy, Clock
     "note": lambda c, o, p, t: c.add_note(
         "x", visibility=CUSTOMER, organisation=o, by=ADA, at=t.tick()
     ),
-    "resolve": lambda c, o, p, t: c.resolve(resolution="x", policy=p, by=AGENT, at=t.tick()),
+    "resolve": lambda c, o, p, t: c.resolve(
+        reason="fixed", resolution="x", policy=p, by=AGENT, at=t.tick()
+    ),
 }
 
 
@@ -294,7 +298,7 @@ def test_only_a_resolved_case_is_reopened_by_its_admin_or_staff(
 
     with refused(err.CaseNotResolved, "only-resolved-cases-reopen", "resolved"):
         reopen()
-    responded.resolve(resolution="Fixed", policy=policy, by=AGENT, at=clock.tick())
+    responded.resolve(reason="fixed", resolution="Fixed", policy=policy, by=AGENT, at=clock.tick())
     with refused(err.StaffOrOrganisationAdminOnly, "staff-or-organisation-admin-only", "reopen"):
         reopen(USER)
     reopen()
@@ -311,7 +315,7 @@ def test_satisfaction_is_recorded_once_after_resolution(
 
     with refused(err.SatisfactionBeforeResolution, "satisfaction-after-resolution", "resolved"):
         answer()
-    responded.resolve(resolution="Fixed", policy=policy, by=AGENT, at=clock.tick())
+    responded.resolve(reason="fixed", resolution="Fixed", policy=policy, by=AGENT, at=clock.tick())
     rule = "satisfaction-from-customer-admin-or-system"
     with refused(err.SatisfactionByCustomerOrSystem, rule, "survey system"):
         answer(by=AGENT)
@@ -326,7 +330,27 @@ def test_satisfaction_is_recorded_once_after_resolution(
 def test_a_platform_admin_may_import_a_survey_answer(
     responded: ServiceRequest, acme: Organisation, policy: Policy, clock: Clock
 ) -> None:
-    responded.resolve(resolution="Fixed", policy=policy, by=AGENT, at=clock.tick())
+    responded.resolve(reason="fixed", resolution="Fixed", policy=policy, by=AGENT, at=clock.tick())
     importer = Actor("survey-import", Role.ADMIN, Channel.API)
     responded.record_satisfaction(3, comment=None, organisation=acme, by=importer, at=clock.tick())
     assert responded.satisfaction is not None and responded.satisfaction.score == 3
+
+
+@pytest.mark.parametrize("reason", [r.value for r in ClosureReason])
+def test_a_case_resolves_for_every_closure_reason_of_the_policy(
+    reason: str, responded: ServiceRequest, policy: Policy, clock: Clock
+) -> None:
+    responded.resolve(reason=reason, resolution="Done", policy=policy, by=AGENT, at=clock.tick())
+    resolved = responded.collect_events()[-1]
+    assert (resolved.reason, responded.closure_reason) == (reason, reason)
+    assert resolved.out_of_scope == reason.startswith("out_of_scope_")
+
+
+def test_an_unknown_closure_reason_is_refused_by_its_rule(
+    responded: ServiceRequest, policy: Policy, clock: Clock
+) -> None:
+    with pytest.raises(err.ClosureReasonUnknown) as refused:
+        responded.resolve(
+            reason="magic", resolution="Done", policy=policy, by=AGENT, at=clock.tick()
+        )
+    assert refused.value.rule == "closure-reason-is-known"

@@ -24,7 +24,7 @@ def at(**delta: float) -> datetime:
 
 
 def data(when: datetime, **fields: Any) -> dict[str, Any]:
-    return {"at": when.isoformat(), "policy_version": "2025.1", "by": AGENT, **fields}
+    return {"at": when.isoformat(), "policy_version": "2025.2", "by": AGENT, **fields}
 
 
 class Case:

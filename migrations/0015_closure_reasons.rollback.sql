@@ -1,0 +1,1 @@
+ALTER TABLE casebook_sla_cases DROP COLUMN closure_reason, DROP COLUMN out_of_scope;
