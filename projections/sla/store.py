@@ -48,7 +48,7 @@ def load_views(
         f"SELECT {_CASE_COLUMNS} FROM casebook_sla_cases WHERE case_id = ANY(%s::uuid[]){suffix}",
         (wanted,),
     ).fetchall()
-    return _with_clocks(conn, rows)
+    return _with_clocks(conn, rows, lock=lock)
 
 
 def load_open_views_of(
@@ -60,14 +60,21 @@ def load_open_views_of(
         "AND status <> 'resolved' ORDER BY case_id FOR UPDATE",
         (organisation_id,),
     ).fetchall()
-    return _with_clocks(conn, [row for row in rows if str(row[0]) not in known])
+    return _with_clocks(conn, [row for row in rows if str(row[0]) not in known], lock=True)
 
 
-def _with_clocks(conn: psycopg.Connection[Any], rows: Sequence[Any]) -> dict[str, CaseView]:
+def _with_clocks(
+    conn: psycopg.Connection[Any], rows: Sequence[Any], *, lock: bool
+) -> dict[str, CaseView]:
+    # Locked clocks: the timer takes due clocks FOR UPDATE SKIP LOCKED, so while a batch
+    # holds them the timer passes them by, and a tick committed meanwhile cannot be
+    # overwritten by the batch's older copy (the batch waits for it, then reads it).
+    suffix = " ORDER BY case_id, metric FOR UPDATE" if lock else ""
     views = {str(row[0]): _view(row) for row in rows}
     if views:
         for row in conn.execute(
-            f"SELECT {CLOCK_COLUMNS} FROM casebook_sla_clocks WHERE case_id = ANY(%s::uuid[])",
+            f"SELECT {CLOCK_COLUMNS} FROM casebook_sla_clocks"
+            f" WHERE case_id = ANY(%s::uuid[]){suffix}",
             (list(views),),
         ):
             clock = clock_from_row(row)

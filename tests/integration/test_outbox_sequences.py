@@ -104,6 +104,29 @@ def test_a_timer_tick_waits_for_another_writer_of_the_case_and_numbers_after_it(
     assert last_type == "casebook.sla.clock_breached.v1"
 
 
+def test_a_timer_tick_passes_by_the_clocks_a_consumer_batch_holds_and_takes_them_after(
+    casebook: Casebook, clean_database: Database
+) -> None:
+    # A batch reads a case's clocks and saves them later in its transaction: a tick that
+    # changed them in between would be overwritten by the batch's older copy.
+    organisation = register_organisation(casebook)
+    case = open_request(casebook, organisation)
+    assess(casebook, case, Severity.B)
+    project(clean_database, stored_envelopes(casebook))
+    timer = SlaTimer(clean_database.url, clock=lambda: LATE)
+
+    with psycopg.connect(clean_database.url) as batch:
+        views = store.load_views(batch, [str(case)])  # what the consumer does first
+        assert views[str(case)].clocks
+        with psycopg.connect(clean_database.url) as conn:
+            assert timer.tick(conn) == 0  # the held clocks are passed by, not waited on
+        batch.commit()
+
+    with psycopg.connect(clean_database.url) as conn:
+        assert timer.tick(conn) == 2  # at risk, then breached
+    assert sequences(clean_database) == {str(case): [1, 2, 3]}
+
+
 def test_one_number_twice_for_a_case_is_refused(clean_database: Database) -> None:
     insert = (
         "INSERT INTO casebook_sla_outbox (event_id, type, subject, time, payload, sequence) "
