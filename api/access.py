@@ -30,6 +30,7 @@ NOT_CASE_DATA: Mapping[str, str] = {
     "get_organisation": "an organisation's profile, no case data",
     "sla_compliance_report": "counts and rates over many cases, no case's own data",
     "pipeline_status": "the relay's and consumers' states and lags, no case data",
+    "metrics": "counts, lags and durations of the whole process, no case data",
 }
 REASON_HEADER = "X-Access-Reason"
 # Why the caller reads: printable ASCII (it goes into a header and the access log).

@@ -11,12 +11,14 @@ from fastapi.routing import iter_route_contexts
 from api import problems, roles
 from api.deps import GuardedRoute
 from api.keys import KeyStore
+from api.metrics import registry_with
 from api.middleware import RequestContext
 from api.read_models import ReadModels
 from api.routes import audit, cases, evidence, health, organisations, sla
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
+from projections.metrics import DatabaseCollector
 
 DESCRIPTION = """\
 Event-sourced case management for the support desk. Every command is one route;
@@ -58,6 +60,7 @@ def create_app(
     app.state.database = database
     app.state.settings = settings
     app.state.read_models = read_models
+    app.state.metrics = registry_with(DatabaseCollector(database.url))
     app.router.add_event_handler("shutdown", app.state.read_models.close)
     app.include_router(cases.router)
     app.include_router(organisations.router)
@@ -66,6 +69,7 @@ def create_app(
     app.include_router(evidence.router)
     app.include_router(health.router)
     app.include_router(health.status_router)
+    app.include_router(health.metrics_router(settings.metrics_require_key))
     problems.install(app)
     app.add_middleware(RequestContext)
     _require_complete_role_matrix(app)
@@ -80,7 +84,7 @@ def _require_complete_role_matrix(app: FastAPI) -> None:
         if isinstance(route.original_route, GuardedRoute):
             if name not in roles.ROLE_MATRIX:
                 raise RuntimeError(f"route {name} is missing from api.roles.ROLE_MATRIX")
-        elif name not in roles.PUBLIC_ROUTES:
+        elif name not in roles.PUBLIC_ROUTES | roles.KEY_OPTIONAL_ROUTES.keys():
             raise RuntimeError(f"route {name} is neither guarded nor public")
 
 

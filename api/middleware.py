@@ -1,4 +1,5 @@
-"""Per-request context: a request id on every log line and response, one access line.
+"""Per-request context: a request id on every log line and response, one access line,
+one observation of the request duration histogram.
 
 A pure ASGI middleware (not BaseHTTPMiddleware), so the context variables it binds
 reach the route's threadpool worker and nothing is buffered.
@@ -12,13 +13,27 @@ import uuid
 from typing import Any
 
 import structlog
+from prometheus_client import Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from casebook.metrics import REGISTRY
 
 access_log = structlog.get_logger("casebook.api.access")
 HEADER = "X-Request-ID"
 # Accept the caller's id only when it cannot smuggle anything into a log line.
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+UNMATCHED = "<unmatched>"
+# Any other method a client invents is counted as OTHER: label values must stay few.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+REQUEST_SECONDS = Histogram(
+    "casebook_http_request_duration_seconds",
+    "HTTP requests by route template (<unmatched> for paths no route serves), method and "
+    "status code, and how long they took in seconds.",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
 
 
 class RequestContext:
@@ -49,15 +64,19 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
             principal = state.get("principal")
-            route = scope.get("route")
-            # The route template, not the raw path: paths may carry contact details.
+            # The route template, not the raw path: paths may carry contact details, and
+            # one label value per raw path would grow the metric without bound.
+            path = getattr(scope.get("route"), "path", None) or UNMATCHED
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            REQUEST_SECONDS.labels(path, method, str(status)).observe(elapsed)
             access_log.info(
                 "http.request",
                 method=scope["method"],
-                path=getattr(route, "path", None) or "<unmatched>",
+                path=path,
                 status=status,
-                ms=round((time.perf_counter() - started) * 1000, 1),
+                ms=round(elapsed * 1000, 1),
                 principal=getattr(principal, "principal_id", None),
                 request_id=request_id,
             )

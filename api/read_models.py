@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from api.metrics import forget_pool, watch_pool
 from casebook.database import Database
 from projections.audit import queries as audit
 from projections.audit.completeness import check as check_completeness
@@ -73,6 +74,7 @@ class ReadModels:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
+            forget_pool(pool)
             pool.close()
 
     def _pool_in_use(self) -> ConnectionPool:
@@ -81,4 +83,5 @@ class ReadModels:
                 self._pool = ConnectionPool(
                     self._url, min_size=1, max_size=self._max_size, name="read-models", open=True
                 )
+                watch_pool(self._pool)
             return self._pool

@@ -41,6 +41,9 @@ PUBLIC_ROUTES: frozenset[str] = frozenset(
     {"healthz", "readyz", "openapi", "swagger_ui_html", "swagger_ui_redirect", "redoc_html"}
 )
 
+# Routes public unless the setting named here asks for a key; then the matrix applies.
+KEY_OPTIONAL_ROUTES: Mapping[str, str] = {"metrics": "CASEBOOK_METRICS_REQUIRE_KEY"}
+
 ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     # organisations
     "register_organisation": frozenset({ADMIN}),
@@ -83,6 +86,7 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "export_organisation_evidence": frozenset({AUDITOR}),
     # operations: the state of the relay, consumers and timers (no case data)
     "pipeline_status": frozenset({ADMIN, SUPERVISOR}),
+    "metrics": frozenset({ADMIN, SUPERVISOR}),
 }
 
 
@@ -123,6 +127,10 @@ def role_table(routes: Sequence[BaseRoute]) -> str:
     public = sorted(e.path for e in by_name.values() if e.name in PUBLIC_ROUTES)
     lines.append("")
     lines.append("Without a key: " + ", ".join(f"`{path}`" for path in public) + ".")
+    for name, setting in KEY_OPTIONAL_ROUTES.items():
+        if name in by_name:
+            path = by_name[name].path
+            lines.append(f"`{path}` needs no key either, unless `{setting}` is true.")
     return "\n".join(lines) + "\n"
 
 

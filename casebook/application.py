@@ -47,6 +47,7 @@ from casebook.errors import (
 )
 from casebook.freshness import fast_forward
 from casebook.handlers import Loader, Work, handle, target_id
+from casebook.metrics import WRITE_BATCH_SECONDS, WRITE_BATCH_SIZE
 from casebook.policy_source import load_policy
 from casebook.reads import CasePage, RecordedEvent, cases_page
 from casebook.settings import Settings
@@ -169,7 +170,10 @@ class Casebook:
         if time.monotonic() < self._others_write_until:
             targets = [t for t in (target_id(item.command) for item in batch) if t is not None]
             fast_forward(self.store, targets)
+        started = time.perf_counter()
         self._prepare_and_save(batch, retry_as_batch=True)
+        WRITE_BATCH_SECONDS.observe(time.perf_counter() - started)
+        WRITE_BATCH_SIZE.observe(len(batch))
         return deferred
 
     def _prepare_and_save(self, batch: list[Item], *, retry_as_batch: bool) -> None:

@@ -160,6 +160,19 @@ class Settings(BaseSettings):
         description="Longest wait before a failed relay, consumer, timer, checkpointer or "
         "outbox publisher is started again (the wait doubles from 0.5 s up to this).",
     )
+    metrics_require_key: bool = Field(
+        default=False,
+        description="`GET /metrics` asks for an admin or supervisor API key. False: it "
+        "answers without a key, like `/healthz` (keep it off a public network then).",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port on which `casebook relay` and `casebook consume ...` serve their "
+        "Prometheus metrics (`/metrics`, no key). Unset: they serve none; the API serves "
+        "its own on `GET /metrics`.",
+    )
     part_unhealthy_seconds: float = Field(
         default=60,
         gt=0,

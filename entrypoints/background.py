@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from api.metrics import registry_with
 from api.part_reports import PartReporter
 from casebook.settings import Settings
 from casebook.supervision import BOARD, Backoff, Part, supervised
@@ -84,6 +85,30 @@ def run_parts(
     log.info(f"{service}.stopped")
 
 
+@contextmanager
+def serve_metrics(settings: Settings, url: str) -> Iterator[int | None]:
+    """This process's metrics (parts, pools, the database's figures) on `metrics_port`
+    at `api_host` for the block; yields the port (None when unset: nothing served)."""
+    if settings.metrics_port is None:
+        yield None
+        return
+    from prometheus_client import start_http_server
+
+    from projections.metrics import DatabaseCollector
+
+    registry = registry_with(DatabaseCollector(url))
+    server, thread = start_http_server(
+        settings.metrics_port, addr=settings.api_host, registry=registry
+    )
+    log.info("metrics.serving", host=settings.api_host, port=server.server_port)
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=1)
+
+
 class OutageTooLong(Exception):
     """A part of a standalone process kept failing past `outage_limit_seconds`."""
 
@@ -96,6 +121,7 @@ def run_standalone(
     Beside the parts: a copy of their board in the database, for `casebook consumers
     status`, and a watch that ends the process when a part has failed for longer than
     `outage_limit_seconds`, so that its supervisor (systemd, Kubernetes) takes over.
+    With `metrics_port`, its metrics on that port (`serve_metrics`).
     """
     gave_up: list[str] = []
 
@@ -121,10 +147,11 @@ def run_standalone(
     companions = Parts()
     companions.start("part-reports", PartReporter(url, settings.part_unhealthy_seconds).run)
     companions.start("outage-watch", watch_outages)
-    try:
-        run_parts(service, parts, stop, backoff(settings))
-    finally:
-        companions.join()
+    with serve_metrics(settings, url):
+        try:
+            run_parts(service, parts, stop, backoff(settings))
+        finally:
+            companions.join()
     if gave_up:
         raise OutageTooLong(gave_up[0])
 

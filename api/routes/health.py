@@ -3,14 +3,19 @@
 `/healthz` is about this process being worth keeping (an orchestrator restarts it on
 503): a supervised part failing, or behind without progress, for longer than
 `part_unhealthy_seconds` makes it unhealthy. `/readyz` is about serving requests now
-(the database answers). `/status` shows every part, for operators.
+(the database answers). `/status` shows every part, for operators; `/metrics` the
+same and more for Prometheus (public, or for a key when `metrics_require_key`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import GuardedRoute
@@ -25,6 +30,9 @@ from casebook.supervision import BOARD
 
 router = APIRouter(tags=["health"])
 status_router = APIRouter(tags=["health"], route_class=GuardedRoute)
+_METRICS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}
+}
 
 
 @router.get("/healthz", responses=problem_responses(503), response_model=Health)
@@ -83,3 +91,24 @@ def _reported_elsewhere(url: str, here: str) -> list[PartView] | None:
     except psycopg.Error:
         return None
     return [PartView.of_report(row) for row in rows if row.process != here]
+
+
+def metrics_router(require_key: bool) -> APIRouter:
+    """`GET /metrics`, guarded (admin, supervisor) when `require_key`, else public."""
+    router = APIRouter(tags=["health"], route_class=GuardedRoute if require_key else APIRoute)
+    router.add_api_route(
+        "/metrics",
+        metrics,
+        methods=["GET"],
+        name="metrics",
+        response_class=Response,
+        responses=_METRICS_RESPONSE,
+    )
+    return router
+
+
+def metrics(request: Request) -> Response:
+    """This process's metrics in Prometheus text format: requests, write batches, parts,
+    pools, and the relay, consumers, SLA clocks and audit checkpoints as stored."""
+    registry: CollectorRegistry = request.app.state.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

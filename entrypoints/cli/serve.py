@@ -14,6 +14,7 @@ import structlog
 import typer
 
 from api.keys import KeyStore
+from api.metrics import forget_pool, watch_pool
 from casebook.database import Database
 from casebook.settings import Settings, get_settings
 from entrypoints.background import STOP_SECONDS
@@ -106,6 +107,7 @@ def write_side(db: Database, settings: Settings) -> Iterator[tuple[Casebook, Key
     pool: ConnectionPool[Any] = ConnectionPool(
         db.url, min_size=1, max_size=max(2, settings.db_pool_size // 2), open=True, name="keys"
     )
+    watch_pool(pool)
     try:
         casebook = Casebook.connect(db, settings, writer_address=settings.writer_address)
         try:
@@ -113,6 +115,7 @@ def write_side(db: Database, settings: Settings) -> Iterator[tuple[Casebook, Key
         finally:
             casebook.close()
     finally:
+        forget_pool(pool)
         pool.close()
 
 

@@ -265,9 +265,12 @@ def test_scram_over_tls_round_trip(secured: ApacheKafkaCluster, mechanism: str) 
         topic,
         group_id=f"group-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
+        # On a loaded machine the first metadata answer may come before the partition has
+        # a leader on this listener; without this the next look is minutes away.
+        metadata_max_age_ms=1000,
         **options,
     ) as consumer:
-        records = poll_until(consumer, 1)
+        records = poll_until(consumer, 1, timeout_s=60)
     assert [r.value for r in records] == [b"secret-hello"]
 
 

@@ -11,11 +11,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.roles import API_ROLES, PUBLIC_ROUTES, ROLE_MATRIX, Endpoint, endpoints, role_table
-from tests.integration.api_support import Api, bearer, open_case, register_acme
+from casebook.database import Database
+from casebook.settings import Settings
+from tests.integration.api_support import Api, bearer, open_case, register_acme, running_api
 
 pytestmark = pytest.mark.integration
 
 API_MANUAL = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+
+
+@pytest.fixture(scope="module")
+def api(database: Database) -> Iterator[Api]:
+    """The API with every key-optional route (`/metrics`) asking for a key, as the matrix says."""
+    settings = Settings(database_url=database.url, metrics_require_key=True)
+    with running_api(database, settings=settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -50,8 +50,8 @@ def api_schema(api: Api) -> Any:
 
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
-# Probes and the pipeline's status take no input, so there is nothing invalid to send them.
-WITHOUT_INPUT = {"pipeline_status"}
+# Probes, the pipeline's status and the metrics take no input: nothing invalid to send.
+WITHOUT_INPUT = {"pipeline_status", "metrics"}
 RUNS = [(name, GenerationMode.POSITIVE) for name in [*ROLE_MATRIX, "healthz", "readyz"]] + [
     (name, GenerationMode.NEGATIVE) for name in ROLE_MATRIX if name not in WITHOUT_INPUT
 ]
