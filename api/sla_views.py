@@ -62,6 +62,12 @@ class ClockView(BaseModel):
         description="Business time left; negative once overdue; null once finished."
     )
     explanation: ExplanationView | None = None
+    assessed: bool = Field(
+        default=True,
+        description="false for a triage clock: the case awaits its assessment and the "
+        "clock runs on the strictest target the policy allows it (`severity` is that "
+        "target's, not an assessment)",
+    )
 
     @classmethod
     def of(cls, clock: ClockStatus) -> ClockView:
@@ -95,6 +101,7 @@ class ClockView(BaseModel):
             stopped_at=clock.stopped_at,
             remaining_business_seconds=remaining,
             explanation=explanation,
+            assessed=clock.assessed,
         )
 
 
@@ -129,7 +136,8 @@ class QueueItemView(BaseModel):
 
 
 class QueueView(BaseModel):
-    """The agent queue: nearest deadline first; cases awaiting assessment last."""
+    """The agent queue: nearest deadline first, cases awaiting assessment by their triage
+    clock's deadline."""
 
     items: list[QueueItemView]
     next_cursor: str | None = Field(description="Pass as `after` for the next page.")

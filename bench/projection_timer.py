@@ -67,6 +67,7 @@ def fill(database: Database, clocks: int) -> None:
                         None,
                         None,
                         1,
+                        True,
                         "technical",
                         at_risk,
                     )

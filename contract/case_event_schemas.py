@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from typing import Any
 
@@ -36,7 +37,10 @@ def json_schema(event_class: type, *, include_personal: bool = False) -> dict[st
     fields: dict[str, Any] = {}
     for f in payload_fields(event_class):
         if f.name not in dropped:
-            hint = ENUM_OF_FIELD.get(f.name, str) if hints[f.name] is str else hints[f.name]
+            hint = hints[f.name]
+            if f.name in ENUM_OF_FIELD and hint in (str, str | None):
+                enum = ENUM_OF_FIELD[f.name]
+                hint = enum if hint is str else enum | None
             default: Any = ... if f.default is dataclasses.MISSING else f.default
             if f.default_factory is not dataclasses.MISSING:
                 default = Field(default_factory=f.default_factory)
@@ -64,12 +68,31 @@ def retired_json_schema(kind: str) -> dict[str, Any]:
     schema = json_schema(successor)
     properties = {k: v for k, v in schema["properties"].items() if k not in added}
     required = [name for name in schema.get("required", []) if name not in added]
-    return schema | {
+    retired = schema | {
         "$id": f"{SCHEMA_BASE}events/{kind}.json",
         "title": kind,
         "properties": properties,
         "required": required,
     }
+    if "$defs" in schema:
+        retired["$defs"] = _defs_used(properties, schema["$defs"])
+    return retired
+
+
+def _defs_used(properties: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """The `$defs` the properties still reach: a retired version leaves out the
+    definitions only its successor's added fields needed."""
+    used: set[str] = set()
+    pending = [json.dumps(properties)]
+    while pending:
+        for name, definition in defs.items():
+            if name not in used and f'"#/$defs/{name}"' in pending[-1]:
+                used.add(name)
+                pending.append(json.dumps(definition))
+                break
+        else:
+            pending.pop()
+    return {name: definition for name, definition in defs.items() if name in used}
 
 
 def summary(event_class: type) -> str:

@@ -25,8 +25,9 @@ RETIRED_TYPES: dict[str, tuple[type, tuple[str, ...]]] = {
     "casebook.case.responded.v1": (ServiceRequest.Responded, ("via",)),
     "casebook.case.opened.v1": (
         ServiceRequest.Opened,
-        ("customer_timezone", "customer_country"),
+        ("customer_timezone", "customer_country", "triage_severity"),
     ),
+    "casebook.case.opened.v2": (ServiceRequest.Opened, ("triage_severity",)),
     "casebook.case.resolved.v1": (ServiceRequest.Resolved, ("reason", "out_of_scope")),
 }
 _AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation)
@@ -121,6 +122,7 @@ ENUM_OF_FIELD: dict[str, type[StrEnum]] = {
     "category": Category,
     "severity": Severity,
     "previous_severity": Severity,
+    "triage_severity": Severity,
     "agreement": Agreement,
     "preferred_contact": ContactKind,
     "kind": ContactKind,

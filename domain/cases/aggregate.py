@@ -1,7 +1,6 @@
 """The ServiceRequest aggregate: one admin's request, from opening to satisfaction.
 
-It stays one module because it holds the aggregate's command methods, one per action the
-policy allows; events, rules and state live beside it.
+It stays one module because it holds one command method per action the policy allows.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from domain.cases.state import (
 from domain.errors import require_time_order
 from domain.organisations import Organisation
 from domain.policy import Policy
-from domain.policy.rules import check_severity_allowed, check_severity_for_category
+from domain.policy.rules import check_severity_allowed, check_severity_for_category, triage_severity
 from domain.values import Actor, Agreement, Category, ContactKind, Role, Severity
 
 
@@ -101,6 +100,7 @@ class ServiceRequest(Aggregate):
             partner_contact_acknowledged=partner_contact_acknowledged,
             customer_timezone=organisation.timezone,
             customer_country=organisation.country,
+            triage_severity=triage_severity(policy, Category(category), organisation.agreement),
             policy_version=policy.version,
             by=by,
             at=at,

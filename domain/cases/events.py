@@ -2,8 +2,8 @@
 
 Versioning: to change an event, never rename it: bump its `class_version` and add
 `upcast_v<n>_v<n+1>(state)` on the class, so events stored earlier are read as the new
-version (replays, as-of views and the topics all see one shape). `Opened`,
-`Responded` and `Resolved` are at v2.
+version (replays, as-of views and the topics all see one shape). `Opened` is at v3,
+`Responded` and `Resolved` at v2.
 
 Attributes stay JSON-friendly (str, int, bool, UUID, datetime, Actor, None), so enum
 values are typed `str` here: after a round trip through the event store they come back
@@ -29,9 +29,13 @@ class Opened(Aggregate.Created):
     v2 added the customer's locale at opening (`customer_timezone`, `customer_country`):
     the hours and holidays of customer-calendar targets (presales, §7.3) come from the case
     itself. Requests opened before it read as None (the organisation's locale applies).
+
+    v3 added `triage_severity`: the strictest severity the policy allowed this request at
+    opening (§4, the organisation's agreement then), whose target the SLA clock runs on
+    until the assessment. Requests opened before it read as None (the tracker uses B).
     """
 
-    class_version = 2
+    class_version = 3
     organisation_id: UUID
     requester_id: str
     category: str  # a Category value
@@ -45,6 +49,7 @@ class Opened(Aggregate.Created):
     partner_contact_acknowledged: bool
     customer_timezone: str | None
     customer_country: str | None
+    triage_severity: str | None  # a Severity value
     policy_version: str
     by: Actor
     at: datetime
@@ -53,6 +58,10 @@ class Opened(Aggregate.Created):
     def upcast_v1_v2(state: dict[str, object]) -> None:
         state["customer_timezone"] = None
         state["customer_country"] = None
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, object]) -> None:
+        state["triage_severity"] = None
 
 
 class SeverityAssigned(Aggregate.Event):

@@ -52,3 +52,15 @@ def check_severity_allowed(
             f"severity {severity.value} needs an {required.value} online-services agreement; "
             f"this organisation has a {Agreement(agreement).value} one"
         )
+
+
+def triage_severity(policy: Policy, category: Category, agreement: Agreement) -> Severity:
+    """The strictest severity the policy allows this request (§4): an unassessed case's
+    clock runs on its target, so a real severity-A outage in triage is never invisible."""
+    for severity in sorted(Severity, key=lambda s: s.rank, reverse=True):
+        try:
+            check_severity_allowed(policy, category, severity, agreement)
+        except DomainError:
+            continue
+        return severity
+    raise ValueError(f"the policy allows no severity for {category.value} requests")

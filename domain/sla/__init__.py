@@ -1,5 +1,6 @@
 """SLA clocks and their business-time deadlines: pure functions over a policy."""
 
+from domain.policy.rules import triage_severity
 from domain.sla.business_time import (
     CountedSpan,
     Deadline,
@@ -48,4 +49,5 @@ __all__ = [
     "recompute",
     "start",
     "time_left",
+    "triage_severity",
 ]

@@ -68,6 +68,10 @@ class Clock:
     stopped_at: datetime | None = None
     # How many transitions this clock has had: numbers its published SLA events.
     transitions: int = 0
+    # False for a triage clock: the case awaits its assessment and the clock runs on the
+    # strictest target the policy allows it (`targets.triage_severity`); the assessment
+    # recomputes it from the opening and sets this.
+    assessed: bool = True
 
     @property
     def is_finished(self) -> bool:
@@ -128,11 +132,13 @@ def start(
     at: datetime,
     reason: str,
     numbered_after: int = 0,
+    assessed: bool = True,
 ) -> list[Transition]:
     """A new clock from `started_at`; `target` None means its calendar is not known yet.
 
     A clock that restarts (a follow-up cycle) keeps numbering its transitions after the
-    previous cycle's, `numbered_after`.
+    previous cycle's, `numbered_after`; an unassessed case's clock (`assessed` False)
+    runs on its triage target.
     """
     blank = Clock(
         case_id=case_id,
@@ -148,6 +154,7 @@ def start(
         provisional=False,
         state=State.RUNNING,
         transitions=numbered_after,
+        assessed=assessed,
     )
     return _retarget(blank, severity, target, Change.STARTED, at, reason)
 
@@ -160,13 +167,15 @@ def recompute(
     calendar: str,
     at: datetime,
     reason: str,
+    assessed: bool | None = None,
 ) -> list[Transition]:
     """The clock under a new target, counted again from its original start (§7.5).
 
     The time-driven states are re-derived at `at`: an escalation can be breached at
-    once, and a downgrade can lift a breach that the stricter target had caused.
+    once, and a downgrade (or an assessment below the triage target) can lift a breach
+    that the stricter target had caused. `assessed` True marks a triage clock assessed.
     """
-    moved = replace(clock, calendar=calendar)
+    moved = replace(clock, calendar=calendar, assessed=clock.assessed or bool(assessed))
     return _retarget(moved, severity, target, Change.RECOMPUTED, at, reason)
 
 

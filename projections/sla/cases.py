@@ -4,6 +4,10 @@ Pure: the projection loads `CaseView`s, calls `apply_case_event` per event, and 
 the views and the transitions. Before an event acts, the case's clocks are advanced to
 the event's own time, so a projection rebuilt from scratch records the same transitions
 at the same instants as one that followed live.
+
+It stays one module because every case event's effect on the clocks (the triage clock's
+start at the opening and its recomputation at the assessment included) reads and writes
+the same view through the same target helpers.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ class Tracker:
                 opened_at=at,
                 locale=_locale_at_opening(data),
             )
+            self._start_triage(view, _triage_severity(data), str(data["policy_version"]), at)
         if view is None:
             return None
         for metric, clock in list(view.clocks.items()):
@@ -103,15 +108,35 @@ class Tracker:
         if view.locale is not None:
             return  # the case keeps the locale it was opened with
         for metric, clock in list(view.clocks.items()):
-            if clock.is_finished or view.severity is None:
+            if clock.is_finished:
                 continue
             version = clock.policy_version
             if self.targets.depends_on_customer(version, view.category, clock.severity):
-                target = self._target(view, metric, version)
+                target = self._target(view, metric, version, clock.severity)
                 moved = recompute(
                     clock, clock.severity, target, calendar=clock.calendar, at=at, reason=reason
                 )
                 self._record(view, metric, moved)
+
+    def _start_triage(self, view: CaseView, severity: str, version: str, at: datetime) -> None:
+        """An unassessed case's clock from its opening, on the strictest target the domain
+        allowed it when it opened (`triage_severity` on the Opened event)."""
+        self._record(
+            view,
+            Metric.INITIAL_RESPONSE,
+            start(
+                view.case_id,
+                Metric.INITIAL_RESPONSE,
+                severity,
+                view.opened_at,
+                self._target(view, Metric.INITIAL_RESPONSE, version, severity),
+                calendar=self._calendar(view, version, severity),
+                policy_version=version,
+                at=at,
+                reason=f"opened, awaiting assessment: triage target {severity}",
+                assessed=False,
+            ),
+        )
 
     # --- handlers -----------------------------------------------------------------------
 
@@ -119,6 +144,23 @@ class Tracker:
         view.severity = str(data["severity"])
         view.status = OPEN
         version = str(data["policy_version"])
+        triage = view.clocks.get(Metric.INITIAL_RESPONSE)
+        if triage is not None and not triage.is_finished:
+            # The assessment recomputes the triage clock from the opening (§7.5).
+            reason = f"severity {view.severity} assigned (triage target {triage.severity})"
+            target = self._target(view, Metric.INITIAL_RESPONSE, version)
+            calendar = self._calendar(view, version)
+            moved = recompute(
+                triage,
+                view.severity,
+                target,
+                calendar=calendar,
+                at=at,
+                reason=reason,
+                assessed=True,
+            )
+            self._record(view, Metric.INITIAL_RESPONSE, moved)
+            return
         self._record(
             view,
             Metric.INITIAL_RESPONSE,
@@ -231,19 +273,24 @@ class Tracker:
             ),
         )
 
-    def _target(self, view: CaseView, metric: Metric, version: str) -> Any:
-        assert view.severity is not None
+    def _target(
+        self, view: CaseView, metric: Metric, version: str, severity: str | None = None
+    ) -> Any:
+        """The target at `severity` (default: the case's assessed one)."""
+        severity = severity or view.severity
+        assert severity is not None
         locale = view.locale or self.locales.get(view.organisation_id)
         initial = metric is Metric.INITIAL_RESPONSE
         resolve = self.targets.initial if initial else self.targets.follow_up
         try:
-            return resolve(version, view.category, view.severity, locale)
+            return resolve(version, view.category, severity, locale)
         except LocaleUnknown:
             return None
 
-    def _calendar(self, view: CaseView, version: str) -> str:
-        assert view.severity is not None
-        return self.targets.calendar_name(version, view.category, view.severity)
+    def _calendar(self, view: CaseView, version: str, severity: str | None = None) -> str:
+        severity = severity or view.severity
+        assert severity is not None
+        return self.targets.calendar_name(version, view.category, severity)
 
     def _record(self, view: CaseView, metric: Metric, transitions: list[Transition]) -> None:
         if transitions:
@@ -262,6 +309,17 @@ _HANDLERS: dict[str, Callable[[Tracker, CaseView, dict[str, Any], datetime], Non
     "resolved": Tracker._resolved,
     "reopened": Tracker._reopened,
 }
+
+
+# Openings recorded before casebook.case.opened.v3 carry no triage severity: their triage
+# clock runs on B, the strictest target every category allows every organisation (the
+# agreement at the opening is not on those events, and reading it from the organisation's
+# events would make the clock depend on the order partitions are read in).
+LEGACY_TRIAGE_SEVERITY = "B"
+
+
+def _triage_severity(data: dict[str, Any]) -> str:
+    return str(data.get("triage_severity") or LEGACY_TRIAGE_SEVERITY)
 
 
 def _locale_at_opening(data: dict[str, Any]) -> Locale | None:

@@ -51,7 +51,8 @@ _PAYLOAD = (
     f"'started_at', {_utc_text('m.started_at')}, 'deadline', {_utc_text('m.deadline')}, "
     f"'at_risk_at', {_utc_text('m.at_risk_at')}, 'met_at', {_utc_text('m.met_at')}, "
     f"'breached_at', {_utc_text('m.new_breached_at')}, "
-    f"'stopped_at', {_utc_text('m.stopped_at')}, 'provisional', m.provisional)"
+    f"'stopped_at', {_utc_text('m.stopped_at')}, 'provisional', m.provisional, "
+    "'assessed', m.assessed)"
 )
 
 # The due clocks are locked first on their own (MATERIALIZED): joined with the cases in
@@ -61,7 +62,7 @@ _ADVANCE_DUE = f"""
 WITH taken AS MATERIALIZED (
     SELECT case_id, metric, severity, category, policy_version, started_at, deadline,
            at_risk_at, provisional, state, met_at, breached_at, stopped_at, transitions,
-           next_due_at
+           next_due_at, assessed
     FROM casebook_sla_clocks
     JOIN unnest(%(cases)s::uuid[], %(metrics)s::text[]) AS l(case_id, metric)
         USING (case_id, metric)

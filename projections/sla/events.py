@@ -41,6 +41,12 @@ class ClockEvent(BaseModel):
     breached_at: datetime | None
     stopped_at: datetime | None
     provisional: bool = Field(description="The deadline spans an unofficial holiday schedule.")
+    assessed: bool = Field(
+        default=True,
+        description="False while the case awaits its assessment: a triage clock on the "
+        "strictest target the policy allows the case (absent in events published before "
+        "triage clocks existed: true).",
+    )
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ def clock_event(transition: Transition, organisation_id: str, category: str) -> 
         breached_at=_utc(clock.breached_at),
         stopped_at=_utc(clock.stopped_at),
         provisional=clock.provisional,
+        assessed=clock.assessed,
     )
 
 

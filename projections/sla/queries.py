@@ -47,6 +47,8 @@ class ClockStatus:
     # Business time left before the deadline; negative once overdue; None if finished.
     remaining: timedelta | None
     explanation: DeadlineExplanation | None = None
+    # False: a triage clock, the case awaits its assessment (docs/sla.md).
+    assessed: bool = True
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,8 @@ class SlaReader:
         after: tuple[datetime | None, str] | None = None,
         limit: int = 50,
     ) -> list[QueueEntry]:
-        """Unresolved cases, nearest deadline first (cases with none last), one page."""
+        """Unresolved cases, nearest deadline first (cases with none last), one page; an
+        unassessed case by its triage clock's deadline like any other."""
         where = ["c.status <> 'resolved'"]
         params: list[Any] = []
         for column, value in (("severity", severity), ("category", category)):
@@ -288,7 +291,7 @@ class SlaReader:
     ) -> ClockStatus:
         (metric, state, severity, version, description, calendar_name, started_at,
          target_seconds, deadline, at_risk_at, provisional, met_at, breached_at,
-         stopped_at) = row  # fmt: skip
+         stopped_at, assessed) = row  # fmt: skip
         target = timedelta(seconds=target_seconds)
         calendar = self._calendar(version, category, severity, locale)
         remaining = None
@@ -315,6 +318,7 @@ class SlaReader:
             stopped_at=stopped_at,
             remaining=remaining,
             explanation=explanation,
+            assessed=assessed,
         )
 
     def _calendar(
@@ -336,5 +340,5 @@ _LOCALE = "COALESCE(c.customer_timezone, o.timezone), COALESCE(c.customer_countr
 _CLOCK = (
     "k.metric, k.state, k.severity, k.policy_version, k.description, k.calendar, k.started_at, "
     "k.target_seconds, k.deadline, k.at_risk_at, k.provisional, k.met_at, k.breached_at, "
-    "k.stopped_at"
+    "k.stopped_at, k.assessed"
 )

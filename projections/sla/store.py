@@ -31,7 +31,7 @@ _CASE_COLUMNS = (
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
     "description, deadline, at_risk_at, provisional, state, met_at, breached_at, stopped_at, "
-    "transitions"
+    "transitions, assessed"  # assessed: migration 0016
 )
 
 
@@ -119,6 +119,7 @@ def clock_from_row(row: Sequence[Any]) -> Clock:
         breached_at=row[13],
         stopped_at=row[14],
         transitions=row[15],
+        assessed=row[16],
     )
 
 
@@ -205,7 +206,7 @@ def save_clocks(cursor: psycopg.Cursor[Any], clocks: Sequence[tuple[Clock, str]]
         "at_risk_at = EXCLUDED.at_risk_at, provisional = EXCLUDED.provisional, "
         "state = EXCLUDED.state, met_at = EXCLUDED.met_at, breached_at = EXCLUDED.breached_at, "
         "stopped_at = EXCLUDED.stopped_at, transitions = EXCLUDED.transitions, "
-        "next_due_at = EXCLUDED.next_due_at",
+        "assessed = EXCLUDED.assessed, next_due_at = EXCLUDED.next_due_at",
         _columns(
             [
                 (
@@ -225,6 +226,7 @@ def save_clocks(cursor: psycopg.Cursor[Any], clocks: Sequence[tuple[Clock, str]]
                     c.breached_at,
                     c.stopped_at,
                     c.transitions,
+                    c.assessed,
                     category,
                     c.next_due_at,
                 )
@@ -318,7 +320,7 @@ _CASE_TYPES = (
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",
     "timestamptz", "timestamptz", "boolean", "text", "timestamptz", "timestamptz",
-    "timestamptz", "integer", "text", "timestamptz",
+    "timestamptz", "integer", "boolean", "text", "timestamptz",
 )  # fmt: skip
 _HISTORY_TYPES = (
     "text", "uuid", "text", "text", "timestamptz", "text", "text", "text", "text",

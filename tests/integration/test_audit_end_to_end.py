@@ -44,10 +44,11 @@ def test_case_and_sla_events_form_two_verified_chains_of_the_case(
                     case_id,
                 )
 
-            # opened, assessed, responded; the clock started, then met.
-            assert until(streams, lambda found: found == [("case", 3), ("sla", 2)]) == [
+            # opened, assessed, responded; the triage clock started at the opening, was
+            # recomputed by the assessment, then met.
+            assert until(streams, lambda found: found == [("case", 3), ("sla", 3)]) == [
                 ("case", 3),
-                ("sla", 2),
+                ("sla", 3),
             ]
         finally:
             stop.set()
@@ -58,7 +59,11 @@ def test_case_and_sla_events_form_two_verified_chains_of_the_case(
             "WHERE subject = %s AND stream = 'sla' ORDER BY seq",
             case_id,
         )
-        assert sla_outcomes == [("clock started", "sla-tracker"), ("clock met", "sla-tracker")]
+        assert sla_outcomes == [
+            ("clock started", "sla-tracker"),
+            ("clock recomputed", "sla-tracker"),
+            ("clock met", "sla-tracker"),
+        ]
         with psycopg.connect(clean_database.url) as conn:
             assert verify_case(conn, case_id).intact
         assert rows(clean_database, "SELECT count(*) FROM casebook_consumer_dead_letters") == [(0,)]

@@ -60,7 +60,8 @@ def test_the_projection_and_the_timer_number_each_cases_sla_events_one_by_one(
     with psycopg.connect(clean_database.url) as conn:
         assert SlaTimer(clean_database.url, clock=lambda: LATE).tick(conn) == 6
     project(clean_database, stored_envelopes(casebook))  # again: nothing new, no number used
-    assert sequences(clean_database) == {str(case_id): [1, 2, 3] for case_id in cases}
+    # Triage start, recomputed by the assessment, at risk, breached.
+    assert sequences(clean_database) == {str(case_id): [1, 2, 3, 4] for case_id in cases}
 
 
 def test_a_timer_tick_waits_for_another_writer_of_the_case_and_numbers_after_it(
@@ -95,10 +96,10 @@ def test_a_timer_tick_waits_for_another_writer_of_the_case_and_numbers_after_it(
         writer.commit()
         thread.join(timeout=20)
     assert ticked == [2]
-    assert sequences(clean_database) == {case_id: [1, 2, 3, 4]}
+    assert sequences(clean_database) == {case_id: [1, 2, 3, 4, 5]}
     [(last_type,)] = rows(
         clean_database,
-        "SELECT type FROM casebook_sla_outbox WHERE subject = %s AND sequence = 4",
+        "SELECT type FROM casebook_sla_outbox WHERE subject = %s AND sequence = 5",
         case_id,
     )
     assert last_type == "casebook.sla.clock_breached.v1"
@@ -124,7 +125,7 @@ def test_a_timer_tick_passes_by_the_clocks_a_consumer_batch_holds_and_takes_them
 
     with psycopg.connect(clean_database.url) as conn:
         assert timer.tick(conn) == 2  # at risk, then breached
-    assert sequences(clean_database) == {str(case): [1, 2, 3]}
+    assert sequences(clean_database) == {str(case): [1, 2, 3, 4]}
 
 
 def test_one_number_twice_for_a_case_is_refused(clean_database: Database) -> None:

@@ -67,7 +67,9 @@ def test_the_queue_orders_worked_cases_by_deadline_through_the_whole_pipeline(
         assert (datetime.fromisoformat(clock["deadline"]) - started).total_seconds() == 3600
         assert 0 < clock["remaining_business_seconds"] <= 3600
         assert clock["explanation"]["calendar"] == "continuous"
-        assert [h["change"] for h in status["history"]] == ["started"]
+        # The triage clock (A: acme's agreement) started at the opening; the assessment
+        # recomputed it.
+        assert [h["change"] for h in status["history"]] == ["started", "recomputed"]
 
         met = until(
             lambda: client.get(f"/cases/{answered}/sla", headers=api.as_(Role.AGENT)).json(),
@@ -103,12 +105,14 @@ def test_a_few_seconds_target_turns_at_risk_and_breaches_without_any_event(
         clock = breached["clocks"][0]
         assert clock["breached_at"] == clock["deadline"]
         assert clock["remaining_business_seconds"] < 0
-        assert [h["change"] for h in breached["history"]] == ["started", "at_risk", "breached"]
-        assert breached["history"][1]["at"] == clock["at_risk_at"]
+        changes = [h["change"] for h in breached["history"]]
+        assert changes == ["started", "recomputed", "at_risk", "breached"]
+        assert breached["history"][2]["at"] == clock["at_risk_at"]
 
-        published = _sla_event_types(kafka_broker, f"{settings.topic_prefix}.sla-events.v1", 3)
+        published = _sla_event_types(kafka_broker, f"{settings.topic_prefix}.sla-events.v1", 4)
         assert published == [
             "casebook.sla.clock_started.v1",
+            "casebook.sla.clock_recomputed.v1",
             "casebook.sla.clock_at_risk.v1",
             "casebook.sla.clock_breached.v1",
         ]

@@ -85,7 +85,11 @@ def test_an_assessed_case_gets_a_clock_a_queue_place_and_an_sla_event(
         case_id,
     )
     assert (status, severity, due_at) == ("open", "B", deadline)
-    assert outbox_types(clean_database, case_id) == ["casebook.sla.clock_started.v1"]
+    # The triage clock started at the opening; the assessment recomputed it.
+    assert outbox_types(clean_database, case_id) == [
+        "casebook.sla.clock_started.v1",
+        "casebook.sla.clock_recomputed.v1",
+    ]
 
 
 def test_the_timer_marks_at_risk_and_breach_at_their_true_instants_after_downtime(
@@ -104,11 +108,13 @@ def test_the_timer_marks_at_risk_and_breach_at_their_true_instants_after_downtim
     assert (state, breached_at) == ("breached", deadline)
     history = rows(
         clean_database,
-        "SELECT change, at FROM casebook_sla_clock_history WHERE case_id = %s ORDER BY at",
+        "SELECT change, at FROM casebook_sla_clock_history WHERE case_id = %s "
+        "ORDER BY at, event_id",
         case_id,
     )
     assert history == [
         ("started", START),
+        ("recomputed", START),  # the assessment, on the triage clock
         ("at_risk", START + timedelta(hours=12)),
         ("breached", deadline),
     ]
@@ -156,13 +162,13 @@ def test_escalation_recomputes_from_the_opening_and_is_breached_at_once(
     project(clean_database, stored_envelopes(casebook))
     state, deadline, _, breached_at, *_ = clock_row(clean_database, case_id)
     assert (state, deadline, breached_at) == ("breached", START + timedelta(hours=1), deadline)
-    [(reason,)] = rows(
+    reasons = rows(
         clean_database,
         "SELECT reason FROM casebook_sla_clock_history "
-        "WHERE case_id = %s AND change = 'recomputed'",
+        "WHERE case_id = %s AND change = 'recomputed' ORDER BY at, event_id",
         case_id,
     )
-    assert reason == "escalated: B -> A"
+    assert reasons[-1] == ("escalated: B -> A",)  # after the assessment's recomputation
 
 
 def test_events_split_over_batches_give_the_same_clocks_as_one_batch(

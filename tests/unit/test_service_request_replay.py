@@ -55,7 +55,7 @@ def test_a_full_lifecycle_replays_to_the_same_state(
         "Reopened",
     ]
     versions = {type(e).__name__: getattr(e, "class_version", None) for e in recorded}
-    assert (versions.pop("Responded"), versions.pop("Opened", 2)) == (2, 2)
+    assert (versions.pop("Responded"), versions.pop("Opened", 3)) == (2, 3)
     assert versions.pop("Resolved") == 2
     assert set(versions.values()) == {1}
 
@@ -112,6 +112,22 @@ def test_a_response_stored_as_v1_reads_as_v2_with_an_unknown_channel(
     assert isinstance(responded, case_events.Responded)
     assert responded.via == case_events.UNKNOWN_VIA
     assert replayed == case  # the upcast changes nothing the aggregate keeps
+
+
+def test_an_opening_stored_as_v2_reads_as_v3_with_no_triage_severity(
+    case: ServiceRequest, acme: Organisation
+) -> None:
+    mapper = _mapper()
+    stored = [mapper.to_stored_event(e) for e in case.collect_events()]
+    current = json.loads(stored[0].state)
+    # The domain decided the triage target at opening: B, acme has a standard agreement.
+    assert (current["class_version"], current["triage_severity"]) == (3, "B")
+    v2_state = {k: v for k, v in current.items() if k != "triage_severity"} | {"class_version": 2}
+    stored[0] = dataclasses.replace(stored[0], state=json.dumps(v2_state).encode())
+    opened = mapper.to_domain_event(stored[0])
+    assert isinstance(opened, case_events.Opened)
+    assert opened.triage_severity is None
+    assert opened.mutate(None) == case  # the upcast changes nothing the aggregate keeps
 
 
 def test_sla_relevant_events_record_the_policy_version(

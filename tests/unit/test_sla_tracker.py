@@ -9,7 +9,8 @@ import pytest
 
 from casebook.policy_source import default_policy_text
 from domain.policy import Policy, parse_policy
-from domain.sla import Change, Metric, State
+from domain.sla import Change, Metric, State, triage_severity
+from domain.values import Agreement, Category, Severity
 from projections.sla.cases import CaseView, Tracker
 from projections.sla.targets import Locale, TargetBook, UnknownPolicyVersion
 
@@ -52,11 +53,15 @@ def book(default_policy: Policy) -> TargetBook:
     return TargetBook([default_policy])
 
 
-def test_severity_starts_the_initial_response_clock_from_the_opening(book: TargetBook) -> None:
+def test_severity_recomputes_the_initial_response_clock_from_the_opening(
+    book: TargetBook,
+) -> None:
     case = Case(book)
     changes = case.event("severity_assigned", at(hours=2), severity="B", agreement="standard")
     clock = case.clock()
-    assert changes == [(Change.STARTED, at(hours=2))]
+    # The triage clock started at the opening; the assessment recomputes it (docs/sla.md).
+    assert changes == [(Change.RECOMPUTED, at(hours=2))]
+    assert clock.assessed
     assert clock.started_at == OPENED
     # 1 business day = 15 h of 09:00-24:00 Shanghai, counted from 10:00: 02:00 UTC next day.
     assert clock.deadline == datetime(2025, 3, 4, 2, 0, tzinfo=UTC)
@@ -135,7 +140,7 @@ def test_presales_clock_waits_for_the_customer_locale_then_counts_their_hours(
 ) -> None:
     case = Case(book, category="presales")
     changes = case.event("severity_assigned", at(minutes=1), severity="C", agreement="standard")
-    assert changes == [(Change.STARTED, at(minutes=1))]
+    assert changes == [(Change.RECOMPUTED, at(minutes=1))]
     assert case.clock().deadline is None
     assert "waiting for the customer's locale" in case.tracker.transitions[-1].reason
     assert case.view is not None
@@ -181,7 +186,7 @@ def test_transition_ids_are_stable_and_distinct(book: TargetBook) -> None:
     case.event("severity_assigned", at(minutes=1), severity="B", agreement="standard")
     case.event("responded", at(days=2), first_response=True, message_summary="")
     ids = [t.event_id for t in case.tracker.transitions]
-    assert ids == [f"{CASE}:initial_response:{n}" for n in range(1, 5)]
+    assert ids == [f"{CASE}:initial_response:{n}" for n in range(1, 6)]
 
 
 def test_a_presales_clock_counts_the_hours_of_the_locale_recorded_at_opening(
@@ -198,4 +203,67 @@ def test_a_presales_clock_counts_the_hours_of_the_locale_recorded_at_opening(
     # Warsaw's hours, not the organisation's current Tokyo ones: Wednesday 18:00 Warsaw.
     assert view.clocks[Metric.INITIAL_RESPONSE].deadline == datetime(2025, 3, 5, 17, 0, tzinfo=UTC)
     tracker.relocate(view, at(minutes=5), "customer locale changed")
-    assert len(tracker.transitions) == 1  # only the start: the recorded locale stays
+    # Only the triage start and the assessment: the recorded locale stays.
+    assert len(tracker.transitions) == 2
+
+
+def test_an_unassessed_case_runs_on_the_triage_target_its_opening_records(
+    book: TargetBook,
+) -> None:
+    tracker = Tracker(book, {})
+    opened = data(OPENED, organisation_id=ORG, category="technical", triage_severity="A")
+    view = tracker.apply(None, CASE, "opened", opened, 1)
+    assert view is not None
+    clock = view.clocks[Metric.INITIAL_RESPONSE]
+    assert (clock.severity, clock.assessed, clock.deadline) == ("A", False, at(hours=1))
+    assert view.due_at == at(hours=1) and view.severity is None
+    # With no other event, the case turns at risk and breached at their instants.
+    view = tracker.apply(view, CASE, "agent_assigned", data(at(hours=2), agent_id="bob"), 2)
+    assert view is not None
+    changes = [(t.change, t.at) for t in tracker.transitions]
+    assert changes[1:] == [(Change.AT_RISK, at(minutes=48)), (Change.BREACHED, at(hours=1))]
+
+
+@pytest.mark.parametrize(
+    ("category", "agreement", "expected"),
+    [
+        (Category.TECHNICAL, Agreement.ADVANCED, Severity.A),
+        (Category.BILLING, Agreement.ADVANCED, Severity.B),
+        (Category.TECHNICAL, Agreement.STANDARD, Severity.B),
+    ],
+)
+def test_the_triage_severity_is_the_strictest_the_policy_allows(
+    default_policy: Policy, category: Category, agreement: Agreement, expected: Severity
+) -> None:
+    assert triage_severity(default_policy, category, agreement) is expected
+
+
+def test_an_opening_recorded_before_triage_severities_runs_on_the_b_target(
+    book: TargetBook,
+) -> None:
+    tracker = Tracker(book, {})
+    opened = data(OPENED, organisation_id=ORG, category="technical")  # opened v1/v2
+    view = tracker.apply(None, CASE, "opened", opened, 1)
+    assert view is not None
+    clock = view.clocks[Metric.INITIAL_RESPONSE]
+    assert (clock.severity, clock.assessed) == ("B", False)
+
+
+def test_assessing_recomputes_from_the_opening_and_lifts_a_triage_breach(
+    book: TargetBook,
+) -> None:
+    tracker = Tracker(book, {})
+    opened = data(OPENED, organisation_id=ORG, category="technical", triage_severity="A")
+    view = tracker.apply(None, CASE, "opened", opened, 1)
+    view = tracker.apply(
+        view, CASE, "severity_assigned", data(at(hours=2), severity="C", agreement="advanced"), 2
+    )
+    assert view is not None
+    clock = view.clocks[Metric.INITIAL_RESPONSE]
+    # Breached at 1 h on the triage target A; C is 3 business days of 15 h from the opening.
+    assert [t.change for t in tracker.transitions] == [
+        Change.STARTED, Change.AT_RISK, Change.BREACHED, Change.RECOMPUTED,
+    ]  # fmt: skip
+    assert (clock.severity, clock.assessed, clock.state) == ("C", True, State.RUNNING)
+    assert clock.started_at == OPENED and clock.breached_at is None
+    assert clock.deadline == datetime(2025, 3, 6, 2, 0, tzinfo=UTC)

@@ -1,0 +1,1 @@
+ALTER TABLE casebook_sla_clocks DROP COLUMN assessed;
