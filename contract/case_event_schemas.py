@@ -24,6 +24,7 @@ from contract.schema_parts import (
     DRAFT,
     GAP_RULE,
     SCHEMA_BASE,
+    kafka_message,
     text,
     without_property_titles,
 )
@@ -148,27 +149,15 @@ def headers_schema(aggregate: str) -> dict[str, Any]:
 
 def message(kind: str, event_class: type) -> dict[str, Any]:
     aggregate = kind.split(".")[1]  # casebook.<aggregate>.<event>.v<n>
-    return {
-        "name": kind,
-        "title": event_class.__name__,
-        "summary": summary(event_class),
-        "contentType": "application/json",
-        "headers": {
-            "allOf": [
-                {"$ref": f"#/components/schemas/{aggregate}EventHeaders"},
-                {"properties": {"ce_type": {"const": kind}}},
-            ]
+    return kafka_message(
+        kind,
+        title=event_class.__name__,
+        summary=summary(event_class),
+        headers=f"{aggregate}EventHeaders",
+        key={
+            "type": "string",
+            "format": "uuid",
+            "description": f"The {aggregate} id: all events of one {aggregate} "
+            "share a partition, in order.",
         },
-        "payload": {"$ref": f"events/{kind}.json"},
-        "bindings": {
-            "kafka": {
-                "key": {
-                    "type": "string",
-                    "format": "uuid",
-                    "description": f"The {aggregate} id: all events of one {aggregate} "
-                    "share a partition, in order.",
-                },
-                "bindingVersion": "0.5.0",
-            }
-        },
-    }
+    )

@@ -32,3 +32,24 @@ def without_property_titles(schema: Any) -> Any:
 
 def text(description: str, **rules: Any) -> dict[str, Any]:
     return {"type": "string", "description": description, **rules}
+
+
+def kafka_message(
+    kind: str, *, title: str, summary: str, headers: str, key: dict[str, Any]
+) -> dict[str, Any]:
+    """An AsyncAPI message of type `kind`: its headers schema (`components/schemas/<headers>`)
+    with `ce_type` fixed to the kind, its payload schema file and its Kafka key."""
+    return {
+        "name": kind,
+        "title": title,
+        "summary": summary,
+        "contentType": "application/json",
+        "headers": {
+            "allOf": [
+                {"$ref": f"#/components/schemas/{headers}"},
+                {"properties": {"ce_type": {"const": kind}}},
+            ]
+        },
+        "payload": {"$ref": f"events/{kind}.json"},
+        "bindings": {"kafka": {"key": key, "bindingVersion": "0.5.0"}},
+    }

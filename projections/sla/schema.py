@@ -9,6 +9,7 @@ from contract.schema_parts import (
     DRAFT,
     GAP_RULE,
     SCHEMA_BASE,
+    kafka_message,
     text,
     without_property_titles,
 )
@@ -70,26 +71,14 @@ def sla_headers() -> dict[str, Any]:
 
 
 def sla_message(kind: str) -> dict[str, Any]:
-    return {
-        "name": kind,
-        "title": f"Clock {SLA_EVENT_TYPES[kind].value.replace('_', ' ')}",
-        "summary": sla_json_schema(kind)["description"],
-        "contentType": "application/json",
-        "headers": {
-            "allOf": [
-                {"$ref": "#/components/schemas/slaEventHeaders"},
-                {"properties": {"ce_type": {"const": kind}}},
-            ]
+    return kafka_message(
+        kind,
+        title=f"Clock {SLA_EVENT_TYPES[kind].value.replace('_', ' ')}",
+        summary=sla_json_schema(kind)["description"],
+        headers="slaEventHeaders",
+        key={
+            "type": "string",
+            "format": "uuid",
+            "description": "The case id: a case's transitions share a partition, in order.",
         },
-        "payload": {"$ref": f"events/{kind}.json"},
-        "bindings": {
-            "kafka": {
-                "key": {
-                    "type": "string",
-                    "format": "uuid",
-                    "description": "The case id: a case's transitions share a partition, in order.",
-                },
-                "bindingVersion": "0.5.0",
-            }
-        },
-    }
+    )
