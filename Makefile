@@ -58,6 +58,7 @@ bench: install
 	$(PY) -m bench.relay
 	$(PY) -m bench.projection
 	$(PY) -m bench.audit
+	$(PY) -m bench.bundle
 
 # Every bench at a tiny size (embedded PostgreSQL and tansu, seconds each): fails when a
 # bench is broken; its figures mean nothing. See bench/README.md.
@@ -67,3 +68,4 @@ bench-smoke: install
 	$(PY) -m bench.relay --smoke
 	$(PY) -m bench.projection --smoke
 	$(PY) -m bench.audit --smoke
+	$(PY) -m bench.bundle --smoke

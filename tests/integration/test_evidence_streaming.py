@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.keys import KeyRole, KeyStore
+from bench.bundle import api_worker
+from bench.memory import PeakRss
+from bench.organisation import AuditedOrganisation
 from casebook.database import Database
-from entrypoints.broker import free_port
 from entrypoints.migrate import apply_migrations
 from projections.audit.bundle import verify_bundle
 from tests.integration.api_support import bearer
 from tests.integration.conftest import DatabaseFactory
-from tests.integration.evidence_support import AuditedOrganisation, audit_many_cases
+from tests.integration.evidence_support import audit_many_cases
 from tests.integration.sla_support import rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,56 +36,6 @@ def large(new_database: DatabaseFactory) -> tuple[Database, AuditedOrganisation]
     return database, audit_many_cases(database, CASES, KEY)
 
 
-@contextmanager
-def api_process(database: Database) -> Iterator[tuple[str, psutil.Process]]:
-    """`casebook serve` (one process) on `database`: its base URL and the process."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
-    env |= {"CASEBOOK_DATABASE_URL": database.url, "CASEBOOK_LOG_LEVEL": "warning"}
-    executable = str(Path(sys.executable).parent / "casebook")
-    server = subprocess.Popen(
-        [executable, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield base, psutil.Process(server.pid)
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
-
-
-class PeakRss:
-    """The highest resident set size of a process, sampled every 10 ms while in use."""
-
-    def __init__(self, process: psutil.Process) -> None:
-        self.process = process
-        self.peak = process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-
 def test_an_organisation_bundle_of_ten_thousand_cases_streams_in_bounded_memory(
     large: tuple[Database, AuditedOrganisation], tmp_path: Path
 ) -> None:
@@ -99,17 +43,16 @@ def test_an_organisation_bundle_of_ten_thousand_cases_streams_in_bounded_memory(
     token = KeyStore.for_database(database).create(KeyRole.AUDITOR).token
     out = tmp_path / "organisation.zip"
     with (
-        api_process(database) as (base, server),
+        api_worker(database) as (base, server),
         httpx.Client(base_url=base, headers=bearer(token), timeout=300) as http,
     ):
         # A bundle first (of a case without entries): every module an export uses is
         # imported and the read pool connected before the measure starts.
         assert http.get(f"/audit/cases/{organisation.lived_case}/evidence").status_code == 200
-        before = server.memory_info().rss
         asked = time.monotonic()
         first_byte = None
         with (
-            PeakRss(server) as rss,
+            PeakRss(server.pid) as rss,
             http.stream(
                 "GET", f"/audit/organisations/{organisation.organisation_id}/evidence"
             ) as response,
@@ -120,13 +63,12 @@ def test_an_organisation_bundle_of_ten_thousand_cases_streams_in_bounded_memory(
                 first_byte = first_byte or time.monotonic() - asked
                 file.write(chunk)
         took = time.monotonic() - asked
-    growth = rss.peak - before
     print(
         f"\n{organisation.entries} entries of {CASES} cases: {out.stat().st_size / 2**20:.0f} MiB "
         f"in {took:.1f} s, first byte after {first_byte:.1f} s; API process RSS "
-        f"{before / 2**20:.0f} MiB before, peak growth {growth / 2**20:.0f} MiB"
+        f"{rss.before / 2**20:.0f} MiB before, peak growth {rss.growth_mib:.0f} MiB"
     )
-    assert growth < RSS_GROWTH_LIMIT
+    assert rss.peak - rss.before < RSS_GROWTH_LIMIT
     assert first_byte is not None and first_byte < took / 2  # it streams
     verified = verify_bundle(out.read_bytes(), KEY.public_key())
     assert (verified.entries, verified.uncovered) == (organisation.entries, 0)
@@ -150,7 +92,7 @@ def test_downloads_cut_short_give_their_snapshot_and_connection_back(
     database, organisation = large
     token = KeyStore.for_database(database).create(KeyRole.AUDITOR).token
     path = f"/audit/organisations/{organisation.organisation_id}/evidence"
-    with api_process(database) as (base, _):
+    with api_worker(database) as (base, _):
         for _ in range(5):  # more than the read pool holds
             with (
                 httpx.Client(base_url=base, headers=bearer(token), timeout=60) as http,
