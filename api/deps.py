@@ -109,11 +109,14 @@ class GuardedRoute(APIRoute):
 
 
 def origin_of(request: Request, principal: Principal) -> Origin:
-    """The API key, client address and request id of an authenticated request."""
+    """The API key, client address, request id and trace of an authenticated request."""
+    trace = getattr(request.state, "trace", None)
     return Origin(
         api_key_id=principal.key_id,
         client_address=request.client.host if request.client else None,
         request_id=getattr(request.state, "request_id", None),
+        traceparent=trace.traceparent if trace else None,
+        tracestate=trace.tracestate if trace else None,
     )
 
 

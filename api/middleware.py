@@ -1,5 +1,6 @@
-"""Per-request context: a request id on every log line and response, one access line,
-one observation of the request duration histogram.
+"""Per-request context: a request id on every log line and response, the request's
+trace (W3C Trace Context, `api.tracing`), one access line, one observation of the request
+duration histogram.
 
 A pure ASGI middleware (not BaseHTTPMiddleware), so the context variables it binds
 reach the route's threadpool worker and nothing is buffered.
@@ -17,6 +18,7 @@ from prometheus_client import Histogram
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.tracing import request_trace
 from casebook.metrics import REGISTRY
 
 access_log = structlog.get_logger("casebook.api.access")
@@ -37,7 +39,8 @@ REQUEST_SECONDS = Histogram(
 
 
 class RequestContext:
-    """Accept or create X-Request-ID, echo it, bind it for logging, log the request once."""
+    """Accept or create X-Request-ID, echo it, join or start the request's trace, bind
+    both for logging, log the request once."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -49,8 +52,11 @@ class RequestContext:
         request_id = _incoming_id(scope) or uuid.uuid4().hex
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
+        trace = state["trace"] = request_trace(_trace_headers(scope))
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, trace_id=trace.trace_id, span_id=trace.span_id
+        )
         started = time.perf_counter()
         status = 500
 
@@ -79,6 +85,7 @@ class RequestContext:
                 ms=round(elapsed * 1000, 1),
                 principal=getattr(principal, "principal_id", None),
                 request_id=request_id,
+                trace_id=trace.trace_id,
             )
             structlog.contextvars.clear_contextvars()
 
@@ -89,3 +96,17 @@ def _incoming_id(scope: Scope) -> str | None:
             text = value.decode("latin-1")
             return text if _ACCEPTABLE_ID.match(text) else None
     return None
+
+
+def _trace_headers(scope: Scope) -> dict[str, str]:
+    """The trace headers as one value each: several `tracestate` lines join with commas
+    (RFC 9110 list semantics); several `traceparent` lines are ambiguous, so none counts."""
+    parents: list[str] = []
+    states: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            parents.append(value.decode("latin-1"))
+        elif name == b"tracestate":
+            states.append(value.decode("latin-1"))
+    headers = {"traceparent": parents[0]} if len(parents) == 1 else {}
+    return headers | ({"tracestate": ",".join(states)} if states else {})

@@ -28,6 +28,9 @@ class Origin:
     api_key_id: str | None = None
     client_address: str | None = None
     request_id: str | None = None
+    # The request's W3C trace context, so a consumer can join its work to the request.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,8 @@ class OriginNotification(Notification):
 
 _INSERT_ORIGINS = (
     "INSERT INTO casebook_command_origins (originator_id, originator_version, api_key_id,"
-    " client_address, request_id) SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[],"
-    " %s::text[], %s::text[])"
+    " client_address, request_id, traceparent, tracestate) SELECT * FROM unnest(%s::uuid[],"
+    " %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
 )
 
 
@@ -196,6 +196,8 @@ class CasebookRecorder(PostgresApplicationRecorder):
                     r.origin.api_key_id,
                     r.origin.client_address,
                     r.origin.request_id,
+                    r.origin.traceparent,
+                    r.origin.tracestate,
                 )
                 for r in origins
             ]
@@ -215,9 +217,10 @@ class CasebookRecorder(PostgresApplicationRecorder):
         """
         statement = SQL(
             "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic,"
-            " e.state, o.api_key_id, o.client_address, o.request_id"
-            " FROM {schema}.{events} e LEFT JOIN LATERAL (SELECT api_key_id, client_address,"
-            " request_id FROM {schema}.casebook_command_origins"
+            " e.state, o.api_key_id, o.client_address, o.request_id, o.traceparent,"
+            " o.tracestate FROM {schema}.{events} e LEFT JOIN LATERAL (SELECT api_key_id,"
+            " client_address, request_id, traceparent, tracestate"
+            " FROM {schema}.casebook_command_origins"
             " WHERE originator_id = e.originator_id"
             " AND originator_version = e.originator_version LIMIT 1) o ON true"
             " WHERE e.notification_id {op} %s ORDER BY e.notification_id LIMIT %s"
@@ -232,11 +235,10 @@ class CasebookRecorder(PostgresApplicationRecorder):
 
 
 def _origin_notification(row: DictRow) -> OriginNotification:
+    fields = ("api_key_id", "client_address", "request_id", "traceparent", "tracestate")
     origin = (
-        Origin(row["api_key_id"], row["client_address"], row["request_id"])
-        if row["api_key_id"] is not None
-        or row["client_address"] is not None
-        or row["request_id"] is not None
+        Origin(**{field: row[field] for field in fields})
+        if any(row[field] is not None for field in fields)
         else None
     )
     return OriginNotification(

@@ -193,6 +193,7 @@ def _apply(
                     group=projection.name,
                     subject=envelope.subject,
                     ce_id=envelope.id,
+                    trace_id=envelope.trace_id,
                     attempt=attempt,
                     error=_describe(error),
                 )
@@ -221,6 +222,7 @@ def _dead_letter(
         group=group,
         subject=dead.subject,
         ce_id=dead.ce_id,
+        trace_id=raw.trace_id,
         error=dead.error,
         attempts=attempts,
         dead_letter_id=dead.id,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consumers.records import trace_id
+
 
 class Poison(Exception):
     """An event that can never be applied as it is (bad envelope, bad payload, unknown type).
@@ -42,6 +44,11 @@ class Envelope:
     @property
     def key(self) -> bytes:
         return self.subject.encode()
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace of the API request that caused the event, when it carries one."""
+        return trace_id(self.headers)
 
     @property
     def sequence_key(self) -> str:

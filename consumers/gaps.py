@@ -60,6 +60,7 @@ def start_waiting(conn: Conn, group: str, waiting: Waiting, raw: Raw) -> None:
         topic=raw.topic,
         expected=waiting.expected,
         received=raw.sequence,
+        trace_id=raw.trace_id,
         action="holding the subject until the missing event arrives",
     )
 

@@ -53,6 +53,11 @@ class Raw:
         return self.header("ce_id")
 
     @property
+    def trace_id(self) -> str | None:
+        """The trace of the API request that caused the record, when it carries one."""
+        return trace_id(self.headers)
+
+    @property
     def sequence(self) -> int | None:
         """The subject's sequence number, when the record carries a readable one."""
         text = self.header("ce_sequence")
@@ -60,6 +65,19 @@ class Raw:
             return int(text) if text is not None else None
         except ValueError:
             return None
+
+
+def trace_id(headers: Headers) -> str | None:
+    """The trace id in a `ce_traceparent` header (W3C Trace Context), or None.
+
+    Only for joining log lines to a request: a malformed header reads as None.
+    """
+    for name, value in headers:
+        if name == "ce_traceparent":
+            fields = value.decode(errors="replace").split("-")
+            if len(fields) >= 4 and len(fields[1]) == 32:
+                return fields[1]
+    return None
 
 
 def headers_to_json(headers: Headers) -> list[dict[str, str]]:

@@ -15,6 +15,7 @@ from contract.case_events import (
     ORIGIN_MEANS,
     PERSONAL_FIELDS,
     RETIRED_TYPES,
+    TRACE_HEADERS,
     left_out,
     payload_fields,
     type_name,
@@ -28,6 +29,9 @@ from contract.schema_parts import (
     text,
     without_property_titles,
 )
+
+# W3C Trace Context version 00 (later versions may append fields after a dash).
+TRACEPARENT = "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$"
 
 
 def json_schema(event_class: type, *, include_personal: bool = False) -> dict[str, Any]:
@@ -136,8 +140,9 @@ def headers_schema(aggregate: str) -> dict[str, Any]:
         header: text(
             f"Optional (extension `{header.removeprefix('ce_')}`): {ORIGIN_MEANS[field]}",
             minLength=1,
+            **({"pattern": TRACEPARENT} if field == "traceparent" else {}),
         )
-        for header, field in ORIGIN_HEADERS.items()
+        for header, field in (ORIGIN_HEADERS | TRACE_HEADERS).items()
     }
     return {
         "type": "object",

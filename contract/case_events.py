@@ -40,6 +40,12 @@ ORIGIN_HEADERS: dict[str, str] = {
     "ce_casebookaddress": "client_address",
     "ce_casebookrequestid": "request_id",
 }
+# The W3C trace context of that API request, as the CloudEvents distributed-tracing
+# extension (`traceparent`, `tracestate`): a consumer joins its work to the request.
+TRACE_HEADERS: dict[str, str] = {
+    "ce_traceparent": "traceparent",
+    "ce_tracestate": "tracestate",
+}
 ORIGIN_MEANS = {
     "api_key_id": "the id of the API key the command that recorded this event was sent "
     "with. Absent for events recorded otherwise (the command line) and for events recorded "
@@ -48,6 +54,10 @@ ORIGIN_MEANS = {
     "the API saw it.",
     "request_id": "the request id of that API request (its X-Request-ID), to find it in "
     "the API's logs.",
+    "traceparent": "the W3C Trace Context `traceparent` of that API request's span "
+    "(CloudEvents distributed-tracing extension): the caller's trace id when it sent one, "
+    "else a trace the API started; join a consumer's work to the request by its trace id.",
+    "tracestate": "the caller's W3C `tracestate`, passed on unchanged, when it sent one.",
 }
 
 

@@ -5,7 +5,8 @@ the key is the aggregate id, so one case's events share a partition in version o
 `ce_id` is the stored event's identity (aggregate id and version): a record published
 twice carries the same `ce_id`, and consumers drop the second. An event recorded by a
 command sent through the API also carries where it came from, as optional extension
-attributes (`ORIGIN_HEADERS`); events without an origin have none of them.
+attributes (`ORIGIN_HEADERS`) and the request's W3C trace context as the CloudEvents
+distributed-tracing extension (`TRACE_HEADERS`); events without an origin have none.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from casebook.commands import Origin
 from casebook.event_types import event_type
-from contract.case_events import ORIGIN_HEADERS, analytics_payload
+from contract.case_events import ORIGIN_HEADERS, TRACE_HEADERS, analytics_payload
 
 SPEC_VERSION = b"1.0"
 CASE_EVENTS = "case-events.v1"
@@ -63,7 +64,7 @@ def record_for(
     if origin is not None:
         headers += [
             (header, value.encode())
-            for header, field in ORIGIN_HEADERS.items()
+            for header, field in (ORIGIN_HEADERS | TRACE_HEADERS).items()
             if (value := getattr(origin, field)) is not None
         ]
     value = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()

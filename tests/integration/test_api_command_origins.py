@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from casebook.commands import Origin
 from casebook.database import Database
@@ -90,3 +91,30 @@ def test_a_forwarded_address_is_not_believed_from_a_proxy_nobody_trusted(api: Ap
 
 def test_a_trusted_proxy_passes_on_the_client_address(api: Api) -> None:
     assert recorded_address(api, trusted_proxies="127.0.0.1") == "203.0.113.9"
+
+
+def test_a_commands_events_keep_the_trace_of_the_request_that_sent_it(api: Api) -> None:
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with serving(api.app) as url, httpx.Client(base_url=url) as client:
+        case_id = open_case(client, api, register_acme(client, api))
+        with capture_logs() as logs:
+            noted = client.post(
+                f"/cases/{case_id}/notes",
+                json={"text": "Checked the MX record", "visibility": "internal"},
+                headers=api.as_(Role.AGENT, traceparent=caller, tracestate="congo=t61rcWkgMzE"),
+            )
+        assert noted.status_code == 200, noted.text
+
+    found = stored_origins(api)
+    opened, note = found[(case_id, 1)], found[(case_id, 2)]
+    assert opened is not None and note is not None
+    # The note's request joined the caller's trace with a span of its own.
+    _, trace_id, span_id, flags = (note.traceparent or "").split("-")
+    assert (trace_id, flags) == ("4bf92f3577b34da6a3ce929d0e0e4736", "01")
+    assert span_id != "00f067aa0ba902b7"
+    assert note.tracestate == "congo=t61rcWkgMzE"
+    # The opening's request sent no trace: the API started one, not sampled, without state.
+    assert opened.traceparent is not None and opened.traceparent.endswith("-00")
+    assert opened.traceparent.split("-")[1] != trace_id and opened.tracestate is None
+    [access] = [line for line in logs if line["event"] == "http.request"]
+    assert access["trace_id"] == trace_id

@@ -274,6 +274,7 @@ def test_each_request_logs_one_access_line_without_personal_data(
             "ms": access[0]["ms"],
             "principal": api.principals[Role.SUPERVISOR],
             "request_id": "req-42",
+            "trace_id": access[0]["trace_id"],
         }
     ]
     assert "acme.example" not in str(logs)

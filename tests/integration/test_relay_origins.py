@@ -1,4 +1,5 @@
-"""The relay publishes where each command came from, and a rebuild's store source reads the same."""
+"""The relay publishes where each command came from, its trace included, and a rebuild's
+store source reads the same."""
 
 from __future__ import annotations
 
@@ -23,8 +24,21 @@ from tests.kafka import ON_BOTH_BROKERS
 
 pytestmark = [pytest.mark.integration, ON_BOTH_BROKERS]
 
-FROM_API = c.Origin(api_key_id="5b1e9c", client_address="10.1.2.3", request_id="req-1")
-ORIGIN = {"ce_casebookclient", "ce_casebookaddress", "ce_casebookrequestid"}
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+FROM_API = c.Origin(
+    api_key_id="5b1e9c",
+    client_address="10.1.2.3",
+    request_id="req-1",
+    traceparent=TRACEPARENT,
+    tracestate="congo=t61rcWkgMzE",
+)
+ORIGIN = {
+    "ce_casebookclient",
+    "ce_casebookaddress",
+    "ce_casebookrequestid",
+    "ce_traceparent",
+    "ce_tracestate",
+}
 
 
 @pytest.fixture
@@ -75,6 +89,8 @@ def test_records_of_api_commands_carry_their_origin_and_the_store_source_reads_t
             "10.1.2.3",
             "req-1",
         )
+        # The CloudEvents distributed-tracing extension, as the API request gave it.
+        assert (h["ce_traceparent"], h["ce_tracestate"]) == (TRACEPARENT, "congo=t61rcWkgMzE")
     # A rebuild from the store replays exactly what the relay published, origins included.
     from_store = {
         raw.ce_id: {name: value.decode() for name, value in raw.headers}

@@ -1,0 +1,1 @@
+ALTER TABLE casebook_command_origins DROP COLUMN traceparent, DROP COLUMN tracestate;
