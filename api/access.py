@@ -68,6 +68,7 @@ async def record_access(
         reason=reason,
         request_id=getattr(request.state, "request_id", None),
         client_address=request.client.host if request.client else None,
+        on_behalf_of=principal.on_behalf_of,
     )
     reads: ReadModels = request.app.state.read_models
     try:

@@ -227,6 +227,9 @@ class AccessView(BaseModel):
     reason: str | None
     request_id: str | None
     client_address: str | None
+    on_behalf_of: str | None = Field(
+        default=None, description="The customer admin a portal key read for (role portal)."
+    )
 
 
 class AccessPageView(BaseModel):

@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import get_name
 
-from api import access, roles
+from api import access, portal, roles
 from api.errors import NotAuthenticated, RoleNotAllowed
 from api.keys import KeyStore, Principal
 from casebook.application import Casebook
@@ -70,6 +70,17 @@ async def authorize(request: Request, route_name: str) -> Principal:
             structlog.contextvars.bind_contextvars(**{name: str(value)})
     if not roles.is_allowed(route_name, principal.role):
         raise RoleNotAllowed(f"The role {principal.role.value} may not use {route_name}.")
+    principal = portal.acting_principal(request, principal)
+    request.state.principal = principal
+    if principal.on_behalf_of is not None:
+        structlog.contextvars.bind_contextvars(on_behalf_of=principal.on_behalf_of)
+        # Before anything is read or recorded: another organisation's objects are 404.
+        await run_in_threadpool(
+            portal.check_scope,
+            request.app.state.casebook,
+            principal.on_behalf_of,
+            dict(request.path_params),
+        )
     return principal
 
 

@@ -22,7 +22,7 @@ import psycopg
 import structlog
 
 from casebook.database import Database
-from domain.values import Role
+from domain.values import Actor, Channel, Role
 
 log = structlog.get_logger(__name__)
 
@@ -34,22 +34,31 @@ ConnectionFactory = Callable[[], AbstractContextManager[psycopg.Connection[Any]]
 
 
 class KeyRole(StrEnum):
-    """Roles an API key can carry (customer admins and systems act through other channels)."""
+    """Roles an API key can carry (customer admins act through the portal's key)."""
 
     AGENT = "agent"
     SUPERVISOR = "supervisor"
     AUDITOR = "auditor"
     ANALYST = "analyst"
     ADMIN = "admin"
+    PORTAL = "portal"  # the customer portal, acting for one customer admin per request
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who an authenticated request acts as."""
+    """Who an authenticated request acts as: the key's principal, or for the portal's
+    key the customer admin its request names (`on_behalf_of`)."""
 
     principal_id: str
     role: Role
     key_id: str
+    on_behalf_of: str | None = None
+
+    def actor(self, channel: Channel) -> Actor:
+        """Who the request's commands record as acting: the portal's customer acts online."""
+        if self.on_behalf_of is not None:
+            return Actor(self.on_behalf_of, Role.CUSTOMER_ADMIN, Channel.ONLINE)
+        return Actor(self.principal_id, self.role, channel)
 
 
 @dataclass(frozen=True)

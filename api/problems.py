@@ -25,6 +25,7 @@ from api.errors import (
     RoleNotAllowed,
     VersionGuardsDisagree,
 )
+from api.portal import OnBehalfOfNotAllowed
 from casebook.errors import (
     IdempotencyKeyReused,
     InvalidCursor,
@@ -45,6 +46,7 @@ STATUS: dict[type[Exception], int] = {
     # who is asking
     NotAuthenticated: 401,
     RoleNotAllowed: 403,
+    OnBehalfOfNotAllowed: 403,
     case_errors.SupportStaffOnly: 403,
     case_errors.StaffOrOrganisationAdminOnly: 403,
     case_errors.AgentsSelfAssignOnly: 403,

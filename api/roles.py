@@ -17,19 +17,23 @@ from starlette.routing import BaseRoute
 
 from domain.values import Role
 
-AGENT, SUPERVISOR, AUDITOR, ANALYST, ADMIN = (
+AGENT, SUPERVISOR, AUDITOR, ANALYST, ADMIN, PORTAL = (
     Role.AGENT,
     Role.SUPERVISOR,
     Role.AUDITOR,
     Role.ANALYST,
     Role.ADMIN,
+    Role.PORTAL,
 )
-API_ROLES: tuple[Role, ...] = (AGENT, SUPERVISOR, AUDITOR, ANALYST, ADMIN)
+API_ROLES: tuple[Role, ...] = (AGENT, SUPERVISOR, AUDITOR, ANALYST, ADMIN, PORTAL)
 
 CASE_WORKERS = frozenset({AGENT, SUPERVISOR})
 CASE_READERS = CASE_WORKERS | {AUDITOR}
 ORGANISATION_READERS = CASE_READERS | {ADMIN}
 ORGANISATION_EDITORS = frozenset({SUPERVISOR, ADMIN})
+# The customer portal acts for one customer admin per request (api.portal), on that
+# admin's organisations' objects only, and sees cases as the customer does.
+WITH_PORTAL = frozenset({PORTAL})
 
 # Routes that must answer while the database is down, for a key verified in the last
 # KEY_MEMORY_SECONDS (see `api.deps.authorize`): the pipeline's status says what is down.
@@ -47,7 +51,7 @@ KEY_OPTIONAL_ROUTES: Mapping[str, str] = {"metrics": "CASEBOOK_METRICS_REQUIRE_K
 ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     # organisations
     "register_organisation": frozenset({ADMIN}),
-    "get_organisation": ORGANISATION_READERS,
+    "get_organisation": ORGANISATION_READERS | WITH_PORTAL,
     "add_organisation_admin": ORGANISATION_EDITORS,
     "remove_organisation_admin": ORGANISATION_EDITORS,
     "register_organisation_contact": ORGANISATION_EDITORS,
@@ -55,10 +59,11 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "change_agreement": ORGANISATION_EDITORS,
     "change_purchase_channel": ORGANISATION_EDITORS,
     "change_locale": ORGANISATION_EDITORS,
-    "list_organisation_cases": CASE_READERS,
+    "list_organisation_cases": CASE_READERS | WITH_PORTAL,
     # cases
-    "open_case": CASE_WORKERS,
-    "get_case": CASE_READERS,
+    "open_case": CASE_WORKERS | WITH_PORTAL,
+    "get_case": CASE_READERS | WITH_PORTAL,
+    "get_case_timeline": CASE_WORKERS | WITH_PORTAL,
     "get_case_history": frozenset({AUDITOR}),
     "assign_severity": CASE_WORKERS,
     "escalate_severity": CASE_WORKERS,
@@ -66,11 +71,11 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "record_customer_unresponsive": CASE_WORKERS,
     "respond_to_customer": CASE_WORKERS,
     "assign_agent": CASE_WORKERS,
-    "add_note": CASE_WORKERS,
+    "add_note": CASE_WORKERS | WITH_PORTAL,
     "resolve_case": CASE_WORKERS,
     "reopen_case": CASE_WORKERS,
-    # survey answers are imported by a platform admin
-    "record_satisfaction": frozenset({ADMIN}),
+    # survey answers: the customer admin through the portal, or imported by a platform admin
+    "record_satisfaction": frozenset({ADMIN, PORTAL}),
     # SLA, as tracked by the SLA consumer
     "agent_queue": CASE_WORKERS,
     "get_case_sla": CASE_READERS,

@@ -62,6 +62,9 @@ class Role(StrEnum):
     ANALYST = "analyst"
     ADMIN = "admin"
     SYSTEM = "system"
+    # The customer portal's system key: it acts for one customer admin per request, and
+    # the commands it sends are that admin's (CUSTOMER_ADMIN, online).
+    PORTAL = "portal"
 
 
 class Agreement(StrEnum):

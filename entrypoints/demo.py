@@ -16,6 +16,7 @@ DEMO_ORGANISATION = uuid5(UUID("6d1c8e8e-55c4-4c1e-9b8a-2f1f4c5c0a11"), "demo-or
 DEMO_CASE = uuid5(DEMO_ORGANISATION, "demo-case")
 DEMO_PHONE = "+86 10 8888 0000"
 DEMO_EMAIL = "it@demo-cloud.example"
+DEMO_ADMIN = "demo-customer-admin"  # the customer admin the demo portal key can act for
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def seed(casebook: Casebook, keys: Any = None) -> DemoInfo:
             country="CN",
             timezone="Asia/Shanghai",
             agreement=Agreement.ADVANCED,
-            admins=("demo-customer-admin",),
+            admins=(DEMO_ADMIN,),
             phones=(DEMO_PHONE,),
             emails=(DEMO_EMAIL,),
             organisation_id=DEMO_ORGANISATION,
@@ -55,7 +56,7 @@ def seed(casebook: Casebook, keys: Any = None) -> DemoInfo:
     casebook.execute(
         c.OpenRequest(
             organisation_id=DEMO_ORGANISATION,
-            requester_id="demo-customer-admin",
+            requester_id=DEMO_ADMIN,
             category=Category.TECHNICAL,
             title="Exchange Online: users cannot send mail",
             description="Since 09:00 every outgoing message bounces.",

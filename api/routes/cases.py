@@ -5,12 +5,16 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
 
+from api import portal
 from api import schemas as s
+from api.customer_views import CustomerCaseView, CustomerTimelineView
 from api.deps import Caller, CasebookApp, GuardedRoute, IdempotencyKey
 from api.routes.commanding import READ_RESPONSES, Runner, command_responses, etag, run
 from api.views import CaseHistoryView, CaseView, CommandAccepted, EventView
 from casebook import commands as c
+from domain.cases import NoteVisibility
 from domain.values import Channel
 
 router = APIRouter(prefix="/cases", tags=["cases"], route_class=GuardedRoute)
@@ -24,7 +28,10 @@ async def open_case(
     response: Response,
     idempotency_key: IdempotencyKey,
 ) -> CommandAccepted:
-    """Open a service request for a customer admin (staff do so during a phone call)."""
+    """Open a service request for a customer admin (staff do so during a phone call; the
+    customer portal online, for the admin it acts for)."""
+    if caller.on_behalf_of is not None:
+        await run_in_threadpool(portal.check_opening_body, casebook, caller.on_behalf_of, body)
     command = c.OpenRequest(
         organisation_id=body.organisation_id,
         requester_id=body.requester_id,
@@ -51,11 +58,22 @@ async def open_case(
 
 
 @router.get("/{case_id}", responses=READ_RESPONSES)
-def get_case(case_id: UUID, caller: Caller, casebook: CasebookApp, response: Response) -> CaseView:
-    """The case's current state; its ETag is its version, for If-Match on commands."""
+def get_case(
+    case_id: UUID, caller: Caller, casebook: CasebookApp, response: Response
+) -> CaseView | CustomerCaseView:
+    """The case's current state; its ETag is its version, for If-Match on commands. The
+    customer portal gets the customer's view (`view: customer`)."""
     case = casebook.get_case(case_id)
     response.headers["ETag"] = etag(case.version)
+    if caller.on_behalf_of is not None:
+        return CustomerCaseView.of(case)
     return CaseView.of(case)
+
+
+@router.get("/{case_id}/timeline", responses=READ_RESPONSES)
+def get_case_timeline(case_id: UUID, caller: Caller, casebook: CasebookApp) -> CustomerTimelineView:
+    """The case's history as the customer sees it: no internal notes, no agent names."""
+    return CustomerTimelineView.of(case_id, casebook.case_history(case_id))
 
 
 @router.get("/{case_id}/events", responses=READ_RESPONSES)
@@ -137,8 +155,13 @@ async def add_note(
     body: s.NoteBody,
     run_command: Runner,
 ) -> CommandAccepted:
-    """Add an internal or customer-visible note."""
-    command = c.AddNote(case_id, body.text, body.visibility)
+    """Add an internal or customer-visible note. A customer admin's note (through the
+    portal) is customer-visible, and answers any request for information: a standing
+    record that the customer did not respond no longer justifies a downgrade."""
+    visibility = body.visibility
+    if run_command.acts_for_customer and "visibility" not in body.model_fields_set:
+        visibility = NoteVisibility.CUSTOMER
+    command = c.AddNote(case_id, body.text, visibility)
     return await run_command(command, body)
 
 

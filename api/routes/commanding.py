@@ -21,7 +21,7 @@ from api.schemas import CommandBody
 from api.views import CommandAccepted
 from casebook.application import Casebook
 from casebook.commands import Command, CommandContext
-from domain.values import Actor, Channel
+from domain.values import Channel
 
 
 async def run(
@@ -41,7 +41,7 @@ async def run(
         raise VersionGuardsDisagree(
             f"If-Match names version {if_match} but expected_version is {body_version}."
         )
-    actor = Actor(caller.principal_id, caller.role, channel)
+    actor = caller.actor(channel)
     context = CommandContext(
         actor=actor,
         idempotency_key=idempotency_key,
@@ -73,6 +73,11 @@ class CommandRunner:
         self._response = response
         self._idempotency_key = idempotency_key
         self._if_match = if_match
+
+    @property
+    def acts_for_customer(self) -> bool:
+        """Whether the request is the customer portal's, for a customer admin."""
+        return self._caller.on_behalf_of is not None
 
     async def __call__(self, command: Command, body: CommandBody | None = None) -> CommandAccepted:
         """Run `command` with the request's key, If-Match and the body's expected version."""

@@ -224,8 +224,11 @@ def access_command(
             if r.case_id
             else (f"organisation {r.organisation_id}" if r.organisation_id else "-")
         )
+        reader = f"{r.principal_id} ({r.role})" + (
+            f" for {r.on_behalf_of}" if r.on_behalf_of else ""
+        )
         typer.echo(
-            f"{r.access_id}  {_instant(r.at)}  {r.principal_id} ({r.role})  {r.method} {r.path}"
+            f"{r.access_id}  {_instant(r.at)}  {reader}  {r.method} {r.path}"
             f"  {r.route}  {about}  reason={r.reason or '-'}  request={r.request_id or '-'}"
             f"  from={r.client_address or '-'}"
         )

@@ -51,7 +51,7 @@ def brokers_of(settings: Settings) -> str:
 
 def run_command() -> None:
     """Start the database, migrate, seed a demo organisation, print demo keys, serve the API."""
-    from entrypoints.demo import seed  # written alongside the write side; imported late
+    from entrypoints.demo import DEMO_ADMIN, seed  # written alongside the write side; imported late
 
     settings = get_settings()
     configure_logging(settings)
@@ -93,6 +93,8 @@ def run_command() -> None:
             f"  demo:      {demo}",
             "  demo API keys (send as 'Authorization: Bearer <key>'):",
             *(f"    {role.value:<10} {token}" for role, token in tokens.items()),
+            f"  the portal key acts for a customer admin: add 'Casebook-On-Behalf-Of: "
+            f"{DEMO_ADMIN}'",
             "  Ctrl-C stops the API, the relay, the SLA tracker, the audit trail, the broker and "
             "the database.",
             "",

@@ -27,11 +27,12 @@ class Access:
     reason: str | None
     request_id: str | None
     client_address: str | None
+    on_behalf_of: str | None = None  # the customer admin the portal read for
 
 
 _ACCESS_COLUMNS = (
     "access_id, at, principal_id, role, route, method, path, case_id, organisation_id, "
-    "reason, request_id, client_address"
+    "reason, request_id, client_address, on_behalf_of"
 )
 
 
@@ -39,8 +40,8 @@ def record_access(conn: psycopg.Connection[Any], access: Access) -> int:
     """Insert one access record (the caller owns the transaction); its id."""
     row = conn.execute(
         "INSERT INTO casebook_audit_access (principal_id, role, route, method, path, case_id, "
-        "organisation_id, reason, request_id, client_address) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING access_id",
+        "organisation_id, reason, request_id, client_address, on_behalf_of) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING access_id",
         (
             access.principal_id,
             access.role,
@@ -52,6 +53,7 @@ def record_access(conn: psycopg.Connection[Any], access: Access) -> int:
             access.reason,
             access.request_id,
             access.client_address,
+            access.on_behalf_of,
         ),
     ).fetchone()
     assert row is not None

@@ -51,7 +51,9 @@ PHONE_REQUEST: dict[str, Any] = {
     "contact_phone": REGISTERED_PHONE,
     "contact_email": REGISTERED_EMAIL,
 }
-API_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.AUDITOR, Role.ANALYST, Role.ADMIN)
+API_ROLES = (Role.AGENT, Role.SUPERVISOR, Role.AUDITOR, Role.ANALYST, Role.ADMIN, Role.PORTAL)
+# The customer portal's requests act for Acme's admin unless a test says otherwise.
+PORTAL_ACTS_FOR = {"Casebook-On-Behalf-Of": "ada"}
 
 
 @dataclass
@@ -86,6 +88,7 @@ def running_api(
         app = create_app(casebook, keys, database, settings, read_models)
         created = {role: keys.create(role.value) for role in API_ROLES}
         headers = {role: bearer(key.token) for role, key in created.items()}
+        headers[Role.PORTAL] |= PORTAL_ACTS_FOR
         principals = {role: key.principal_id for role, key in created.items()}
         yield Api(app, casebook, keys, headers, principals)
     finally:
