@@ -51,6 +51,8 @@ STATUS: dict[type[Exception], int] = {
     case_errors.StaffOrOrganisationAdminOnly: 403,
     case_errors.AgentsSelfAssignOnly: 403,
     case_errors.SatisfactionByCustomerOrSystem: 403,
+    # the partner is offered first: a distinct answer, nothing was filed (§1)
+    case_errors.PartnerContactNotAcknowledged: 409,
     org_errors.CallerVerificationByStaffOnly: 403,
     # what does not exist (a case, an organisation, an admin or contact to remove)
     NotFound: 404,
@@ -117,6 +119,11 @@ class Problem(BaseModel):
         default=None, description="Validation errors, one per field."
     )
     current_version: int | None = Field(default=None, description="On 409 version conflicts.")
+    partner: dict[str, str] | None = Field(
+        default=None,
+        description="Rule partner-customers-see-partner-contact-first: the partner's name and "
+        "contact, to offer before filing; send partner_contact_acknowledged true to go on.",
+    )
     expected_version: int | None = None
 
 
@@ -187,6 +194,9 @@ async def domain_error(request: Request, error: Exception) -> JSONResponse:
             "current_version": error.current_version,
             "expected_version": error.expected_version,
         }
+    if isinstance(error, case_errors.PartnerContactNotAcknowledged):
+        # Shown before anything is filed; confirming goes on to the provider (§1).
+        members = {"partner": {"name": error.partner_name, "contact": error.partner_contact}}
     # An error may name the request part at fault itself (one rule, several fields).
     field = getattr(error, "field", None) or FIELD_OF.get(type(error))
     if field is not None:

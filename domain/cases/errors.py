@@ -78,6 +78,11 @@ class PartnerContactNotAcknowledged(DomainError):
 
     rule = "partner-customers-see-partner-contact-first"
 
+    def __init__(self, message: str, *, partner_name: str, partner_contact: str) -> None:
+        super().__init__(message)
+        self.partner_name = partner_name
+        self.partner_contact = partner_contact
+
 
 class RequiredTextMissing(DomainError):
     """A required text (contact details, reason, summary, note) is empty."""

@@ -65,7 +65,10 @@ def check_opening(
         raise errors.PartnerContactNotAcknowledged(
             f"{organisation.name} bought its subscription through {organisation.partner_name}; "
             f"show the partner's contact ({organisation.partner_contact}) first. The "
-            "administrator may still choose to open a request with us directly."
+            "administrator may still choose to open a request with us directly: send "
+            "partner_contact_acknowledged true.",
+            partner_name=organisation.partner_name or "",
+            partner_contact=organisation.partner_contact or "",
         )
     if not title.strip():
         raise errors.TitleRequired("A service request needs a title saying what is wrong.")

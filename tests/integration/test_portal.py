@@ -332,3 +332,26 @@ def strip_ids(body: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
     for value in ids.values():
         text = text.replace(value, "<id>")
     return {"body": text}
+
+
+def test_a_partner_customer_is_offered_the_partner_first_and_may_go_on_to_us(
+    api: Api, client: TestClient
+) -> None:
+    partnered = {"purchase_channel": "partner", "partner_name": "Resell Ltd"}
+    organisation_id = register_acme(client, api, **partnered, partner_contact="help@resell.example")
+    body = ONLINE_REQUEST | {"organisation_id": organisation_id}
+    stored = api.casebook.store.recorder.max_notification_id()
+
+    offered = client.post("/cases", json=body, headers=portal(api))
+    filed = api.casebook.store.recorder.max_notification_id()
+    went_on = client.post(
+        "/cases", json=body | {"partner_contact_acknowledged": True}, headers=portal(api)
+    )
+
+    found = problem(offered, 409, "partner-customers-see-partner-contact-first")
+    assert found["partner"] == {"name": "Resell Ltd", "contact": "help@resell.example"}
+    assert filed == stored  # nothing was filed
+    assert went_on.status_code == 201, went_on.text
+    case_id = went_on.json()["aggregate_id"]
+    opening = client.get(f"/cases/{case_id}/events", headers=api.as_(Role.AUDITOR)).json()
+    assert opening["events"][0]["data"]["partner_contact_acknowledged"] is True
