@@ -39,7 +39,7 @@ def verify_command(
 ) -> None:
     """Recompute each clock's deadline and proof from its recorded inputs and compare
     them with the record; exit 1 naming every clock that differs."""
-    if (case_id is None) == every_case:
+    if (case_id is not None) == every_case:
         raise typer.BadParameter("give a CASE or --all (not both)")
     with _connection() as (conn, targets):
         try:
