@@ -3,7 +3,8 @@
 `verify` recomputes every clock's deadline and proof from its recorded inputs with the
 policy versions and calendar data installed here and reports the clocks that differ.
 `provisional` lists the open clocks whose deadline rests on an estimated holiday schedule;
-`refresh` recomputes them with the installed data and, where a deadline moved, records
+`refresh` recomputes them (and the open clocks recorded before proofs) with the installed
+data and, where a deadline moved, records
 the recomputation and its SLA event in the same transaction as any other transition
 (`store.save_transitions`: the case's outbox lock and sequence).
 """
@@ -33,10 +34,7 @@ _WITH_CASE = (
     "FROM casebook_sla_clocks k JOIN casebook_sla_cases c USING (case_id) "
     "LEFT JOIN casebook_sla_organisations o ON o.organisation_id = c.organisation_id "
 )
-_OPEN_PROVISIONAL = (
-    "k.provisional AND k.state NOT IN ('met', 'stopped') AND k.stopped_at IS NULL "
-    "AND k.deadline IS NOT NULL"
-)
+_OPEN = "k.state NOT IN ('met', 'stopped') AND k.stopped_at IS NULL AND k.deadline IS NOT NULL"
 
 
 class CaseNotTracked(LookupError):
@@ -121,7 +119,7 @@ def provisional(conn: psycopg.Connection[Any]) -> list[ProvisionalClock]:
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
             "SELECT k.case_id, k.metric, k.state, k.deadline, k.proof->'provisional_years' "
-            f"AS years FROM casebook_sla_clocks k WHERE {_OPEN_PROVISIONAL} "
+            f"AS years FROM casebook_sla_clocks k WHERE k.provisional AND {_OPEN} "
             "ORDER BY k.deadline, k.case_id, k.metric"
         ).fetchall()
     return [
@@ -136,9 +134,14 @@ def refresh_provisional(
     conn: psycopg.Connection[Any], targets: TargetBook, now: datetime, batch: int = 200
 ) -> Refresh:
     """Recompute the open provisional clocks at `now` with the installed calendar data,
-    `batch` cases per transaction (committed on `conn`)."""
+    and the open clocks recorded before proofs (which records their proof, and flags
+    those that are provisional), `batch` cases per transaction (committed on `conn`)."""
     done = Refresh()
-    cases = sorted({clock.case_id for clock in provisional(conn)})
+    rows = conn.execute(
+        f"SELECT DISTINCT k.case_id::text FROM casebook_sla_clocks k WHERE {_OPEN} "
+        "AND (k.provisional OR k.proof IS NULL) ORDER BY 1"
+    ).fetchall()
+    cases = [case_id for (case_id,) in rows]
     conn.commit()
     for first in range(0, len(cases), batch):
         with conn.transaction():
@@ -161,8 +164,10 @@ def _refresh_cases(
         locale = view.locale or locales.get(view.organisation_id)
         touched = False
         for metric, clock in list(view.clocks.items()):
-            if not clock.provisional or clock.is_finished or clock.deadline is None:
-                continue  # no longer provisional since it was listed
+            if clock.is_finished or clock.deadline is None:
+                continue  # finished since it was listed
+            if not clock.provisional and clock.proof is not None:
+                continue
             try:
                 target = _target(targets, clock, view.category, locale)
             except LookupError:  # its policy version is not known here: leave it be

@@ -122,10 +122,11 @@ def test_refresh_publishes_a_recomputation_for_a_moved_deadline_only(
     calendar data" is made by hand: the presales clock's recorded deadline and at-risk
     instant are moved a day earlier (and its proof's data hash changed), as an older
     estimate of 2027 could have put them. The billing clock stays as recorded, except
-    that its proof is removed (a clock recorded before proofs): refresh re-proves it
-    without an event."""
+    that its proof is removed (a clock recorded before proofs), and so is the technical
+    clock's, which is not provisional: refresh re-proves both without an event."""
     cases = tracked_cases(casebook, clean_database)
     moved, kept = cases[Category.PRESALES], cases[Category.BILLING]
+    plain = cases[Category.TECHNICAL]
     right = rows(
         clean_database, "SELECT deadline FROM casebook_sla_clocks WHERE case_id = %s", moved
     )
@@ -136,12 +137,18 @@ def test_refresh_publishes_a_recomputation_for_a_moved_deadline_only(
         "proof = jsonb_set(proof, '{data_sha256}', '\"older\"') WHERE case_id = %s",
         moved,
     )
-    execute(clean_database, "UPDATE casebook_sla_clocks SET proof = NULL WHERE case_id = %s", kept)
+    for unproven in (kept, plain):
+        execute(
+            clean_database,
+            "UPDATE casebook_sla_clocks SET proof = NULL WHERE case_id = %s",
+            unproven,
+        )
     before_moved, before_kept = outbox(clean_database, moved), outbox(clean_database, kept)
+    before_plain = outbox(clean_database, plain)
 
     result = cli("sla", "refresh", db=clean_database)
     assert result.code == 0, result.stderr
-    assert result.stdout.endswith("1 deadline(s) moved, 1 re-proven unmoved, 0 unchanged\n")
+    assert result.stdout.endswith("1 deadline(s) moved, 2 re-proven unmoved, 0 unchanged\n")
     assert f"{moved} initial_response: deadline " in result.stdout
 
     after = outbox(clean_database, moved)
@@ -159,6 +166,11 @@ def test_refresh_publishes_a_recomputation_for_a_moved_deadline_only(
         clean_database, "SELECT proof FROM casebook_sla_clocks WHERE case_id = %s", kept
     )
     assert recorded[0] is not None and recorded[0]["provisional_years"] == [2027]
+    assert outbox(clean_database, plain) == before_plain
+    ((proven,),) = rows(
+        clean_database, "SELECT proof FROM casebook_sla_clocks WHERE case_id = %s", plain
+    )
+    assert proven is not None and proven["provisional_years"] == []
 
     again = cli("sla", "refresh", db=clean_database)
     assert again.stdout.endswith("0 deadline(s) moved, 0 re-proven unmoved, 2 unchanged\n")
