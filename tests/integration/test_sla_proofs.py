@@ -15,8 +15,11 @@ from fastapi.testclient import TestClient
 
 from casebook.application import Casebook
 from casebook.database import Database
+from casebook.policy_source import load_policy
 from casebook.settings import Settings
 from domain.values import Category, Role, Severity
+from projections.sla.proofs import verify
+from projections.sla.targets import TargetBook
 from tests.integration.api_support import Api, open_case, register_acme, running_api
 from tests.integration.conftest import ON_BOTH_SERVERS, CliRunner
 from tests.integration.sla_support import assess, project, rows, stored_envelopes
@@ -89,6 +92,16 @@ def test_verify_finds_no_difference_until_a_recorded_span_is_tampered_with(
     assert one.code == 1 and "1 clocks verified: 1 differ" in one.stdout
     other = cli("sla", "verify", str(cases[Category.TECHNICAL]), db=clean_database)
     assert other.code == 0 and other.stdout == "1 clocks verified: no difference\n"
+
+
+def test_verify_reports_its_progress_on_long_runs(
+    casebook: Casebook, clean_database: Database
+) -> None:
+    tracked_cases(casebook, clean_database)
+    heard: list[int] = []
+    with psycopg.connect(clean_database.url) as conn:
+        found = verify(conn, TargetBook([load_policy()]), progress=heard.append, every=2)
+    assert (found.clocks, heard, found.differing) == (3, [2], [])
 
 
 def test_verify_refuses_an_unknown_case_and_a_missing_choice_in_one_line(
