@@ -31,9 +31,23 @@ class SkippedDayView(BaseModel):
 
 
 class ExplanationView(BaseModel):
-    """Why the deadline is what it is: the calendar's open spans counted and days skipped."""
+    """Why the deadline is what it is: the calendar's open spans counted and days skipped,
+    as recorded when the deadline was set."""
 
+    recorded: bool = Field(
+        description="true: the proof recorded with the deadline; false: a clock recorded "
+        "before proofs were, explained by recomputing with the calendar data installed now"
+    )
+    policy_version: str | None = Field(
+        description="The policy version the recorded proof names; null when recomputed."
+    )
     calendar: str
+    calendar_source: str = Field(
+        description="The holiday data that answered, e.g. 'holidays 0.109' ('none': no holidays)"
+    )
+    data_sha256: str = Field(
+        description="SHA-256 of the calendar facts consulted (`casebook sla verify` compares it)"
+    )
     spans: list[SpanView]
     skipped_days: list[SkippedDayView]
     provisional_years: list[int]
@@ -75,7 +89,11 @@ class ClockView(BaseModel):
         if clock.explanation is not None:
             e = clock.explanation
             explanation = ExplanationView(
+                recorded=clock.explanation_recorded,
+                policy_version=clock.proof_policy_version,
                 calendar=e.calendar,
+                calendar_source=e.calendar_source,
+                data_sha256=e.data_sha256,
                 spans=[
                     SpanView(day=s.day, start=s.start, end=s.end, makeup_workday=s.makeup_workday)
                     for s in e.spans

@@ -68,6 +68,7 @@ def fill(database: Database, clocks: int) -> None:
                         None,
                         1,
                         True,
+                        None,
                         "technical",
                         at_risk,
                     )

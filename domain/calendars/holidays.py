@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 import holidays
+from holidays.version import __version__ as holidays_version
 
 from domain.errors import DomainError
 
@@ -31,6 +32,11 @@ class DayKind:
     holiday_name: str | None
     is_makeup_workday: bool
 
+
+# Countries whose public holidays and make-up working days are set by a schedule the
+# government publishes each year (the library's later years are estimates), by the codes
+# the library accepts for them.
+YEARLY_SCHEDULE_COUNTRIES = frozenset({"CN", "CHN"})
 
 # The library fills years lazily into a shared dict; serialise that fill.
 _lock = threading.Lock()
@@ -71,8 +77,18 @@ class HolidaySource:
 
     @property
     def publishes_yearly_schedule(self) -> bool:
-        """True for countries whose holidays are announced year by year."""
-        return bool(_published_years(self.country))
+        """True for countries whose holidays are announced year by year (China).
+
+        An explicit list, not the library's `special_public_holidays`: that also holds
+        one-off holidays of countries with fixed calendars (the United States' of 1795),
+        which would flag every US deadline provisional.
+        """
+        return self.country.upper() in YEARLY_SCHEDULE_COUNTRIES
+
+    @property
+    def data_version(self) -> str:
+        """Which holiday data answered: the `holidays` release installed."""
+        return f"holidays {holidays_version}"
 
 
 def _published_years(code: str) -> frozenset[int]:

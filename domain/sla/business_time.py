@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -57,6 +58,20 @@ class DeadlineExplanation:
     deadline: Deadline
     spans: tuple[CountedSpan, ...]
     skipped_days: tuple[ClosedDay, ...] = field(default_factory=tuple)
+    # Which data answered ("holidays 0.109", "none" without holidays) and a SHA-256 of
+    # the calendar facts consulted (`calendar_facts`); empty when details were not kept.
+    calendar_source: str = ""
+    data_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class DeadlineProof:
+    """What proves a deadline: the policy version it was decided under and the
+    computation itself (spans, skipped days, provisional years, data source and hash),
+    recorded when the deadline is set so that it can be re-proven later."""
+
+    policy_version: str
+    explanation: DeadlineExplanation
 
 
 def deadline(start: datetime, target: timedelta, calendar: BusinessCalendar) -> Deadline:
@@ -95,11 +110,14 @@ def explain(
     spans: list[CountedSpan] = []
     skipped: list[ClosedDay] = []
     provisional: set[int] = set()
+    facts: list[str] = []
     remaining = target
     due = start_utc
     if remaining > ZERO:
         for item in calendar.walk(start_utc):
             _note_schedule(calendar, item.day, provisional)
+            if keep_details:
+                facts.append(_fact(item))
             if isinstance(item, ClosedDay):
                 if keep_details:
                     skipped.append(item)
@@ -119,7 +137,36 @@ def explain(
         deadline=result,
         spans=_merge_touching(spans),
         skipped_days=tuple(skipped),
+        calendar_source=calendar.holidays.data_version if calendar.holidays else "none",
+        data_sha256=_sha256(calendar, facts, provisional) if keep_details else "",
     )
+
+
+def calendar_facts(calendar: BusinessCalendar) -> str:
+    """The calendar's own definition, as it enters the data hash."""
+    country = calendar.holidays.country if calendar.holidays else "-"
+    return (
+        f"calendar {calendar.name} zone {calendar.timezone.key} "
+        f"minutes {calendar.opens_minute}-{calendar.closes_minute} days {calendar.days.value} "
+        f"holidays {country} official-required {calendar.require_official_schedule}"
+    )
+
+
+def _fact(item: OpenWindow | ClosedDay) -> str:
+    """One walked day as it decided the count: open (UTC window, make-up day) or closed
+    (holiday or weekend). Holiday names stay out: a library renaming a holiday moves no
+    deadline."""
+    if isinstance(item, ClosedDay):
+        kind = "holiday" if item.reason.startswith("public holiday") else "weekend"
+        return f"{item.day.isoformat()} closed {kind}"
+    makeup = " make-up" if item.makeup_workday else ""
+    return f"{item.day.isoformat()} open {item.start.isoformat()} {item.end.isoformat()}{makeup}"
+
+
+def _sha256(calendar: BusinessCalendar, facts: list[str], provisional: set[int]) -> str:
+    estimated = ",".join(str(year) for year in sorted(provisional)) or "-"
+    lines = [calendar_facts(calendar), f"estimated years {estimated}", *facts]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _span(window: OpenWindow, end: datetime) -> CountedSpan:
@@ -127,9 +174,15 @@ def _span(window: OpenWindow, end: datetime) -> CountedSpan:
 
 
 def _note_schedule(calendar: BusinessCalendar, day: date, provisional: set[int]) -> None:
-    if not calendar.require_official_schedule or calendar.holidays is None:
+    """A year without an official schedule makes the deadline provisional, in every
+    calendar whose holidays come from a country publishing yearly schedules (a presales
+    customer's China included), and wherever the policy requires an official one."""
+    source = calendar.holidays
+    if source is None:
         return
-    if day.year not in provisional and not calendar.holidays.has_official_schedule(day.year):
+    if not (calendar.require_official_schedule or source.publishes_yearly_schedule):
+        return
+    if day.year not in provisional and not source.has_official_schedule(day.year):
         provisional.add(day.year)
 
 

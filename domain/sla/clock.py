@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.calendars.calendar import BusinessCalendar
-from domain.sla.business_time import deadline, elapsed
+from domain.sla.business_time import DeadlineProof, deadline, elapsed, explain
 from domain.sla.targets import ResolvedTarget
 
 
@@ -72,6 +72,9 @@ class Clock:
     # strictest target the policy allows it (`targets.triage_severity`); the assessment
     # recomputes it from the opening and sets this.
     assessed: bool = True
+    # What proves the deadline, recorded whenever it is set (None while the locale is
+    # unknown, and on clocks recorded before proofs were: migration 0018).
+    proof: DeadlineProof | None = None
 
     @property
     def is_finished(self) -> bool:
@@ -196,10 +199,12 @@ def _retarget(
             state=State.RUNNING,
             breached_at=None,
             transitions=clock.transitions + 1,
+            proof=None,
         )
         waiting = f"{reason}; waiting for the customer's locale"
         return [Transition(change, at, waiting, pending)]
-    due = deadline(clock.started_at, target.length, target.calendar)
+    proven = explain(clock.started_at, target.length, target.calendar)
+    due = proven.deadline
     at_risk = deadline(clock.started_at, target.length * target.at_risk_ratio, target.calendar)
     fresh = replace(
         clock,
@@ -213,6 +218,7 @@ def _retarget(
         state=State.RUNNING,
         breached_at=None,
         transitions=clock.transitions + 1,
+        proof=DeadlineProof(target.policy_version, proven),
     )
     return [Transition(change, at, reason, fresh), *advance(fresh, at)]
 

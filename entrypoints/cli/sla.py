@@ -16,8 +16,10 @@ from domain.policy import CustomerLocale
 from domain.policy.rules import check_severity_for_category
 from domain.sla import CountedSpan, DeadlineExplanation, explain, initial_response_target
 from domain.values import Category, Severity
+from entrypoints.cli import sla_proofs
 
 sla_app = typer.Typer(help="SLA deadlines in business time.", no_args_is_help=True)
+sla_proofs.register(sla_app)
 
 
 @sla_app.command("deadline")

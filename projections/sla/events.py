@@ -9,14 +9,95 @@ The payload is `ClockEvent`; its JSON Schema is in `schemas/sla-events/`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.calendars.calendar import ClosedDay
+from domain.sla.business_time import CountedSpan, Deadline, DeadlineExplanation, DeadlineProof
 from domain.sla.clock import Change, Metric, State, Transition
 
 TOPIC = "sla-events.v1"
+
+
+class ProvenSpan(BaseModel):
+    """Business time counted towards the deadline on one local day (UTC instants)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: date
+    start: datetime
+    end: datetime
+    makeup_workday: bool
+
+
+class SkippedDay(BaseModel):
+    """A local day the calendar did not open, and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: date
+    reason: str
+
+
+class Proof(BaseModel):
+    """What proves a deadline, as recorded when it was set: the policy version, the
+    calendar and the data that answered, and the business time counted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy_version: str
+    calendar: str
+    calendar_source: str = Field(
+        description="The holiday data consulted, e.g. 'holidays 0.109' ('none': no holidays)."
+    )
+    data_sha256: str = Field(
+        description="SHA-256 of the calendar facts consulted: its hours and zone, and each "
+        "day walked (open window in UTC, make-up working day, holiday or weekend), and the "
+        "years whose schedule was estimated."
+    )
+    started_at: datetime
+    target_seconds: float
+    deadline: datetime
+    spans: list[ProvenSpan]
+    skipped_days: list[SkippedDay]
+    provisional_years: list[int]
+
+    @classmethod
+    def of(cls, proof: DeadlineProof) -> Proof:
+        e = proof.explanation
+        return cls(
+            policy_version=proof.policy_version,
+            calendar=e.calendar,
+            calendar_source=e.calendar_source,
+            data_sha256=e.data_sha256,
+            started_at=_utc(e.start),
+            target_seconds=e.target.total_seconds(),
+            deadline=_utc(e.deadline.at),
+            spans=[
+                ProvenSpan(
+                    day=s.day, start=_utc(s.start), end=_utc(s.end), makeup_workday=s.makeup_workday
+                )
+                for s in e.spans
+            ],
+            skipped_days=[SkippedDay(day=d.day, reason=d.reason) for d in e.skipped_days],
+            provisional_years=sorted(e.deadline.provisional_years),
+        )
+
+    def to_domain(self) -> DeadlineProof:
+        """The recorded proof as the domain computes it."""
+        explanation = DeadlineExplanation(
+            calendar=self.calendar,
+            start=self.started_at,
+            target=timedelta(seconds=self.target_seconds),
+            deadline=Deadline(self.deadline, frozenset(self.provisional_years)),
+            spans=tuple(CountedSpan(s.day, s.start, s.end, s.makeup_workday) for s in self.spans),
+            skipped_days=tuple(ClosedDay(d.day, d.reason) for d in self.skipped_days),
+            calendar_source=self.calendar_source,
+            data_sha256=self.data_sha256,
+        )
+        return DeadlineProof(self.policy_version, explanation)
 
 
 class ClockEvent(BaseModel):
@@ -47,6 +128,12 @@ class ClockEvent(BaseModel):
         "strictest target the policy allows the case (absent in events published before "
         "triage clocks existed: true).",
     )
+    proof: Proof | None = Field(
+        default=None,
+        description="What proves the deadline, on clock_started and clock_recomputed events "
+        "that set one (absent on other changes, and in events published before proofs were "
+        "recorded).",
+    )
 
 
 @dataclass(frozen=True)
@@ -69,7 +156,7 @@ def sla_event(transition: Transition, organisation_id: str, category: str) -> Sl
         type=event_type(transition.change),
         subject=transition.clock.case_id,
         time=transition.at,
-        payload=clock_event(transition, organisation_id, category).model_dump(mode="json"),
+        payload=_dump(clock_event(transition, organisation_id, category)),
     )
 
 
@@ -86,8 +173,18 @@ def outbox_row(
         event_type(transition.change),
         transition.clock.case_id,
         transition.at,
-        clock_event(transition, organisation_id, category).model_dump_json(),
+        _dump_json(clock_event(transition, organisation_id, category)),
     )
+
+
+# Without a proof the payload is what it was before proofs (and what the timer's SQL
+# writes): no `proof` key at all.
+def _dump(event: ClockEvent) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude=None if event.proof else {"proof"})
+
+
+def _dump_json(event: ClockEvent) -> str:
+    return event.model_dump_json(exclude=None if event.proof else {"proof"})
 
 
 def clock_event(transition: Transition, organisation_id: str, category: str) -> ClockEvent:
@@ -113,7 +210,12 @@ def clock_event(transition: Transition, organisation_id: str, category: str) -> 
         stopped_at=_utc(clock.stopped_at),
         provisional=clock.provisional,
         assessed=clock.assessed,
+        proof=Proof.of(clock.proof) if clock.proof and _sets_deadline(transition) else None,
     )
+
+
+def _sets_deadline(transition: Transition) -> bool:
+    return transition.change in (Change.STARTED, Change.RECOMPUTED)
 
 
 @overload

@@ -19,8 +19,9 @@ from psycopg.rows import tuple_row
 
 from domain.calendars.calendar import BusinessCalendar
 from domain.cases.events import UNSPECIFIED_REASON
-from domain.sla.business_time import DeadlineExplanation, explain
+from domain.sla.business_time import DeadlineExplanation, DeadlineProof, explain
 from domain.sla.clock import Metric, State, is_finished, time_left
+from projections.sla.events import Proof
 from projections.sla.targets import Locale, TargetBook
 
 Period = Literal["day", "week", "month"]
@@ -47,6 +48,11 @@ class ClockStatus:
     # Business time left before the deadline; negative once overdue; None if finished.
     remaining: timedelta | None
     explanation: DeadlineExplanation | None = None
+    # True: the explanation is the proof recorded with the deadline; False: recomputed
+    # now with the installed calendar data (a clock recorded before proofs were).
+    explanation_recorded: bool = False
+    # The policy version the recorded proof names (None when recomputed).
+    proof_policy_version: str | None = None
     # False: a triage clock, the case awaits its assessment (docs/sla.md).
     assessed: bool = True
 
@@ -189,7 +195,7 @@ class SlaReader:
                 return None
             locale = Locale(found[5], found[6]) if found[5] else None
             clocks = cursor.execute(
-                f"SELECT {_CLOCK} FROM casebook_sla_clocks k WHERE k.case_id = %s "
+                f"SELECT {_CLOCK}, k.proof FROM casebook_sla_clocks k WHERE k.case_id = %s "
                 "ORDER BY k.metric",
                 (case_id,),
             ).fetchall()
@@ -205,7 +211,10 @@ class SlaReader:
             severity=found[3],
             status=found[4],
             clocks=[
-                self._clock(row, found[2], locale, now, with_explanation=True) for row in clocks
+                self._clock(
+                    row[:-1], found[2], locale, now, with_explanation=True, proof=_proof(row[-1])
+                )
+                for row in clocks
             ],
             history=[
                 HistoryEntry(Metric(r[0]), r[1], r[2], r[3], State(r[4]), r[5], r[6], r[7])
@@ -288,7 +297,10 @@ class SlaReader:
         now: datetime,
         *,
         with_explanation: bool = False,
+        proof: DeadlineProof | None = None,
     ) -> ClockStatus:
+        """The clock as it stands at `now`; its explanation (if asked) the recorded proof,
+        or for a clock recorded before proofs, recomputed with the installed data."""
         (metric, state, severity, version, description, calendar_name, started_at,
          target_seconds, deadline, at_risk_at, provisional, met_at, breached_at,
          stopped_at, assessed) = row  # fmt: skip
@@ -299,7 +311,9 @@ class SlaReader:
         if open_clock and deadline is not None and calendar is not None:
             remaining = time_left(deadline, now, calendar)
         explanation = None
-        if with_explanation and calendar is not None and deadline is not None:
+        if with_explanation and proof is not None:
+            explanation = proof.explanation
+        elif with_explanation and calendar is not None and deadline is not None:
             explanation = explain(started_at, target, calendar)
         return ClockStatus(
             metric=Metric(metric),
@@ -318,6 +332,8 @@ class SlaReader:
             stopped_at=stopped_at,
             remaining=remaining,
             explanation=explanation,
+            explanation_recorded=explanation is not None and proof is not None,
+            proof_policy_version=proof.policy_version if proof is not None else None,
             assessed=assessed,
         )
 
@@ -328,6 +344,10 @@ class SlaReader:
             return self._targets.initial(version, category, severity, locale).calendar
         except LookupError:  # unknown policy version, or the customer's locale
             return None
+
+
+def _proof(recorded: dict[str, Any] | None) -> DeadlineProof | None:
+    return Proof.model_validate(recorded).to_domain() if recorded is not None else None
 
 
 _CASE = (

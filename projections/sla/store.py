@@ -15,10 +15,11 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from domain.sla.clock import Clock, Metric, State, Transition
 from projections.sla.cases import CaseView
-from projections.sla.events import outbox_row
+from projections.sla.events import Proof, outbox_row
 from projections.sla.targets import Locale
 
 _T = TypeVar("_T")
@@ -31,7 +32,7 @@ _CASE_COLUMNS = (
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
     "description, deadline, at_risk_at, provisional, state, met_at, breached_at, stopped_at, "
-    "transitions, assessed"  # assessed: migration 0016
+    "transitions, assessed, proof"  # assessed: migration 0016, proof: 0018
 )
 
 
@@ -120,6 +121,7 @@ def clock_from_row(row: Sequence[Any]) -> Clock:
         stopped_at=row[14],
         transitions=row[15],
         assessed=row[16],
+        proof=Proof.model_validate(row[17]).to_domain() if row[17] is not None else None,
     )
 
 
@@ -206,7 +208,8 @@ def save_clocks(cursor: psycopg.Cursor[Any], clocks: Sequence[tuple[Clock, str]]
         "at_risk_at = EXCLUDED.at_risk_at, provisional = EXCLUDED.provisional, "
         "state = EXCLUDED.state, met_at = EXCLUDED.met_at, breached_at = EXCLUDED.breached_at, "
         "stopped_at = EXCLUDED.stopped_at, transitions = EXCLUDED.transitions, "
-        "assessed = EXCLUDED.assessed, next_due_at = EXCLUDED.next_due_at",
+        "assessed = EXCLUDED.assessed, proof = EXCLUDED.proof, "
+        "next_due_at = EXCLUDED.next_due_at",
         _columns(
             [
                 (
@@ -227,6 +230,7 @@ def save_clocks(cursor: psycopg.Cursor[Any], clocks: Sequence[tuple[Clock, str]]
                     c.stopped_at,
                     c.transitions,
                     c.assessed,
+                    _proof(c),
                     category,
                     c.next_due_at,
                 )
@@ -235,6 +239,12 @@ def save_clocks(cursor: psycopg.Cursor[Any], clocks: Sequence[tuple[Clock, str]]
             len(_CLOCK_TYPES),
         ),
     )
+
+
+def _proof(clock: Clock) -> Jsonb | None:
+    if clock.proof is None:
+        return None
+    return Jsonb(Proof.of(clock.proof).model_dump(mode="json"))
 
 
 def save_transitions(
@@ -320,7 +330,7 @@ _CASE_TYPES = (
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",
     "timestamptz", "timestamptz", "boolean", "text", "timestamptz", "timestamptz",
-    "timestamptz", "integer", "boolean", "text", "timestamptz",
+    "timestamptz", "integer", "boolean", "jsonb", "text", "timestamptz",
 )  # fmt: skip
 _HISTORY_TYPES = (
     "text", "uuid", "text", "text", "timestamptz", "text", "text", "text", "text",
