@@ -187,16 +187,8 @@ async def domain_error(request: Request, error: Exception) -> JSONResponse:
     """Any `DomainError`: its rule, its message, and the status from `STATUS`."""
     assert isinstance(error, DomainError)
     status = status_of(error)
-    members: dict[str, Any] = {}
+    members: dict[str, Any] = dict(error.details)
     headers: dict[str, str] = {}
-    if isinstance(error, VersionConflict):
-        members = {
-            "current_version": error.current_version,
-            "expected_version": error.expected_version,
-        }
-    if isinstance(error, case_errors.PartnerContactNotAcknowledged):
-        # Shown before anything is filed; confirming goes on to the provider (§1).
-        members = {"partner": {"name": error.partner_name, "contact": error.partner_contact}}
     # An error may name the request part at fault itself (one rule, several fields).
     field = getattr(error, "field", None) or FIELD_OF.get(type(error))
     if field is not None:

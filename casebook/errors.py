@@ -40,6 +40,10 @@ class VersionConflict(DomainError):
         self.expected_version = expected
         self.current_version = current
 
+    @property
+    def details(self) -> dict[str, object]:
+        return {"current_version": self.current_version, "expected_version": self.expected_version}
+
 
 class IdempotencyKeyReused(DomainError):
     """An idempotency key came back with a different request than its first one."""

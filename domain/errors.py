@@ -21,6 +21,11 @@ class DomainError(Exception):
     def __str__(self) -> str:
         return f"{self.message} [rule: {self.rule}]"
 
+    @property
+    def details(self) -> dict[str, object]:
+        """Facts about the refusal a client needs to act on it (none by default)."""
+        return {}
+
 
 class NotFound(DomainError):
     """A referenced entity does not exist."""

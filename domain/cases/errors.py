@@ -83,6 +83,11 @@ class PartnerContactNotAcknowledged(DomainError):
         self.partner_name = partner_name
         self.partner_contact = partner_contact
 
+    @property
+    def details(self) -> dict[str, object]:
+        # Shown before anything is filed; confirming goes on to the provider.
+        return {"partner": {"name": self.partner_name, "contact": self.partner_contact}}
+
 
 class RequiredTextMissing(DomainError):
     """A required text (contact details, reason, summary, note) is empty."""
