@@ -5,11 +5,12 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
 
 from api import schemas as s
-from api.deps import Caller, CasebookApp, GuardedRoute, IdempotencyKey
+from api.deps import AppSettings, Caller, CasebookApp, GuardedRoute, IdempotencyKey, Reads
 from api.routes.commanding import READ_RESPONSES, Runner, command_responses, etag, run
-from api.views import CaseHistoryView, CaseView, CommandAccepted, EventView
+from api.views import CaseHistoryView, CaseOpened, CaseView, CommandAccepted, EventView
 from casebook import commands as c
 from domain.values import Channel
 
@@ -23,8 +24,14 @@ async def open_case(
     casebook: CasebookApp,
     response: Response,
     idempotency_key: IdempotencyKey,
-) -> CommandAccepted:
-    """Open a service request for a customer admin (staff do so during a phone call)."""
+    reads: Reads,
+    settings: AppSettings,
+) -> CaseOpened:
+    """Open a service request for a customer admin (staff do so during a phone call); the
+    answer says when the first response is expected and how that was estimated."""
+    waiting = await run_in_threadpool(
+        reads.waiting, body.category.value, settings.waiting_window_days
+    )
     command = c.OpenRequest(
         organisation_id=body.organisation_id,
         requester_id=body.requester_id,
@@ -37,8 +44,9 @@ async def open_case(
         caller_phone=body.caller_phone,
         verification_id=body.verification_id,
         partner_contact_acknowledged=body.partner_contact_acknowledged,
+        waiting=waiting,
     )
-    return await run(
+    accepted = await run(
         casebook,
         command,
         caller,
@@ -48,6 +56,9 @@ async def open_case(
         channel=Channel(body.channel.value),
         location="/cases/{id}",
     )
+    # The promise the domain recorded (also on a retry answered from the first response).
+    history = await run_in_threadpool(casebook.case_history, accepted.aggregate_id)
+    return CaseOpened.of_opening(accepted, history[0])
 
 
 @router.get("/{case_id}", responses=READ_RESPONSES)

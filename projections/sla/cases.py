@@ -53,6 +53,8 @@ class CaseView:
     out_of_scope: bool = False
     unresponsive_since: datetime | None = None
     version: int = 0
+    # The first response promised at opening (None: opened before promises, or none made).
+    promised_response_at: datetime | None = None
     # The customer's locale recorded at opening (None for requests opened before cases
     # recorded it: the organisation's locale, as the tracker last knew it, applies).
     locale: Locale | None = None
@@ -91,6 +93,7 @@ class Tracker:
                 status=AWAITING,
                 opened_at=at,
                 locale=_locale_at_opening(data),
+                promised_response_at=_instant(data.get("expected_response_at")),
             )
             self._start_triage(view, _triage_severity(data), str(data["policy_version"]), at)
         if view is None:
@@ -325,3 +328,7 @@ def _triage_severity(data: dict[str, Any]) -> str:
 def _locale_at_opening(data: dict[str, Any]) -> Locale | None:
     zone, country = data.get("customer_timezone"), data.get("customer_country")
     return Locale(timezone=str(zone), country=str(country)) if zone and country else None
+
+
+def _instant(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
