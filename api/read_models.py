@@ -34,7 +34,6 @@ class ReadModels:
         max_size: int = 4,
     ) -> None:
         self.sla = SlaReader(targets)
-        self._targets = targets
         self.clock = clock
         self._url = database.url
         self._max_size = max_size
@@ -56,7 +55,7 @@ class ReadModels:
         queue ahead and the recent first responses the promised wait is estimated from."""
         with self.connection() as conn:
             return waiting.observe(
-                conn, self._targets, category=category, now=self.clock(), window_days=window_days
+                conn, category=category, now=self.clock(), window_days=window_days
             )
 
     def audit_timeline(self, case_id: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.cases.events import UNSPECIFIED_REASON
+from domain.sla.business_time import elapsed
 from domain.sla.clock import (
     Clock,
     Metric,
@@ -55,6 +56,9 @@ class CaseView:
     version: int = 0
     # The first response promised at opening (None: opened before promises, or none made).
     promised_response_at: datetime | None = None
+    # Opening to first response in business time on the initial clock's calendar (what
+    # the expected waiting time's median reads); None while unanswered or not computable.
+    first_response_business_seconds: float | None = None
     # The customer's locale recorded at opening (None for requests opened before cases
     # recorded it: the organisation's locale, as the tracker last knew it, applies).
     locale: Locale | None = None
@@ -218,6 +222,7 @@ class Tracker:
         if data.get("first_response") and view.first_response_at is None:
             view.first_response_at = at
             if initial is not None:
+                view.first_response_business_seconds = self._business_seconds(view, initial, at)
                 self._record(
                     view,
                     Metric.INITIAL_RESPONSE,
@@ -289,6 +294,12 @@ class Tracker:
             return resolve(version, view.category, severity, locale)
         except LocaleUnknown:
             return None
+
+    def _business_seconds(self, view: CaseView, clock: Clock, at: datetime) -> float | None:
+        target = self._target(view, clock.metric, clock.policy_version, clock.severity)
+        return (
+            None if target is None else elapsed(view.opened_at, at, target.calendar).total_seconds()
+        )
 
     def _calendar(self, view: CaseView, version: str, severity: str | None = None) -> str:
         severity = severity or view.severity

@@ -27,7 +27,7 @@ _CASE_COLUMNS = (
     "case_id, organisation_id, category, severity, status, agent_id, opened_at, "
     "first_response_at, resolved_at, unresponsive_since, version, customer_timezone, "
     "customer_country, closure_reason, out_of_scope, "  # closure: migration 0015
-    "promised_response_at"  # migration 0017
+    "promised_response_at, first_response_business_seconds"  # migration 0017
 )
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
@@ -100,6 +100,7 @@ def _view(row: Any) -> CaseView:
         closure_reason=row[13],
         out_of_scope=row[14],
         promised_response_at=row[15],
+        first_response_business_seconds=row[16],
     )
 
 
@@ -165,7 +166,8 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
             "unresponsive_since = EXCLUDED.unresponsive_since, "
             "version = EXCLUDED.version, due_at = EXCLUDED.due_at, "
             "closure_reason = EXCLUDED.closure_reason, out_of_scope = EXCLUDED.out_of_scope, "
-            "promised_response_at = EXCLUDED.promised_response_at",
+            "promised_response_at = EXCLUDED.promised_response_at, "
+            "first_response_business_seconds = EXCLUDED.first_response_business_seconds",
             _columns(
                 [
                     (
@@ -185,6 +187,7 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
                         v.closure_reason,
                         v.out_of_scope,
                         v.promised_response_at,
+                        v.first_response_business_seconds,
                         v.due_at,
                     )
                     for v in views
@@ -319,7 +322,7 @@ def lock_outbox_subjects(cursor: psycopg.Cursor[Any], subjects: Sequence[str]) -
 _CASE_TYPES = (
     "uuid", "uuid", "text", "text", "text", "text", "timestamptz", "timestamptz",
     "timestamptz", "timestamptz", "integer", "text", "text", "text", "boolean",
-    "timestamptz", "timestamptz",
+    "timestamptz", "double precision", "timestamptz",
 )  # fmt: skip
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",
