@@ -24,8 +24,10 @@ from starlette.routing import get_name
 from api import access, portal, roles
 from api.errors import NotAuthenticated, RoleNotAllowed
 from api.keys import KeyStore, Principal
+from api.read_models import ReadModels
 from casebook.application import Casebook
 from casebook.commands import Origin
+from casebook.settings import Settings
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -182,6 +184,16 @@ async def _casebook(request: Request) -> Casebook:
     return casebook
 
 
+async def _read_models(request: Request) -> ReadModels:
+    models: ReadModels = request.app.state.read_models
+    return models
+
+
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 async def _idempotency_key(key: IdempotencyKeyHeader = None) -> str | None:
     return key
 
@@ -200,3 +212,7 @@ CasebookApp = Annotated[Casebook, Depends(_casebook)]
 """The write-side application."""
 IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
 """The Idempotency-Key header, validated."""
+Reads = Annotated[ReadModels, Depends(_read_models)]
+"""The read models beside the write side (the SLA tracker, the audit trail)."""
+AppSettings = Annotated[Settings, Depends(_settings)]
+"""The app's settings."""

@@ -13,9 +13,11 @@ from psycopg_pool import ConnectionPool
 
 from api.metrics import forget_pool, watch_pool
 from casebook.database import Database
+from domain.sla.waiting import WaitingObservation
 from projections.audit import queries as audit
 from projections.audit.completeness import check as check_completeness
 from projections.audit.verify import Verification, verify_case, verify_log
+from projections.sla import waiting
 from projections.sla.queries import SlaReader
 from projections.sla.targets import TargetBook
 
@@ -47,6 +49,14 @@ class ReadModels:
         """Write one access record in a short transaction of its own; its id."""
         with self.connection() as conn, conn.transaction():
             return audit.record_access(conn, access)
+
+    def waiting(self, category: str, window_days: int) -> dict[str, WaitingObservation]:
+        """What the SLA tracker sees now for a request of `category`, by severity: the
+        queue ahead and the recent first responses the promised wait is estimated from."""
+        with self.connection() as conn:
+            return waiting.observe(
+                conn, category=category, now=self.clock(), window_days=window_days
+            )
 
     def audit_timeline(self, case_id: str) -> list[dict[str, Any]]:
         """The case's audit entries (case and SLA streams) in the order things happened."""

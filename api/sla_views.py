@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 
 from pydantic import BaseModel, Field
@@ -11,6 +12,7 @@ from projections.sla.queries import (
     ClockStatus,
     ComplianceReport,
     HistoryEntry,
+    Promises,
     QueueEntry,
     Tally,
 )
@@ -244,6 +246,25 @@ class PeriodView(TallyView):
     period: datetime
 
 
+class PromisesView(BaseModel):
+    """Cases first-responded in the range that were promised a first response at opening."""
+
+    promised: int
+    kept: int = Field(description="first response at or before the promised instant")
+    kept_rate: float | None = Field(description="kept / promised; null when none")
+    median_error_seconds: float | None = Field(
+        description="median of first response minus promise (negative: earlier than promised)"
+    )
+
+    @classmethod
+    def of(cls, promises: Promises) -> PromisesView:
+        return cls(kept_rate=promises.kept_rate, **asdict(promises))
+
+
+class PromisePeriodView(PromisesView):
+    period: datetime
+
+
 class ComplianceView(BaseModel):
     """Met and breached targets whose outcome fell in [since, until)."""
 
@@ -263,6 +284,11 @@ class ComplianceView(BaseModel):
     closures_out_of_scope: int = Field(
         description="how many of those closures the policy counts out of scope"
     )
+    promises: PromisesView = Field(
+        description="the expected waiting time promised at opening against the first "
+        "response, for cases first-responded in [since, until) (whatever the metric)"
+    )
+    promises_by_period: list[PromisePeriodView]
 
     @classmethod
     def of(cls, report: ComplianceReport) -> ComplianceView:
@@ -284,4 +310,9 @@ class ComplianceView(BaseModel):
             ],
             closures=dict(sorted(report.closures.items())),
             closures_out_of_scope=report.closures_out_of_scope,
+            promises=PromisesView.of(report.promises),
+            promises_by_period=[
+                PromisePeriodView(period=k, **PromisesView.of(v).model_dump())
+                for k, v in sorted(report.promises_by_period.items())
+            ],
         )

@@ -29,6 +29,41 @@ class CommandAccepted(BaseModel):
         )
 
 
+class ExpectedResponseView(BaseModel):
+    """The first response promised at opening and how it was estimated (docs/sla.md)."""
+
+    at: datetime = Field(description="When the first response is expected.")
+    business_seconds: int = Field(description="The expected wait, in business time.")
+    method: str = Field(description="recent_median, or policy_target with no recent history.")
+    basis: str = Field(description="How it was estimated, in words.")
+    severity: str = Field(description="The severity whose queue and target it used.")
+    calendar: str = Field(description="The calendar the business time runs on.")
+    queue_ahead: int = Field(description="Cases of that category and severity still waiting.")
+    sample_size: int = Field(description="First responses in the window.")
+    median_seconds: float | None = Field(description="Their median, in business seconds.")
+    rate_per_business_hour: float | None = Field(description="First responses per business hour.")
+    window_days: int = Field(description="The days of first responses looked at.")
+
+    @classmethod
+    def of(cls, opened: dict[str, Any]) -> ExpectedResponseView | None:
+        """From an opening's recorded payload; None for an opening that made no promise."""
+        estimate, at = opened.get("waiting_estimate"), opened.get("expected_response_at")
+        return cls(at=at, **estimate) if estimate and at else None
+
+
+class CaseOpened(CommandAccepted):
+    """An opened request, with the expected waiting time for its first response."""
+
+    expected_response: ExpectedResponseView | None = Field(
+        description="The promise recorded on the opening; null if none could be made."
+    )
+
+    @classmethod
+    def of_opening(cls, accepted: CommandAccepted, opened: RecordedEvent) -> CaseOpened:
+        expected = ExpectedResponseView.of(opened.data)
+        return cls(**accepted.model_dump(), expected_response=expected)
+
+
 class ActorView(BaseModel):
     """Who acted, as which role, through which channel."""
 

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from domain.cases.state import NoteVisibility
 from domain.organisations import PurchaseChannel
+from domain.sla.waiting import WaitingObservation
 from domain.values import Actor, Agreement, Category, ContactKind, Severity
 
 
@@ -164,6 +165,9 @@ class OpenRequest:
     verification_id: UUID | None = None
     partner_contact_acknowledged: bool = False
     case_id: UUID | None = field(default=None)
+    # The SLA tracker's observations per severity, for the promised first response: what
+    # the service saw, not what was asked (compare=False: a retry is the same request).
+    waiting: dict[str, WaitingObservation] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

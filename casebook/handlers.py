@@ -127,6 +127,7 @@ def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
             verification_id=command.verification_id,
             partner_contact_acknowledged=command.partner_contact_acknowledged,
             case_id=command.case_id,
+            waiting=command.waiting,
             policy=policy,
             by=by,
             at=work.at(None),

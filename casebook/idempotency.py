@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields
 from typing import Any
 
 from casebook import commands as c
@@ -24,7 +25,8 @@ _LOOKUP = (
 
 def fingerprint(command: c.Command) -> str:
     """A digest of the request, to tell a retry from a reuse of the key."""
-    body = {"command": type(command).__name__, "fields": json_safe(vars(command))}
+    asked = {f.name: getattr(command, f.name) for f in fields(command) if f.compare}
+    body = {"command": type(command).__name__, "fields": json_safe(asked)}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -185,6 +185,13 @@ class Settings(BaseSettings):
         description="How long standalone `relay` and `consume` processes retry an "
         "unreachable database or broker before they exit 1 for their supervisor.",
     )
+    waiting_window_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="Days of first responses the expected waiting time promised at opening "
+        "is estimated from (their median and rate, per category and severity; docs/sla.md).",
+    )
     consumer_session_timeout_ms: int = Field(
         default=10_000,
         ge=1000,

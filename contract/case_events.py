@@ -21,13 +21,15 @@ TOPIC = "casebook.case-events.v1"
 # class version was bumped): their schemas stay published, so a consumer reading the
 # topic from the beginning can validate every record. Each is its successor's schema
 # without the fields the newer version added.
+_PROMISE = ("expected_response_at", "waiting_estimate")  # opened.v4
 RETIRED_TYPES: dict[str, tuple[type, tuple[str, ...]]] = {
     "casebook.case.responded.v1": (ServiceRequest.Responded, ("via",)),
     "casebook.case.opened.v1": (
         ServiceRequest.Opened,
-        ("customer_timezone", "customer_country", "triage_severity"),
+        ("customer_timezone", "customer_country", "triage_severity", *_PROMISE),
     ),
-    "casebook.case.opened.v2": (ServiceRequest.Opened, ("triage_severity",)),
+    "casebook.case.opened.v2": (ServiceRequest.Opened, ("triage_severity", *_PROMISE)),
+    "casebook.case.opened.v3": (ServiceRequest.Opened, _PROMISE),
     "casebook.case.resolved.v1": (ServiceRequest.Resolved, ("reason", "out_of_scope")),
 }
 _AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation)

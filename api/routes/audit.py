@@ -11,7 +11,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.audit_views import (
@@ -23,9 +23,8 @@ from api.audit_views import (
     TimelineView,
     VerificationView,
 )
-from api.deps import Caller, CasebookApp, GuardedRoute
+from api.deps import Caller, CasebookApp, GuardedRoute, Reads
 from api.problems import problem_responses
-from api.read_models import ReadModels
 from api.schemas import QueryInstant
 from casebook.errors import AuditQueryInvalid, InvalidCursor
 from projections.audit.history import Point, aware, changes_between, state_as_of
@@ -36,14 +35,6 @@ RESPONSES = problem_responses(401, 403, 404, 422, 503)
 _VERSION = 2_147_483_647
 Instant = Annotated[QueryInstant | None, Query(description="An instant, ISO 8601 with UTC offset.")]
 Version = Annotated[int | None, Query(ge=1, le=_VERSION, description="A version of the case.")]
-
-
-async def _read_models(request: Request) -> ReadModels:
-    models: ReadModels = request.app.state.read_models
-    return models
-
-
-Reads = Annotated[ReadModels, Depends(_read_models)]
 
 
 @router.get("/cases/{case_id}/timeline", responses=RESPONSES)

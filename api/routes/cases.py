@@ -10,9 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from api import portal
 from api import schemas as s
 from api.customer_views import CustomerCaseView, CustomerTimelineView
-from api.deps import Caller, CasebookApp, GuardedRoute, IdempotencyKey
+from api.deps import AppSettings, Caller, CasebookApp, GuardedRoute, IdempotencyKey, Reads
 from api.routes.commanding import READ_RESPONSES, Runner, command_responses, etag, run
-from api.views import CaseHistoryView, CaseView, CommandAccepted, EventView
+from api.views import CaseHistoryView, CaseOpened, CaseView, CommandAccepted, EventView
 from casebook import commands as c
 from domain.cases import NoteVisibility
 from domain.values import Channel
@@ -27,11 +27,17 @@ async def open_case(
     casebook: CasebookApp,
     response: Response,
     idempotency_key: IdempotencyKey,
-) -> CommandAccepted:
+    reads: Reads,
+    settings: AppSettings,
+) -> CaseOpened:
     """Open a service request for a customer admin (staff do so during a phone call; the
-    customer portal online, for the admin it acts for)."""
+    customer portal online, for the admin it acts for); the answer says when the first
+    response is expected and how that was estimated."""
     if caller.on_behalf_of is not None:
         await run_in_threadpool(portal.check_opening_body, casebook, caller.on_behalf_of, body)
+    waiting = await run_in_threadpool(
+        reads.waiting, body.category.value, settings.waiting_window_days
+    )
     command = c.OpenRequest(
         organisation_id=body.organisation_id,
         requester_id=body.requester_id,
@@ -44,8 +50,9 @@ async def open_case(
         caller_phone=body.caller_phone,
         verification_id=body.verification_id,
         partner_contact_acknowledged=body.partner_contact_acknowledged,
+        waiting=waiting,
     )
-    return await run(
+    accepted = await run(
         casebook,
         command,
         caller,
@@ -55,6 +62,9 @@ async def open_case(
         channel=Channel(body.channel.value),
         location="/cases/{id}",
     )
+    # The promise the domain recorded (also on a retry answered from the first response).
+    history = await run_in_threadpool(casebook.case_history, accepted.aggregate_id)
+    return CaseOpened.of_opening(accepted, history[0])
 
 
 @router.get("/{case_id}", responses=READ_RESPONSES)

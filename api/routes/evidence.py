@@ -14,11 +14,11 @@ from typing import Annotated
 from uuid import UUID
 
 import anyio
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import Caller, CasebookApp, GuardedRoute
+from api.deps import Caller, CasebookApp, GuardedRoute, Reads
 from api.problems import problem_responses
 from api.read_models import ReadModels
 from api.schemas import QueryInstant
@@ -38,14 +38,6 @@ Until = Annotated[
     QueryInstant | None,
     Query(description="Entries that happened before this instant (with offset)."),
 ]
-
-
-async def _read_models(request: Request) -> ReadModels:
-    models: ReadModels = request.app.state.read_models
-    return models
-
-
-Reads = Annotated[ReadModels, Depends(_read_models)]
 
 
 @router.get("/cases/{case_id}/evidence", response_class=Response, responses=RESPONSES)

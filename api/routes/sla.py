@@ -12,12 +12,11 @@ from typing import Annotated
 from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import Caller, GuardedRoute
+from api.deps import Caller, GuardedRoute, Reads
 from api.errors import CaseNotTracked, ReportRangeInvalid
 from api.instants import within_range
-from api.read_models import ReadModels
 from api.routes.commanding import READ_RESPONSES
 from api.schemas import QueryInstant
 from api.sla_views import CaseSlaView, ComplianceView, QueueItemView, QueueView
@@ -29,14 +28,6 @@ from projections.sla.queries import Period, QueueEntry
 router = APIRouter(tags=["sla"], route_class=GuardedRoute)
 _CURSOR = r"^[A-Za-z0-9_=-]*$"
 DEFAULT_REPORT_DAYS = 30
-
-
-async def _read_models(request: Request) -> ReadModels:
-    models: ReadModels = request.app.state.read_models
-    return models
-
-
-Reads = Annotated[ReadModels, Depends(_read_models)]
 
 
 @router.get("/queue", responses=READ_RESPONSES)

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate, event
 
-from domain.cases import errors, events, rules
+from domain.cases import errors, events, opening, rules
 from domain.cases.state import (
     CaseStatus,
     Note,
@@ -23,7 +23,8 @@ from domain.cases.state import (
 from domain.errors import require_time_order
 from domain.organisations import Organisation
 from domain.policy import Policy
-from domain.policy.rules import check_severity_allowed, check_severity_for_category, triage_severity
+from domain.policy.rules import check_severity_allowed, check_severity_for_category
+from domain.sla.waiting import WaitingObservation
 from domain.values import Actor, Agreement, Category, ContactKind, Role, Severity
 
 
@@ -68,6 +69,7 @@ class ServiceRequest(Aggregate):
         verification_id: UUID | None = None,
         partner_contact_acknowledged: bool = False,
         case_id: UUID | None = None,
+        waiting: dict[str, WaitingObservation] | None = None,
     ) -> ServiceRequest:
         """Open a request for an organisation's admin; it starts awaiting assessment."""
         require_time_order(at)
@@ -98,9 +100,7 @@ class ServiceRequest(Aggregate):
             caller_phone=caller_phone,
             verification_id=verification_id,
             partner_contact_acknowledged=partner_contact_acknowledged,
-            customer_timezone=organisation.timezone,
-            customer_country=organisation.country,
-            triage_severity=triage_severity(policy, Category(category), organisation.agreement),
+            **opening.recorded_facts(organisation, policy, Category(category), at, waiting),
             policy_version=policy.version,
             by=by,
             at=at,

@@ -2,7 +2,7 @@
 
 Versioning: to change an event, never rename it: bump its `class_version` and add
 `upcast_v<n>_v<n+1>(state)` on the class, so events stored earlier are read as the new
-version (replays, as-of views and the topics all see one shape). `Opened` is at v3,
+version (replays, as-of views and the topics all see one shape). `Opened` is at v4,
 `Responded` and `Resolved` at v2.
 
 Attributes stay JSON-friendly (str, int, bool, UUID, datetime, Actor, None), so enum
@@ -20,6 +20,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.sla.waiting import WaitingEstimate
 from domain.values import Actor
 
 
@@ -33,9 +34,13 @@ class Opened(Aggregate.Created):
     v3 added `triage_severity`: the strictest severity the policy allowed this request at
     opening (§4, the organisation's agreement then), whose target the SLA clock runs on
     until the assessment. Requests opened before it read as None (the tracker uses B).
+
+    v4 added the promise made at opening (§2's expected waiting time, docs/sla.md):
+    `expected_response_at`, when the first response is expected, and `waiting_estimate`,
+    how that was estimated. Requests opened before it, or without an estimate, read None.
     """
 
-    class_version = 3
+    class_version = 4
     organisation_id: UUID
     requester_id: str
     category: str  # a Category value
@@ -50,6 +55,8 @@ class Opened(Aggregate.Created):
     customer_timezone: str | None
     customer_country: str | None
     triage_severity: str | None  # a Severity value
+    expected_response_at: datetime | None
+    waiting_estimate: WaitingEstimate | None
     policy_version: str
     by: Actor
     at: datetime
@@ -62,6 +69,11 @@ class Opened(Aggregate.Created):
     @staticmethod
     def upcast_v2_v3(state: dict[str, object]) -> None:
         state["triage_severity"] = None
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, object]) -> None:
+        state["expected_response_at"] = None
+        state["waiting_estimate"] = None
 
 
 class SeverityAssigned(Aggregate.Event):

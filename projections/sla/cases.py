@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.cases.events import UNSPECIFIED_REASON
+from domain.sla.business_time import elapsed
 from domain.sla.clock import (
     Clock,
     Metric,
@@ -53,6 +54,11 @@ class CaseView:
     out_of_scope: bool = False
     unresponsive_since: datetime | None = None
     version: int = 0
+    # The first response promised at opening (None: opened before promises, or none made).
+    promised_response_at: datetime | None = None
+    # Opening to first response in business time on the initial clock's calendar (what
+    # the expected waiting time's median reads); None while unanswered or not computable.
+    first_response_business_seconds: float | None = None
     # The customer's locale recorded at opening (None for requests opened before cases
     # recorded it: the organisation's locale, as the tracker last knew it, applies).
     locale: Locale | None = None
@@ -91,6 +97,7 @@ class Tracker:
                 status=AWAITING,
                 opened_at=at,
                 locale=_locale_at_opening(data),
+                promised_response_at=_instant(data.get("expected_response_at")),
             )
             self._start_triage(view, _triage_severity(data), str(data["policy_version"]), at)
         if view is None:
@@ -215,6 +222,7 @@ class Tracker:
         if data.get("first_response") and view.first_response_at is None:
             view.first_response_at = at
             if initial is not None:
+                view.first_response_business_seconds = self._business_seconds(view, initial, at)
                 self._record(
                     view,
                     Metric.INITIAL_RESPONSE,
@@ -287,6 +295,12 @@ class Tracker:
         except LocaleUnknown:
             return None
 
+    def _business_seconds(self, view: CaseView, clock: Clock, at: datetime) -> float | None:
+        target = self._target(view, clock.metric, clock.policy_version, clock.severity)
+        return (
+            None if target is None else elapsed(view.opened_at, at, target.calendar).total_seconds()
+        )
+
     def _calendar(self, view: CaseView, version: str, severity: str | None = None) -> str:
         severity = severity or view.severity
         assert severity is not None
@@ -325,3 +339,7 @@ def _triage_severity(data: dict[str, Any]) -> str:
 def _locale_at_opening(data: dict[str, Any]) -> Locale | None:
     zone, country = data.get("customer_timezone"), data.get("customer_country")
     return Locale(timezone=str(zone), country=str(country)) if zone and country else None
+
+
+def _instant(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None

@@ -111,6 +111,20 @@ class Tally:
         return self.met / self.total if self.total else None
 
 
+@dataclass(frozen=True)
+class Promises:
+    """First responses in the range of cases promised one at opening, against the promise."""
+
+    promised: int = 0
+    kept: int = 0  # the first response came at or before the promised instant
+    # Median of first response minus promise, in seconds (negative: earlier than promised).
+    median_error_seconds: float | None = None
+
+    @property
+    def kept_rate(self) -> float | None:
+        return self.kept / self.promised if self.promised else None
+
+
 @dataclass
 class ComplianceReport:
     metric: Metric
@@ -128,6 +142,10 @@ class ComplianceReport:
     # many of them the policy counts out of scope.
     closures: dict[str, int] = field(default_factory=dict)
     closures_out_of_scope: int = 0
+    # The expected waiting time promised at opening against the first response, overall
+    # and per period of the first response (docs/sla.md).
+    promises: Promises = field(default_factory=Promises)
+    promises_by_period: dict[datetime, Promises] = field(default_factory=dict)
 
 
 class SlaReader:
@@ -253,7 +271,14 @@ class SlaReader:
                 "GROUP BY 1, 2 ORDER BY 1, 2",
                 (since, until),
             ).fetchall()
+            promises = cursor.execute(_PROMISES, (period, since, until)).fetchall()
         report = ComplianceReport(metric=metric, period=period, since=since, until=until)
+        for bucket, promised, kept, error in promises:
+            figures = Promises(promised, kept, error)
+            if bucket is None:
+                report.promises = figures
+            else:
+                report.promises_by_period[bucket] = figures
         for reason, out_of_scope, count in closures:
             reason = reason or UNSPECIFIED_REASON
             report.closures[reason] = report.closures.get(reason, 0) + count
@@ -350,6 +375,18 @@ def _proof(recorded: dict[str, Any] | None) -> DeadlineProof | None:
     return Proof.model_validate(recorded).to_domain() if recorded is not None else None
 
 
+# Cases answered in [since, until) that were promised a first response at opening; the
+# rollup's row with no period is the whole range.
+_PROMISES = (
+    "SELECT period, count(*), count(*) FILTER (WHERE kept), "
+    "percentile_cont(0.5) WITHIN GROUP (ORDER BY error) FROM ("
+    "SELECT date_trunc(%s, first_response_at, 'UTC') AS period, "
+    "first_response_at <= promised_response_at AS kept, "
+    "extract(epoch FROM first_response_at - promised_response_at)::float8 AS error "
+    "FROM casebook_sla_cases WHERE promised_response_at IS NOT NULL "
+    "AND first_response_at >= %s AND first_response_at < %s) AS p "
+    "GROUP BY ROLLUP (period) ORDER BY period NULLS FIRST"
+)
 _CASE = (
     "c.case_id, c.organisation_id, c.category, c.severity, c.status, c.agent_id, c.opened_at, "
     "c.unresponsive_since, c.due_at"

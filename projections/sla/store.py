@@ -27,7 +27,8 @@ _T = TypeVar("_T")
 _CASE_COLUMNS = (
     "case_id, organisation_id, category, severity, status, agent_id, opened_at, "
     "first_response_at, resolved_at, unresponsive_since, version, customer_timezone, "
-    "customer_country, closure_reason, out_of_scope"  # closure: migration 0015
+    "customer_country, closure_reason, out_of_scope, "  # closure: migration 0015
+    "promised_response_at, first_response_business_seconds"  # migration 0017
 )
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
@@ -99,6 +100,8 @@ def _view(row: Any) -> CaseView:
         locale=Locale(timezone=row[11], country=row[12]) if row[11] and row[12] else None,
         closure_reason=row[13],
         out_of_scope=row[14],
+        promised_response_at=row[15],
+        first_response_business_seconds=row[16],
     )
 
 
@@ -164,7 +167,9 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
             "resolved_at = EXCLUDED.resolved_at, "
             "unresponsive_since = EXCLUDED.unresponsive_since, "
             "version = EXCLUDED.version, due_at = EXCLUDED.due_at, "
-            "closure_reason = EXCLUDED.closure_reason, out_of_scope = EXCLUDED.out_of_scope",
+            "closure_reason = EXCLUDED.closure_reason, out_of_scope = EXCLUDED.out_of_scope, "
+            "promised_response_at = EXCLUDED.promised_response_at, "
+            "first_response_business_seconds = EXCLUDED.first_response_business_seconds",
             _columns(
                 [
                     (
@@ -183,6 +188,8 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
                         v.locale.country if v.locale else None,
                         v.closure_reason,
                         v.out_of_scope,
+                        v.promised_response_at,
+                        v.first_response_business_seconds,
                         v.due_at,
                     )
                     for v in views
@@ -325,7 +332,7 @@ def lock_outbox_subjects(cursor: psycopg.Cursor[Any], subjects: Sequence[str]) -
 _CASE_TYPES = (
     "uuid", "uuid", "text", "text", "text", "text", "timestamptz", "timestamptz",
     "timestamptz", "timestamptz", "integer", "text", "text", "text", "boolean",
-    "timestamptz",
+    "timestamptz", "double precision", "timestamptz",
 )  # fmt: skip
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",

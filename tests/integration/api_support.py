@@ -9,9 +9,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -73,18 +74,26 @@ class Api:
 
 @contextmanager
 def running_api(
-    database: Database, *, keys_in: Database | None = None, settings: Settings | None = None
+    database: Database,
+    *,
+    keys_in: Database | None = None,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[Api]:
     """`create_app` over a Casebook connected to `database`, with a key for every role.
 
-    `keys_in` keeps the API keys in another database (to break one without the other).
+    `keys_in` keeps the API keys in another database (to break one without the other);
+    `clock`, when given, is the time of the write side and of the read models alike.
     """
     settings = settings or Settings(database_url=database.url)
-    casebook = Casebook.connect(database, settings)
+    casebook = Casebook.connect(database, settings, clock=clock)
     pool = ConnectionPool((keys_in or database).url, min_size=1, max_size=8, open=True)
     keys = KeyStore(pool.connection)
     try:
-        read_models = ReadModels(database, target_book(settings))
+        targets = target_book(settings)
+        read_models = (
+            ReadModels(database, targets, clock=clock) if clock else ReadModels(database, targets)
+        )
         app = create_app(casebook, keys, database, settings, read_models)
         created = {role: keys.create(role.value) for role in API_ROLES}
         headers = {role: bearer(key.token) for role, key in created.items()}

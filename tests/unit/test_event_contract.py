@@ -52,6 +52,7 @@ PUBLIC = {
     *("previous_severity", "asked_at", "evidence_version", "evidence_asked_at"),
     *("first_response", "via", "agent_id", "visibility", "score", "name", "country"),
     *("timezone", "customer_timezone", "customer_country", "triage_severity"),
+    *("expected_response_at", "waiting_estimate"),
     *("purchase_channel", "partner_name", "admins", "principal_id", "kind", "send_to_kind"),
     *("expires_at", "max_attempts", "attempt", "locked"),
     # Resolved's closure reason is a policy code; other events' `reason` is free text,

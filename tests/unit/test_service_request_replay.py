@@ -15,7 +15,7 @@ from domain.organisations import Organisation
 from domain.policy import Policy
 from domain.transcodings import register_domain_transcodings
 from domain.values import Severity
-from tests.unit.conftest import ADA, AGENT, Clock, record_unresponsive
+from tests.unit.conftest import ADA, AGENT, Clock, OpenCase, record_unresponsive
 
 
 def _full_lifecycle(case: ServiceRequest, acme: Organisation, policy: Policy, clock: Clock) -> None:
@@ -55,7 +55,7 @@ def test_a_full_lifecycle_replays_to_the_same_state(
         "Reopened",
     ]
     versions = {type(e).__name__: getattr(e, "class_version", None) for e in recorded}
-    assert (versions.pop("Responded"), versions.pop("Opened", 3)) == (2, 3)
+    assert (versions.pop("Responded"), versions.pop("Opened", 4)) == (2, 4)
     assert versions.pop("Resolved") == 2
     assert set(versions.values()) == {1}
 
@@ -114,20 +114,55 @@ def test_a_response_stored_as_v1_reads_as_v2_with_an_unknown_channel(
     assert replayed == case  # the upcast changes nothing the aggregate keeps
 
 
-def test_an_opening_stored_as_v2_reads_as_v3_with_no_triage_severity(
+V3_FIELDS = ("expected_response_at", "waiting_estimate")
+
+
+def test_an_opening_stored_as_v2_reads_as_v4_with_no_triage_severity(
     case: ServiceRequest, acme: Organisation
 ) -> None:
     mapper = _mapper()
     stored = [mapper.to_stored_event(e) for e in case.collect_events()]
     current = json.loads(stored[0].state)
     # The domain decided the triage target at opening: B, acme has a standard agreement.
-    assert (current["class_version"], current["triage_severity"]) == (3, "B")
-    v2_state = {k: v for k, v in current.items() if k != "triage_severity"} | {"class_version": 2}
+    assert (current["class_version"], current["triage_severity"]) == (4, "B")
+    v2_fields = ("triage_severity", *V3_FIELDS)
+    v2_state = {k: v for k, v in current.items() if k not in v2_fields} | {"class_version": 2}
     stored[0] = dataclasses.replace(stored[0], state=json.dumps(v2_state).encode())
     opened = mapper.to_domain_event(stored[0])
     assert isinstance(opened, case_events.Opened)
     assert opened.triage_severity is None
     assert opened.mutate(None) == case  # the upcast changes nothing the aggregate keeps
+
+
+def test_an_opening_stored_as_v3_reads_as_v4_with_no_promise(
+    open_case: OpenCase, clock: Clock
+) -> None:
+    # An opening that made a promise, stored as v3 (before promises) and read back.
+    case = open_case(waiting={}, at=clock.tick())
+    mapper = _mapper()
+    stored = mapper.to_stored_event(case.collect_events()[0])
+    current = json.loads(stored.state)
+    assert current["class_version"] == 4
+    assert current["waiting_estimate"]["method"] == "policy_target"
+    v3_state = {k: v for k, v in current.items() if k not in V3_FIELDS} | {"class_version": 3}
+    opened = mapper.to_domain_event(
+        dataclasses.replace(stored, state=json.dumps(v3_state).encode())
+    )
+    assert isinstance(opened, case_events.Opened)
+    assert (opened.expected_response_at, opened.waiting_estimate) == (None, None)
+    assert opened.triage_severity == "B"
+
+
+def test_a_promise_survives_the_round_trip_through_stored_json(
+    open_case: OpenCase, clock: Clock
+) -> None:
+    case = open_case(waiting={}, at=clock.tick())
+    [recorded] = case.collect_events()
+    mapper = _mapper()
+    opened = mapper.to_domain_event(mapper.to_stored_event(recorded))
+    assert isinstance(opened, case_events.Opened) and isinstance(recorded, case_events.Opened)
+    assert opened.expected_response_at == recorded.expected_response_at is not None
+    assert opened.waiting_estimate == recorded.waiting_estimate
 
 
 def test_sla_relevant_events_record_the_policy_version(

@@ -267,3 +267,31 @@ def test_assessing_recomputes_from_the_opening_and_lifts_a_triage_breach(
     assert (clock.severity, clock.assessed, clock.state) == ("C", True, State.RUNNING)
     assert clock.started_at == OPENED and clock.breached_at is None
     assert clock.deadline == datetime(2025, 3, 6, 2, 0, tzinfo=UTC)
+
+
+def test_the_first_response_keeps_its_business_time_on_the_clocks_calendar(
+    book: TargetBook,
+) -> None:
+    case = Case(book)
+    case.event("severity_assigned", at(minutes=1), severity="B", agreement="standard")
+    assert case.view is not None and case.view.first_response_business_seconds is None
+    # Opened Monday 10:00 Shanghai, answered Tuesday 10:00: 14 h on Monday, 1 on Tuesday.
+    case.event("responded", at(hours=24), first_response=True, message_summary="")
+    assert case.view.first_response_business_seconds == 15 * 3600
+    # Later responses leave it alone.
+    case.event("responded", at(hours=25), first_response=False, message_summary="")
+    assert case.view.first_response_business_seconds == 15 * 3600
+
+
+def test_an_opened_v4_payload_gives_the_view_its_promise(book: TargetBook) -> None:
+    tracker = Tracker(book, {})
+    promised = at(hours=6)
+    opened = data(
+        OPENED,
+        organisation_id=ORG,
+        category="technical",
+        triage_severity="B",
+        expected_response_at=promised.isoformat(),
+    )
+    view = tracker.apply(None, CASE, "opened", opened, 1)
+    assert view is not None and view.promised_response_at == promised

@@ -1,0 +1,4 @@
+DROP INDEX casebook_sla_cases_first_responses;
+DROP INDEX casebook_sla_cases_unanswered;
+ALTER TABLE casebook_sla_cases DROP COLUMN first_response_business_seconds;
+ALTER TABLE casebook_sla_cases DROP COLUMN promised_response_at;
