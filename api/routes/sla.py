@@ -14,12 +14,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.compliance_views import ComplianceView
 from api.deps import Caller, GuardedRoute, Reads
 from api.errors import CaseNotTracked, ReportRangeInvalid
 from api.instants import within_range
 from api.routes.commanding import READ_RESPONSES
 from api.schemas import QueryInstant
-from api.sla_views import CaseSlaView, ComplianceView, QueueItemView, QueueView
+from api.sla_views import CaseSlaView, QueueItemView, QueueView
 from casebook.errors import InvalidCursor
 from domain.sla import Metric
 from domain.values import Category, Severity
