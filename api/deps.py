@@ -26,6 +26,7 @@ from api.errors import NotAuthenticated, RoleNotAllowed
 from api.keys import KeyStore, Principal
 from casebook.application import Casebook
 from casebook.commands import Origin
+from relay.notifications import Notifier
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -184,5 +185,14 @@ Caller = Annotated[Principal, Depends(_current_principal)]
 """The authenticated principal whose role the matrix allowed for this route."""
 CasebookApp = Annotated[Casebook, Depends(_casebook)]
 """The write-side application."""
+
+
+async def _notifier(request: Request) -> Notifier:
+    notifier: Notifier = request.app.state.notifier
+    return notifier
+
+
 IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
 """The Idempotency-Key header, validated."""
+NotifierApp = Annotated[Notifier, Depends(_notifier)]
+"""Where messages to people (caller verification codes) go."""

@@ -35,6 +35,7 @@ from domain.cases import errors as case_errors
 from domain.errors import DomainError, NotFound, OutOfOrderTimestamp
 from domain.organisations import errors as org_errors
 from projections.audit.evidence import EvidenceUnavailable
+from relay.notifications import NotificationNotSent
 
 log = structlog.get_logger("casebook.api")
 
@@ -70,6 +71,10 @@ STATUS: dict[type[Exception], int] = {
     org_errors.AdminAlreadyPresent: 409,
     org_errors.ContactAlreadyRegistered: 409,
     org_errors.LastAdminCannotBeRemoved: 409,
+    org_errors.VerificationAlreadyCompleted: 409,
+    org_errors.VerificationAlreadyUsed: 409,
+    org_errors.VerificationExpired: 409,
+    org_errors.VerificationLocked: 409,
     EvidenceUnavailable: 409,
     # every other rule refuses what the request asked for
     DomainError: 422,
@@ -81,6 +86,7 @@ STATUS: dict[type[Exception], int] = {
     es.InterfaceError: 503,
     psycopg.OperationalError: 503,
     psycopg.InterfaceError: 503,
+    NotificationNotSent: 503,  # the code did not go out, so nothing was recorded
 }
 
 # Where the client should look to fix a refusal that is about one request part.
@@ -89,6 +95,10 @@ FIELD_OF: dict[type[DomainError], str] = {
     InvalidCursor: "query.after",
     VersionGuardsDisagree: "body.expected_version",
     case_errors.ClosureReasonUnknown: "body.reason",
+    org_errors.WrongVerificationCode: "body.code",
+    org_errors.VerificationTargetNotRegistered: "body.send_to",
+    org_errors.VerificationNotNeeded: "body.caller_phone",
+    org_errors.VerificationAlreadyUsed: "body.verification_id",
 }
 
 
@@ -124,7 +134,8 @@ PROBLEM_DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflicts with the current state (e.g. a stale If-Match version).",
     422: "Invalid request, or refused by a domain rule.",
-    503: "The database is unavailable; nothing was written.",
+    503: "The database (or, for a verification code, the notifier) is unavailable; "
+    "nothing was written.",
 }
 
 

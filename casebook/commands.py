@@ -142,6 +142,26 @@ class ChangeLocale:
     timezone: str
 
 
+@dataclass(frozen=True)
+class RequestCallerVerification:
+    """Record a one-time code sent for a caller on an unregistered number (§2)."""
+
+    organisation_id: UUID
+    verification_id: UUID
+    caller_phone: str
+    code: str = field(repr=False)  # only its salted digest is recorded
+    send_to: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmCallerVerification:
+    """Check the code the caller read back."""
+
+    organisation_id: UUID
+    verification_id: UUID
+    code: str = field(repr=False)
+
+
 # --- service requests ------------------------------------------------------------
 
 
@@ -259,6 +279,8 @@ OrganisationCommand = (
     | ChangeAgreement
     | ChangePurchaseChannel
     | ChangeLocale
+    | RequestCallerVerification
+    | ConfirmCallerVerification
 )
 CaseCommand = (
     OpenRequest

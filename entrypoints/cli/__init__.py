@@ -21,6 +21,7 @@ from entrypoints.cli.consume import consume_app
 from entrypoints.cli.db import migrate_command
 from entrypoints.cli.dlq import DlqRefused, consumers_app, dlq_app
 from entrypoints.cli.keys import KeyNotActive, keys_app
+from entrypoints.cli.notifications import notifications_app
 from entrypoints.cli.policy import policy_app
 from entrypoints.cli.projections import projections_app
 from entrypoints.cli.relay import relay_command
@@ -60,6 +61,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(projections_app, name="projections")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumers_app, name="consumers")
+app.add_typer(notifications_app, name="notifications")
 app.command("migrate")(migrate_command)
 app.command("serve")(serve_command)
 app.command("run")(run_command)
