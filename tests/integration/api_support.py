@@ -9,9 +9,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -71,14 +72,19 @@ class Api:
 
 @contextmanager
 def running_api(
-    database: Database, *, keys_in: Database | None = None, settings: Settings | None = None
+    database: Database,
+    *,
+    keys_in: Database | None = None,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[Api]:
     """`create_app` over a Casebook connected to `database`, with a key for every role.
 
-    `keys_in` keeps the API keys in another database (to break one without the other).
+    `keys_in` keeps the API keys in another database (to break one without the other);
+    `clock` is the write side's clock (the wall clock by default).
     """
     settings = settings or Settings(database_url=database.url)
-    casebook = Casebook.connect(database, settings)
+    casebook = Casebook.connect(database, settings, clock=clock)
     pool = ConnectionPool((keys_in or database).url, min_size=1, max_size=8, open=True)
     keys = KeyStore(pool.connection)
     try:
