@@ -25,12 +25,7 @@ from api.errors import (
     RoleNotAllowed,
     VersionGuardsDisagree,
 )
-from casebook.errors import (
-    IdempotencyKeyReused,
-    InvalidCursor,
-    VersionConflict,
-    WriteUnavailable,
-)
+from casebook.errors import IdempotencyKeyReused, InvalidCursor, VersionConflict, WriteUnavailable
 from domain.cases import errors as case_errors
 from domain.errors import DomainError, NotFound, OutOfOrderTimestamp
 from domain.organisations import errors as org_errors
@@ -134,8 +129,7 @@ PROBLEM_DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflicts with the current state (e.g. a stale If-Match version).",
     422: "Invalid request, or refused by a domain rule.",
-    503: "The database (or, for a verification code, the notifier) is unavailable; "
-    "nothing was written.",
+    503: "The database (or the notifier) is unavailable; nothing was written.",
 }
 
 

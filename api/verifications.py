@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
@@ -29,7 +29,8 @@ from contract.case_events import type_name
 from domain.organisations import Organisation
 from domain.organisations import errors as org_errors
 from domain.organisations.profile import kind_of
-from domain.organisations.verification import CODE_DIGITS, CODE_VALID_FOR, CallerVerification
+from domain.organisations.verification import CallerVerification
+from domain.policy.model import CallerVerificationSpec
 from domain.values import ContactKind
 from relay.notifications import Notification, Notifier
 
@@ -49,9 +50,9 @@ class Sent:
     version: int
 
 
-def new_code() -> str:
-    """A uniformly random code of `CODE_DIGITS` digits, leading zeros kept."""
-    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+def new_code(rules: CallerVerificationSpec) -> str:
+    """A uniformly random code of the policy's number of digits, leading zeros kept."""
+    return f"{secrets.randbelow(10**rules.code_digits):0{rules.code_digits}d}"
 
 
 def masked(kind: str, contact: str) -> str:
@@ -75,6 +76,7 @@ async def send_code(
         caller_phone=command.caller_phone,
         code=command.code,
         send_to=command.send_to,
+        rules=casebook.policy.caller_verification,
         by=context.actor,
         at=trial.modified_on,
     )
@@ -82,7 +84,10 @@ async def send_code(
     kind: Literal["email", "phone"] = (
         "phone" if kind_of(target.send_to) is ContactKind.PHONE else "email"
     )
-    await run_in_threadpool(notifier.send, _message(trial, kind, target, command.code))
+    await run_in_threadpool(
+        notifier.send,
+        _message(trial, kind, target, command.code, target.expires_at - target.requested_at),
+    )
     result = await casebook.run(command, context)
     recorded = await run_in_threadpool(casebook.get_organisation, command.organisation_id)
     expires_at = recorded.verifications[command.verification_id].expires_at
@@ -92,9 +97,13 @@ async def send_code(
 
 
 def _message(
-    org: Organisation, kind: Literal["email", "phone"], target: CallerVerification, code: str
+    org: Organisation,
+    kind: Literal["email", "phone"],
+    target: CallerVerification,
+    code: str,
+    lifetime: timedelta,
 ) -> Notification:
-    minutes = int(CODE_VALID_FOR.total_seconds() // 60)
+    minutes = int(lifetime.total_seconds() // 60)
     return Notification(
         organisation_id=org.id,
         kind=kind,

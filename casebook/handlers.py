@@ -101,6 +101,7 @@ def _organisation_command(command: c.OrganisationCommand, work: Work) -> Organis
                 caller_phone=command.caller_phone,
                 code=command.code,
                 send_to=command.send_to,
+                rules=work.policy.caller_verification,
                 by=by,
                 at=at,
             )

@@ -179,7 +179,11 @@ async def request_caller_verification(
     a new code, and the older one simply expires.
     """
     command = c.RequestCallerVerification(
-        organisation_id, uuid4(), body.caller_phone, verifications.new_code(), body.send_to
+        organisation_id,
+        uuid4(),
+        body.caller_phone,
+        verifications.new_code(casebook.policy.caller_verification),
+        body.send_to,
     )
     sent = await verifications.send_code(casebook, notifier, command, _on_the_phone(caller))
     response.headers["ETag"] = etag(sent.version)

@@ -78,7 +78,7 @@ class VerificationTargetNotRegistered(DomainError):
 
 
 class InvalidVerificationRequest(DomainError):
-    """The code is empty, already expired, or allows no attempts."""
+    """The code is empty or already expired."""
 
     rule = "verification-request-is-valid"
 

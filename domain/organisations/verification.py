@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from domain.organisations import errors
 from domain.organisations.profile import kind_of, normalise
+from domain.policy.model import CallerVerificationSpec
 from domain.values import Actor, ContactKind, Role
 
-# Product decisions where §2 is silent (support-policy.md, "PIN verification").
-CODE_DIGITS = 6
-CODE_VALID_FOR = timedelta(minutes=10)
-MAX_ATTEMPTS = 5
+# Product decisions where §2 is silent: the policy file's [caller_verification] (6 digits,
+# 10 minutes, 5 attempts unless it says otherwise).
+DEFAULT_RULES = CallerVerificationSpec()
 
 
 @dataclass(frozen=True)

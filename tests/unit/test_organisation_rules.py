@@ -10,6 +10,8 @@ from domain.errors import NaiveTimestamp, OutOfOrderTimestamp
 from domain.organisations import Organisation, PurchaseChannel
 from domain.organisations import errors as org_errors
 from domain.organisations import events as org_events
+from domain.policy import DurationSpec
+from domain.policy.model import CallerVerificationSpec
 from domain.values import Actor, Agreement, ContactKind
 from tests.unit.conftest import (
     ADA,
@@ -315,3 +317,16 @@ def test_a_verified_caller_cannot_be_verified_again(acme: Organisation, clock: C
         org_errors.VerificationAlreadyCompleted, "verification-already-completed", "already"
     ):
         acme.confirm_caller_verification(verification_id, "482913", by=AGENT, at=clock.tick())
+
+
+def test_the_policy_sets_the_attempts_and_the_life_of_a_code(
+    acme: Organisation, clock: Clock
+) -> None:
+    rules = CallerVerificationSpec(max_attempts=2, valid_for=DurationSpec(minutes=3))
+    verification_id = _request_pin(acme, clock, expires_at=None, rules=rules)
+    assert acme.verifications[verification_id].expires_at == clock.now + timedelta(minutes=3)
+    wrong = [
+        acme.confirm_caller_verification(verification_id, "111111", by=AGENT, at=clock.tick())
+        for _ in range(2)
+    ]
+    assert [outcome.locked for outcome in wrong] == [False, True]
