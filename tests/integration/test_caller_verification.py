@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import psycopg
@@ -23,6 +23,7 @@ from casebook.settings import Settings
 from domain.organisations.verification import code_digest
 from domain.values import Role
 from tests.integration.api_support import REGISTERED_PHONE, Api, register_acme, running_api
+from tests.integration.conftest import CliRunner
 from tests.integration.verification_support import (
     Clock,
     confirm,
@@ -293,3 +294,20 @@ def test_no_code_or_digest_reaches_the_logs(
         ]
     for secret in secrets:
         assert not any(secret in row for row in kept)
+
+
+def test_notifications_list_shows_the_message_that_would_have_gone_out(
+    api: Api, client: TestClient, acme: str, database: Database, cli: CliRunner
+) -> None:
+    request_code(client, api, acme)
+    code = last_code(database, acme)
+    shown = cli("notifications", "list", "--organisation", acme, db=database)
+    assert shown.code == 0, shown.stderr
+    first, subject, message = shown.stdout.splitlines()
+    assert first.endswith(f"{acme}  email  it@acme.example")
+    assert subject.strip() == "Your Acme support verification code"
+    assert code in message and "10 minutes" in message
+    nothing = cli("notifications", "list", "--organisation", str(uuid4()), db=database)
+    assert (nothing.code, nothing.stdout, nothing.stderr.strip()) == (0, "", "no notifications")
+    refused = cli("notifications", "list", "--limit", "0", db=database)
+    assert refused.code == 2 and len(refused.stderr.strip().splitlines()) == 1
