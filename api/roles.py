@@ -58,6 +58,7 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "list_organisation_cases": CASE_READERS,
     "request_caller_verification": CASE_WORKERS,
     "confirm_caller_verification": CASE_WORKERS,
+    "get_caller_verification": CASE_WORKERS,
     # cases
     "open_case": CASE_WORKERS,
     "get_case": CASE_READERS,

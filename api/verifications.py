@@ -23,6 +23,7 @@ from uuid import UUID
 
 from fastapi.concurrency import run_in_threadpool
 
+from api.verification_views import masked_contact
 from casebook import commands as c
 from casebook.application import Casebook
 from contract.case_events import type_name
@@ -55,14 +56,6 @@ def new_code(rules: CallerVerificationSpec) -> str:
     return f"{secrets.randbelow(10**rules.code_digits):0{rules.code_digits}d}"
 
 
-def masked(kind: str, contact: str) -> str:
-    """Enough of a contact for the caller to recognise it, not enough to learn it."""
-    if kind == ContactKind.EMAIL:
-        name, _, domain = contact.partition("@")
-        return f"{name[:1]}***@{domain}"
-    return f"***{contact[-3:]}"
-
-
 async def send_code(
     casebook: Casebook,
     notifier: Notifier,
@@ -92,7 +85,7 @@ async def send_code(
     recorded = await run_in_threadpool(casebook.get_organisation, command.organisation_id)
     expires_at = recorded.verifications[command.verification_id].expires_at
     return Sent(
-        command.verification_id, kind, masked(kind, target.send_to), expires_at, result.version
+        command.verification_id, kind, masked_contact(target.send_to), expires_at, result.version
     )
 
 

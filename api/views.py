@@ -238,21 +238,3 @@ class Health(BaseModel):
     """Liveness or readiness."""
 
     status: str
-
-
-class VerificationSentView(BaseModel):
-    """A one-time code went out: where (masked) and until when the caller may read it back."""
-
-    verification_id: UUID
-    channel: str = Field(description="email or phone: the registered contact it went to.")
-    sent_to: str = Field(description="That contact, masked: i***@acme.example, ***567.")
-    expires_at: datetime
-    version: int = Field(description="The organisation's new version.")
-
-
-class CallerVerifiedView(BaseModel):
-    """The caller read back the right code: open their case with this verification id."""
-
-    verification_id: UUID
-    verified: bool = True
-    version: int = Field(description="The organisation's new version.")

@@ -19,14 +19,14 @@ from api.deps import (
     request_origin,
 )
 from api.routes.commanding import READ_RESPONSES, Runner, command_responses, etag, run
-from api.views import (
+from api.verification_views import (
+    CallerVerificationView,
     CallerVerifiedView,
-    CasePageView,
-    CommandAccepted,
-    OrganisationView,
     VerificationSentView,
 )
+from api.views import CasePageView, CommandAccepted, OrganisationView
 from casebook import commands as c
+from domain.organisations.errors import UnknownVerification
 from domain.values import Actor, Channel, ContactKind
 
 router = APIRouter(prefix="/organisations", tags=["organisations"], route_class=GuardedRoute)
@@ -223,6 +223,21 @@ async def confirm_caller_verification(
     result = await verifications.check_code(casebook, command, _on_the_phone(caller))
     response.headers["ETag"] = etag(result.version)
     return CallerVerifiedView(verification_id=verification_id, version=result.version)
+
+
+@router.get("/{organisation_id}/caller-verifications/{verification_id}", responses=READ_RESPONSES)
+def get_caller_verification(
+    organisation_id: UUID, verification_id: UUID, casebook: CasebookApp, response: Response
+) -> CallerVerificationView:
+    """Where a caller verification stands (pending, verified, used, locked, expired)."""
+    organisation = casebook.get_organisation(organisation_id)
+    found = organisation.verifications.get(verification_id)
+    if found is None:
+        raise UnknownVerification(
+            f"No verification {verification_id} was requested for {organisation.name}."
+        )
+    response.headers["ETag"] = etag(organisation.version)
+    return CallerVerificationView.of(verification_id, found)
 
 
 def _on_the_phone(caller: Caller) -> c.CommandContext:

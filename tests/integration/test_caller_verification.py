@@ -30,6 +30,7 @@ from tests.integration.verification_support import (
     last_code,
     open_for_caller,
     request_code,
+    standing,
     wrong,
 )
 
@@ -90,6 +91,12 @@ def test_a_caller_who_reads_back_the_code_gets_their_case_opened(
     assert sent.headers["Location"].endswith(body["verification_id"])
     code = last_code(database, acme)
     assert code not in sent.text
+    pending = standing(client, api, acme, body["verification_id"])
+    assert (pending["state"], pending["attempts_left"], pending["sent_to"]) == (
+        "pending",
+        5,
+        "i***@acme.example",
+    )
 
     verified = confirm(client, api, acme, body["verification_id"], f"{code[:3]} {code[3:]}")
     assert verified.status_code == 200, verified.text
@@ -104,6 +111,9 @@ def test_a_caller_who_reads_back_the_code_gets_their_case_opened(
         "CallerVerified",
         "CallerVerificationUsed",
     ]
+    used = standing(client, api, acme, body["verification_id"])
+    assert (used["state"], used["case_id"]) == ("used", opened.json()["aggregate_id"])
+    assert code not in json.dumps(used)
 
 
 def test_the_code_goes_to_the_registered_contact_only(
@@ -179,6 +189,8 @@ def test_five_wrong_codes_lock_the_verification(
         "CallerVerificationFailed",
         "CallerVerificationLocked",
     ]
+    locked = standing(client, api, acme, verification_id)
+    assert (locked["state"], locked["attempts_left"]) == ("locked", 0)
     refused(
         confirm(client, api, acme, verification_id, code),
         409,
@@ -214,6 +226,8 @@ def test_a_code_is_valid_for_ten_minutes_then_expires(
         confirm(client, api, acme, late, late_code), 409, "verification-code-expired", "expired"
     )
     assert organisation_events(api, acme)[-1] == "CallerVerificationExpired", "recorded once"
+    assert standing(client, api, acme, late)["state"] == "expired"
+    assert standing(client, api, acme, in_time)["state"] == "verified"
     refused(
         open_for_caller(client, api, acme, in_time),
         422,
@@ -245,12 +259,12 @@ def test_a_used_code_and_a_used_verification_cannot_be_reused(
 
 
 def test_an_unknown_verification_is_not_found(api: Api, client: TestClient, acme: str) -> None:
-    refused(
-        confirm(client, api, acme, "00000000-0000-4000-8000-000000000000", "123456"),
-        404,
-        "verification-not-found",
-        "No verification",
+    unknown = "00000000-0000-4000-8000-000000000000"
+    refused(confirm(client, api, acme, unknown, "123456"), 404, "verification-not-found", "No")
+    read = client.get(
+        f"/organisations/{acme}/caller-verifications/{unknown}", headers=api.as_(Role.AGENT)
     )
+    refused(read, 404, "verification-not-found", "No verification")
 
 
 @pytest.mark.parametrize("role", [Role.AUDITOR, Role.ANALYST, Role.ADMIN])

@@ -65,6 +65,19 @@ def confirm(
     )
 
 
+def standing(
+    client: TestClient | httpx.Client, api: Api, organisation_id: str, verification_id: str
+) -> dict[str, Any]:
+    """GET the verification as an agent; it must exist."""
+    response = client.get(
+        f"/organisations/{organisation_id}/caller-verifications/{verification_id}",
+        headers=api.as_(Role.AGENT),
+    )
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
 def open_for_caller(
     client: TestClient | httpx.Client, api: Api, organisation_id: str, verification_id: str | None
 ) -> httpx.Response:
