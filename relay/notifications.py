@@ -14,7 +14,7 @@ import smtplib
 import ssl
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Literal, Protocol
@@ -39,7 +39,7 @@ class Notification:
     kind: Kind
     recipient: str
     subject: str
-    message: str
+    message: str = field(repr=False)  # holds the code: never in a traceback's locals
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class SentNotification:
     kind: str
     recipient: str
     subject: str
-    message: str
+    message: str = field(repr=False)
 
 
 class NotificationNotSent(DomainError):
