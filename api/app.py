@@ -18,6 +18,7 @@ from api.routes import audit, cases, evidence, health, organisations, sla
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
+from messaging.notifications import Notifier, notifier_from
 from projections.metrics import DatabaseCollector
 
 DESCRIPTION = """\
@@ -41,12 +42,15 @@ def create_app(
     database: Database,
     settings: Settings,
     read_models: ReadModels,
+    *,
+    notifier: Notifier | None = None,
 ) -> FastAPI:
     """The HTTP API over `casebook`, authenticating with `keys`, probing `database`,
     reading the projections through `read_models` (closed when the app shuts down).
 
     Everything comes from the caller (the composition root, or a test): the app builds
-    no service of its own.
+    no service of its own. Without a `notifier`, messages go where `settings.notifier`
+    says (the embedded table through the read models' pool, by default).
     """
     app = FastAPI(
         title="casebook",
@@ -60,6 +64,7 @@ def create_app(
     app.state.database = database
     app.state.settings = settings
     app.state.read_models = read_models
+    app.state.notifier = notifier or notifier_from(settings, read_models.connection)
     app.state.metrics = registry_with(DatabaseCollector(database.url))
     app.router.add_event_handler("shutdown", app.state.read_models.close)
     app.include_router(cases.router)

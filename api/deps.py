@@ -28,6 +28,7 @@ from api.read_models import ReadModels
 from casebook.application import Casebook
 from casebook.commands import Origin
 from casebook.settings import Settings
+from messaging.notifications import Notifier
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -210,9 +211,18 @@ Caller = Annotated[Principal, Depends(_current_principal)]
 """The authenticated principal whose role the matrix allowed for this route."""
 CasebookApp = Annotated[Casebook, Depends(_casebook)]
 """The write-side application."""
+
+
+async def _notifier(request: Request) -> Notifier:
+    notifier: Notifier = request.app.state.notifier
+    return notifier
+
+
 IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
 """The Idempotency-Key header, validated."""
 Reads = Annotated[ReadModels, Depends(_read_models)]
 """The read models beside the write side (the SLA tracker, the audit trail)."""
 AppSettings = Annotated[Settings, Depends(_settings)]
 """The app's settings."""
+NotifierApp = Annotated[Notifier, Depends(_notifier)]
+"""Where messages to people (caller verification codes) go."""

@@ -3,6 +3,8 @@
 `STATUS` is the one table from error classes to HTTP status codes; an error takes the
 status of the nearest class in its MRO that the table names, so a new domain rule is a
 422 until someone decides otherwise here. Routes never build error responses by hand.
+It stays one module: the table, the fields it names and the handlers that read them are
+one decision, reviewed together.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from casebook.errors import (
 from domain.cases import errors as case_errors
 from domain.errors import DomainError, NotFound, OutOfOrderTimestamp
 from domain.organisations import errors as org_errors
+from messaging.notifications import NotificationNotSent
 from projections.audit.evidence import EvidenceUnavailable
 
 log = structlog.get_logger("casebook.api")
@@ -74,6 +77,10 @@ STATUS: dict[type[Exception], int] = {
     org_errors.AdminAlreadyPresent: 409,
     org_errors.ContactAlreadyRegistered: 409,
     org_errors.LastAdminCannotBeRemoved: 409,
+    org_errors.VerificationAlreadyCompleted: 409,
+    org_errors.VerificationAlreadyUsed: 409,
+    org_errors.VerificationExpired: 409,
+    org_errors.VerificationLocked: 409,
     EvidenceUnavailable: 409,
     # every other rule refuses what the request asked for
     DomainError: 422,
@@ -85,6 +92,7 @@ STATUS: dict[type[Exception], int] = {
     es.InterfaceError: 503,
     psycopg.OperationalError: 503,
     psycopg.InterfaceError: 503,
+    NotificationNotSent: 503,  # the code did not go out, so nothing was recorded
 }
 
 # Where the client should look to fix a refusal that is about one request part.
@@ -93,6 +101,10 @@ FIELD_OF: dict[type[DomainError], str] = {
     InvalidCursor: "query.after",
     VersionGuardsDisagree: "body.expected_version",
     case_errors.ClosureReasonUnknown: "body.reason",
+    org_errors.WrongVerificationCode: "body.code",
+    org_errors.VerificationTargetNotRegistered: "body.send_to",
+    org_errors.VerificationNotNeeded: "body.caller_phone",
+    org_errors.VerificationAlreadyUsed: "body.verification_id",
 }
 
 
@@ -133,7 +145,7 @@ PROBLEM_DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflicts with the current state (e.g. a stale If-Match version).",
     422: "Invalid request, or refused by a domain rule.",
-    503: "The database is unavailable; nothing was written.",
+    503: "The database (or the notifier) is unavailable; nothing was written.",
 }
 
 

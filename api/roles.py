@@ -60,6 +60,9 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "change_purchase_channel": ORGANISATION_EDITORS,
     "change_locale": ORGANISATION_EDITORS,
     "list_organisation_cases": CASE_READERS | WITH_PORTAL,
+    "request_caller_verification": CASE_WORKERS,
+    "confirm_caller_verification": CASE_WORKERS,
+    "get_caller_verification": CASE_WORKERS,
     # cases
     "open_case": CASE_WORKERS | WITH_PORTAL,
     "get_case": CASE_READERS | WITH_PORTAL,

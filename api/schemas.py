@@ -100,6 +100,29 @@ class LocaleBody(CommandBody):
     timezone: TimeZone
 
 
+class CallerVerificationBody(BaseModel):
+    """A caller on a number the organisation has not registered, to verify by a code (§2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    caller_phone: Contact = Field(description="The number the caller uses.")
+    send_to: Contact | None = Field(
+        default=None,
+        description="A registered e-mail or phone to send the code to; default: the first "
+        "registered e-mail, else phone.",
+    )
+
+
+class VerificationCodeBody(BaseModel):
+    """The code the caller read back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        pattern=r"^[0-9 ]{1,20}$", description="The digits read back (spaces are ignored)."
+    )
+
+
 # --- cases -------------------------------------------------------------------------
 
 

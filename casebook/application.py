@@ -285,7 +285,8 @@ class Casebook:
         work = Work(loader, self.policy, item.context.actor, self._at)
         aggregate = handle(item.command, work)
         reads = tuple((i, v) for i, v in read_at.items() if i != aggregate.id)
-        return Prepared(item, aggregate, result_of(aggregate), reads)
+        also = tuple(a for i, a in loaded.items() if i != aggregate.id and a.pending_events)
+        return Prepared(item, aggregate, result_of(aggregate), reads, also)
 
     def _check_version(self, aggregate_id: UUID, expected: int) -> None:
         current = self._cached_version(aggregate_id)
@@ -322,12 +323,13 @@ class Casebook:
         records = [idempotency.record(p.item.command, p.item.context, p.result) for p in ready]
         index = [index_row(p.aggregate) for p in ready if changes_listing(p.aggregate)]
         origins = [row for p in ready for row in origin_rows(p)]
-        written = {p.aggregate.id for p in ready}
+        saved = [a for p in ready for a in (p.aggregate, *p.also)]
+        written = {a.id for a in saved}
         # An aggregate written in this batch was read in its batch state: nothing to check.
         reads = sorted({r for p in ready for r in p.reads if r[0] not in written})
         try:
             self.store.save(
-                *(p.aggregate for p in ready),
+                *saved,
                 idempotency=[r for r in records if r is not None],
                 case_index=index,
                 expected_reads=reads,
@@ -335,8 +337,8 @@ class Casebook:
             )
         except BaseException:
             # Cached aggregates now hold events that were not stored: forget them.
-            for prepared in ready:
-                self._evict(prepared.aggregate.id)
+            for aggregate_id in written:
+                self._evict(aggregate_id)
             raise
 
     def _evict(self, aggregate_id: UUID | None) -> None:

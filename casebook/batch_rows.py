@@ -32,6 +32,8 @@ class Prepared:
     # Versions of the other aggregates the rules consulted; the save refuses if any
     # moved on meanwhile (another process changed the organisation, say).
     reads: tuple[tuple[UUID, int], ...]
+    # Changed besides it and saved with it: the organisation whose PIN an opening used.
+    also: tuple[Organisation, ...] = ()
 
 
 def one_per_aggregate(batch: list[Item]) -> tuple[list[Item], list[Item]]:
@@ -41,6 +43,8 @@ def one_per_aggregate(batch: list[Item]) -> tuple[list[Item], list[Item]]:
     later: list[Item] = []
     for item in batch:
         marks: set[tuple[object, ...]] = {("aggregate", target_id(item.command))}
+        if isinstance(item.command, c.OpenRequest) and item.command.verification_id:
+            marks.add(("aggregate", item.command.organisation_id))  # it may use it up
         marks -= {("aggregate", None)}
         if item.context.idempotency_key is not None:
             marks.add(("key", item.context.actor.principal_id, item.context.idempotency_key))
@@ -59,7 +63,8 @@ def origin_rows(prepared: Prepared) -> list[OriginRow]:
         return []
     return [
         OriginRow(event.originator_id, event.originator_version, origin)
-        for event in prepared.aggregate.pending_events
+        for aggregate in (prepared.aggregate, *prepared.also)
+        for event in aggregate.pending_events
     ]
 
 

@@ -2,7 +2,9 @@
 
 Adapters (HTTP, CLI) build these; `Casebook.execute` runs them. Each command names
 the aggregate it works on, so concurrent commands on different cases can be saved
-together while commands on one case stay ordered.
+together while commands on one case stay ordered. It stays one module: the commands are
+the write side's vocabulary, read as one list, and splitting it would only scatter plain
+dataclasses.
 """
 
 from __future__ import annotations
@@ -146,6 +148,26 @@ class ChangeLocale:
     timezone: str
 
 
+@dataclass(frozen=True)
+class RequestCallerVerification:
+    """Record a one-time code sent for a caller on an unregistered number (§2)."""
+
+    organisation_id: UUID
+    verification_id: UUID
+    caller_phone: str
+    code: str = field(repr=False)  # only its salted digest is recorded
+    send_to: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmCallerVerification:
+    """Check the code the caller read back."""
+
+    organisation_id: UUID
+    verification_id: UUID
+    code: str = field(repr=False)
+
+
 # --- service requests ------------------------------------------------------------
 
 
@@ -266,6 +288,8 @@ OrganisationCommand = (
     | ChangeAgreement
     | ChangePurchaseChannel
     | ChangeLocale
+    | RequestCallerVerification
+    | ConfirmCallerVerification
 )
 CaseCommand = (
     OpenRequest

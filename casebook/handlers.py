@@ -70,21 +70,8 @@ def handle(command: c.Command, work: Work) -> Organisation | ServiceRequest:
 def _organisation_command(command: c.OrganisationCommand, work: Work) -> Organisation:
     by = work.by
     if isinstance(command, c.RegisterOrganisation):
-        return Organisation.register(
-            name=command.name,
-            country=command.country,
-            timezone=command.timezone,
-            agreement=command.agreement,
-            admins=command.admins,
-            phones=command.phones,
-            emails=command.emails,
-            purchase_channel=command.purchase_channel,
-            partner_name=command.partner_name,
-            partner_contact=command.partner_contact,
-            organisation_id=command.organisation_id,
-            by=by,
-            at=work.at(None),
-        )
+        # The command's fields are `register`'s keyword arguments, one for one.
+        return Organisation.register(**vars(command), by=by, at=work.at(None))
     org = work.load.organisation(command.organisation_id)
     at = work.at(org.modified_on)
     match command:
@@ -108,6 +95,18 @@ def _organisation_command(command: c.OrganisationCommand, work: Work) -> Organis
             )
         case c.ChangeLocale():
             org.change_locale(country=command.country, timezone=command.timezone, by=by, at=at)
+        case c.RequestCallerVerification():
+            org.request_caller_verification(
+                command.verification_id,
+                caller_phone=command.caller_phone,
+                code=command.code,
+                send_to=command.send_to,
+                rules=work.policy.caller_verification,
+                by=by,
+                at=at,
+            )
+        case c.ConfirmCallerVerification():
+            org.confirm_caller_verification(command.verification_id, command.code, by=by, at=at)
     return org
 
 

@@ -131,9 +131,7 @@ class Settings(BaseSettings):
         description="Publish phones, e-mails and free text to analytics (off: removed).",
     )
     write_batch_max: int = Field(
-        default=64,
-        ge=1,
-        description="Most commands saved together in one transaction.",
+        default=64, ge=1, description="Most commands saved together in one transaction."
     )
     writer_address: str | None = Field(
         default=None,
@@ -209,6 +207,20 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the audit checkpointer signs a checkpoint over new entries.",
     )
+    notifier: Literal["table", "smtp"] = Field(
+        default="table",
+        description="Where one-time caller verification codes are sent: table (kept in "
+        "casebook_notifications, read with `casebook notifications list`) or smtp (e-mail "
+        "through smtp_host; codes for a registered phone cannot go by SMTP).",
+    )
+    smtp_host: str = Field(default="localhost", description="SMTP server (notifier smtp).")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of smtp_host.")
+    smtp_from: str = Field(
+        default="support@casebook.invalid", description="Sender address of notifications."
+    )
+    smtp_starttls: bool = Field(default=False, description="Upgrade SMTP with STARTTLS.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if needed.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
 
     @field_validator("kafka_bootstrap_servers", "database_url", mode="before")
     @classmethod

@@ -18,12 +18,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import (
-    InterfaceError,
-    Notification,
-    OperationalError,
-    StoredEvent,
-)
+from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor

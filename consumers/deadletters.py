@@ -14,10 +14,10 @@ import structlog
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from casebook.kafka_clients import TopicRefused, ensure_topic, new_producer
 from casebook.settings import Settings
 from consumers.records import Headers
 from consumers.state import DeadLetter
+from messaging.kafka_clients import TopicRefused, ensure_topic, new_producer
 
 log = structlog.get_logger("casebook.consumers")
 

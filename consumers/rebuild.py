@@ -30,12 +30,12 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
 from casebook.database import Database
-from casebook.kafka_clients import end_offsets, new_consumer
 from casebook.settings import Settings
 from consumers import state
 from consumers.batch import apply_batch
 from consumers.projection import Projection
 from consumers.records import Raw
+from messaging.kafka_clients import end_offsets, new_consumer
 
 log = structlog.get_logger("casebook.rebuild")
 Source = Literal["kafka", "store"]

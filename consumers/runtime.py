@@ -29,13 +29,6 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from casebook.database import Database
-from casebook.kafka_clients import (
-    end_offsets,
-    ensure_topic,
-    fetch_max_wait_ms,
-    security_options,
-    topic_ids,
-)
 from casebook.settings import Settings
 from casebook.supervision import report_lag
 from consumers import gaps, state
@@ -46,6 +39,13 @@ from consumers.projection import Projection
 from consumers.rebalance import RebalanceHandler
 from consumers.records import Raw
 from consumers.state import Partition
+from messaging.kafka_clients import (
+    end_offsets,
+    ensure_topic,
+    fetch_max_wait_ms,
+    security_options,
+    topic_ids,
+)
 
 log = structlog.get_logger("casebook.consumers")
 

@@ -26,7 +26,9 @@ from kafka.errors import KafkaConfigurationError, KafkaError, KafkaTimeoutError
 from psycopg import sql
 
 from casebook.database import Database
-from casebook.kafka_clients import (
+from casebook.settings import Settings
+from casebook.supervision import report_lag, report_trouble
+from messaging.kafka_clients import (
     delivery_timeout_s,
     end_offsets,
     ensure_topic,
@@ -34,8 +36,6 @@ from casebook.kafka_clients import (
     new_producer,
     topic_partitions,
 )
-from casebook.settings import Settings
-from casebook.supervision import report_lag, report_trouble
 from relay.cloudevents import SPEC_VERSION, topic_name
 from relay.leadership import leadership
 

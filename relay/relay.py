@@ -21,7 +21,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError, KafkaError
 
 from casebook.database import Database
-from casebook.kafka_clients import (
+from casebook.settings import Settings
+from casebook.store import OriginNotification
+from casebook.supervision import report_lag, report_trouble
+from messaging.kafka_clients import (
     TopicRefused,
     delivery_timeout_s,
     end_offsets,
@@ -29,9 +32,6 @@ from casebook.kafka_clients import (
     new_producer,
     topic_partitions,
 )
-from casebook.settings import Settings
-from casebook.store import OriginNotification
-from casebook.supervision import report_lag, report_trouble
 from relay.cloudevents import Record, record_for, topic_name
 from relay.leadership import Leadership, leadership
 

@@ -31,11 +31,10 @@ from domain.values import Actor, Agreement, Category, ContactKind, Role, Severit
 class ServiceRequest(Aggregate):
     """A customer admin's request for help, worked by support under a policy version.
 
-    Each public command checks the rules (raising a `DomainError` and recording
-    nothing), then triggers one explicit event from `domain.cases.events`. The
-    `@event` method named after that event only changes state, taking just the
-    attributes it needs; it runs when the event is triggered and again on replay,
-    where no rule is re-checked. Time (`at`) and ids always come from the caller.
+    Each public command checks the rules (raising a `DomainError`, recording nothing),
+    then triggers one explicit event from `domain.cases.events`. The `@event` method
+    named after that event only changes state, taking just the attributes it needs; it
+    runs when triggered and on replay, where no rule is re-checked. Time and ids come in.
     """
 
     Opened = events.Opened
@@ -85,7 +84,7 @@ class ServiceRequest(Aggregate):
             verification_id=verification_id,
             partner_contact_acknowledged=partner_contact_acknowledged,
         )
-        return cls._create(
+        case = cls._create(
             cls.Opened,
             id=case_id,
             timestamp=at,
@@ -105,6 +104,8 @@ class ServiceRequest(Aggregate):
             by=by,
             at=at,
         )
+        organisation.use_caller_verification(verification_id, caller_phone, case.id, by=by, at=at)
+        return case
 
     @event(Opened)
     def __init__(
@@ -268,8 +269,7 @@ class ServiceRequest(Aggregate):
         at: datetime,
         via: ContactKind | None = None,
     ) -> None:
-        """Record a response to the customer (by default the way they prefer to be reached);
-        the first one stops the response clock."""
+        """Record a response (by default the preferred way); the first stops the response clock."""
         self._require_assessed(at, by, "respond to a case")
         rules.require_text(message_summary, "a summary of the response")
         self.trigger_event(

@@ -53,6 +53,8 @@ def check_opening(
         if not caller_phone:
             raise errors.CallerPhoneRequired("Record the phone number the caller is using.")
         registered = organisation.has_registered_phone(caller_phone)
+        if not registered:
+            organisation.require_unused_verification(verification_id)
         if not registered and not organisation.is_caller_verified(
             verification_id, caller_phone, at
         ):

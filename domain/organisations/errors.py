@@ -78,7 +78,7 @@ class VerificationTargetNotRegistered(DomainError):
 
 
 class InvalidVerificationRequest(DomainError):
-    """The code is empty, already expired, or allows no attempts."""
+    """The code is empty or already expired."""
 
     rule = "verification-request-is-valid"
 
@@ -96,7 +96,7 @@ class UnknownVerification(DomainError):
 
 
 class VerificationAlreadyCompleted(DomainError):
-    """The caller was already verified with this code."""
+    """The caller was already verified with this code; a code is used once."""
 
     rule = "verification-already-completed"
 
@@ -111,3 +111,15 @@ class VerificationLocked(DomainError):
     """Too many wrong codes; the verification is locked, send a new one."""
 
     rule = "verification-attempts-exhausted"
+
+
+class WrongVerificationCode(DomainError):
+    """The code read back is not the one that was sent; the failed attempt is recorded."""
+
+    rule = "verification-code-matches"
+
+
+class VerificationAlreadyUsed(DomainError):
+    """A verification opens at most one case; verify the caller again for another."""
+
+    rule = "verification-opens-one-case"

@@ -141,3 +141,32 @@ class CallerVerificationFailed(Aggregate.Event):
     locked: bool
     by: Actor
     at: datetime
+
+
+class CallerVerificationExpired(Aggregate.Event):
+    """A code was read back after it expired; the verification is closed."""
+
+    class_version = 1
+    verification_id: UUID
+    by: Actor
+    at: datetime
+
+
+class CallerVerificationLocked(Aggregate.Event):
+    """The last allowed wrong code locked the verification; a new code must be sent."""
+
+    class_version = 1
+    verification_id: UUID
+    attempts: int
+    by: Actor
+    at: datetime
+
+
+class CallerVerificationUsed(Aggregate.Event):
+    """The verified caller's case was opened; the verification opens no other."""
+
+    class_version = 1
+    verification_id: UUID
+    case_id: UUID
+    by: Actor
+    at: datetime

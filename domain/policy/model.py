@@ -148,6 +148,25 @@ class DowngradeSpec(_Strict):
     unresponsive_after: DurationSpec
 
 
+class CallerVerificationSpec(_Strict):
+    """The one-time code of a caller on an unregistered number (§2): its size and its life."""
+
+    code_digits: int = Field(default=6, ge=4, le=12)
+    valid_for: DurationSpec = DurationSpec(minutes=10)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _wall_clock(self) -> Self:
+        if self.valid_for.business_days is not None:
+            raise ValueError("valid_for is wall-clock time: give hours or minutes")
+        return self
+
+    @property
+    def lifetime(self) -> timedelta:
+        """How long a code may be read back after it was sent."""
+        return timedelta(hours=self.valid_for.hours or 0, minutes=self.valid_for.minutes or 0)
+
+
 class ClosureReasonSpec(_Strict):
     """How a closure reason reads, and whether it closes a case outside the policy's scope."""
 
@@ -167,6 +186,8 @@ class Policy(_Strict):
     # Versions written before closure reasons existed have none; a policy that defines
     # them defines every code, so a code means the same under every later version.
     closure_reasons: dict[ClosureReason, ClosureReasonSpec] = Field(default_factory=dict)
+    # Versions written before caller verification was configurable use its defaults.
+    caller_verification: CallerVerificationSpec = CallerVerificationSpec()
 
     @model_validator(mode="after")
     def _complete(self) -> Self:

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from casebook.database import DatabaseUnavailable
 from casebook.errors import first_line
-from casebook.kafka_clients import KafkaMisconfigured, TopicRefused
 from casebook.settings import describe_invalid
 from domain.errors import DomainError
 from entrypoints.background import OutageTooLong
@@ -21,6 +20,7 @@ from entrypoints.cli.consume import consume_app
 from entrypoints.cli.db import migrate_command
 from entrypoints.cli.dlq import DlqRefused, consumers_app, dlq_app
 from entrypoints.cli.keys import KeyNotActive, keys_app
+from entrypoints.cli.notifications import notifications_app
 from entrypoints.cli.policy import policy_app
 from entrypoints.cli.projections import projections_app
 from entrypoints.cli.relay import relay_command
@@ -29,6 +29,7 @@ from entrypoints.cli.schemas import schemas_app
 from entrypoints.cli.serve import serve_command
 from entrypoints.cli.sla import sla_app
 from entrypoints.migrate import MigrationFailed
+from messaging.kafka_clients import KafkaMisconfigured, TopicRefused
 from projections.audit.signing import SigningKeyUnavailable
 
 # Failures of the machinery around the domain: reported in one line, exit code 1.
@@ -60,6 +61,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(projections_app, name="projections")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumers_app, name="consumers")
+app.add_typer(notifications_app, name="notifications")
 app.command("migrate")(migrate_command)
 app.command("serve")(serve_command)
 app.command("run")(run_command)

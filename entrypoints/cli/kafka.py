@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from casebook.kafka_clients import check_brokers
 from casebook.settings import Settings
+from messaging.kafka_clients import check_brokers
 
 
 def required_brokers(settings: Settings, instead: str) -> str:

@@ -11,7 +11,6 @@ import structlog
 
 from api.keys import KeyRole
 from api.part_reports import PartReporter
-from casebook.kafka_clients import check_brokers
 from casebook.settings import Settings, get_settings
 from entrypoints.audit_service import audit_beside_api
 from entrypoints.background import in_background
@@ -20,6 +19,7 @@ from entrypoints.cli.relay import relay_beside_api
 from entrypoints.cli.serve import serve_api, signals_stop_once, write_side
 from entrypoints.logging import configure_logging
 from entrypoints.sla_service import sla_beside_api
+from messaging.kafka_clients import check_brokers
 
 log = structlog.get_logger("entrypoints.cli")
 

@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -25,9 +26,13 @@ from tests.integration.relay_support import RunningRelay, wait_for
 
 @contextmanager
 def whole_system(
-    database: Database, broker: Broker, **overrides: Any
+    database: Database,
+    broker: Broker,
+    clock: Callable[[], datetime] | None = None,
+    **overrides: Any,
 ) -> Iterator[tuple[Api, TestClient, Settings]]:
-    """API, relay and SLA tracker on `database` and `broker`, under a fresh topic prefix."""
+    """API, relay and SLA tracker on `database` and `broker`, under a fresh topic prefix
+    (the write side on `clock`, the wall clock by default)."""
     settings = Settings(
         database_url=database.url,
         kafka_bootstrap_servers=broker.bootstrap_servers,
@@ -35,7 +40,10 @@ def whole_system(
         topic_partitions=3,
         **overrides,
     )
-    with running_api(database, settings=settings) as api, TestClient(api.app) as client:
+    with (
+        running_api(database, settings=settings, clock=clock) as api,
+        TestClient(api.app) as client,
+    ):
         relay = RunningRelay(
             Relay(
                 api.casebook.store, database, settings, bootstrap_servers=broker.bootstrap_servers

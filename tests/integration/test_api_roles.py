@@ -39,7 +39,12 @@ def ids(api: Api, client: TestClient) -> dict[str, str]:
     """Path parameters naming things that exist, so allowed calls get past 404s."""
     organisation_id = register_acme(client, api)
     case_id = open_case(client, api, organisation_id)
-    return {"organisation_id": organisation_id, "case_id": case_id, "principal_id": "nobody"}
+    return {
+        "organisation_id": organisation_id,
+        "case_id": case_id,
+        "principal_id": "nobody",
+        "verification_id": str(uuid.uuid4()),
+    }
 
 
 def endpoints_by_name(api: Api) -> dict[str, Endpoint]:

@@ -29,7 +29,6 @@ from kafka import KafkaProducer
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
-from casebook.kafka_clients import ensure_topic
 from casebook.settings import Settings
 from consumers.runtime import ConsumerRuntime
 from domain.cases.state import NoteVisibility
@@ -37,6 +36,7 @@ from domain.values import Severity
 from entrypoints.broker import Broker
 from entrypoints.migrate import apply_migrations
 from entrypoints.sla_service import SlaService
+from messaging.kafka_clients import ensure_topic
 from projections.sla.policies import target_book
 from projections.sla.projection import SlaProjection
 from relay.cloudevents import Record, record_for, topic_name

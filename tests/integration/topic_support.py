@@ -7,8 +7,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from casebook.kafka_clients import end_offsets, new_consumer
 from casebook.settings import Settings
+from messaging.kafka_clients import end_offsets, new_consumer
 from tests.integration.relay_support import headers, wait_for
 
 

@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("domain", "casebook", "contract", "relay", "consumers", "projections", "api")
+PACKAGES = (
+    "domain",
+    "casebook",
+    "contract",
+    "messaging",
+    "relay",
+    "consumers",
+    "projections",
+    "api",
+)
 COMPOSITION_ROOT = "entrypoints"
 
 

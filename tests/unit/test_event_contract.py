@@ -54,7 +54,7 @@ PUBLIC = {
     *("timezone", "customer_timezone", "customer_country", "triage_severity"),
     *("expected_response_at", "waiting_estimate"),
     *("purchase_channel", "partner_name", "admins", "principal_id", "kind", "send_to_kind"),
-    *("expires_at", "max_attempts", "attempt", "locked"),
+    *("expires_at", "max_attempts", "attempt", "locked", "attempts", "case_id"),
     # Resolved's closure reason is a policy code; other events' `reason` is free text,
     # classified personal per type in the contract, which wins over this list.
     *("reason", "out_of_scope"),
@@ -118,6 +118,14 @@ def recorded(make_organisation: MakeOrganisation, policy: Policy, clock: Clock) 
         verification_id=verification_id,
         partner_contact_acknowledged=True,
     )
+    locked, late = uuid.uuid4(), uuid.uuid4()
+    for pin in (locked, late):
+        acme.request_caller_verification(
+            pin, caller_phone=CALLER_PHONE, code=CODE, by=AGENT_ON_PHONE, at=clock.tick()
+        )
+    for _ in range(5):
+        acme.confirm_caller_verification(locked, "000000", by=AGENT_ON_PHONE, at=clock.tick())
+    acme.confirm_caller_verification(late, CODE, by=AGENT_ON_PHONE, at=clock.tick(minutes=11))
     work = {"policy": policy, "by": AGENT}
     case.assign_severity(Severity.B, agreement=acme.agreement, at=clock.tick(), **work)
     case.escalate(Severity.A, agreement=acme.agreement, reason="All users", at=clock.tick(), **work)

@@ -10,6 +10,8 @@ from domain.errors import NaiveTimestamp, OutOfOrderTimestamp
 from domain.organisations import Organisation, PurchaseChannel
 from domain.organisations import errors as org_errors
 from domain.organisations import events as org_events
+from domain.policy import DurationSpec
+from domain.policy.model import CallerVerificationSpec
 from domain.values import Actor, Agreement, ContactKind
 from tests.unit.conftest import (
     ADA,
@@ -202,33 +204,58 @@ def test_a_wrong_code_is_recorded_and_returned_not_raised(acme: Organisation, cl
     verification_id = _request_pin(acme, clock)
     acme.collect_events()
     outcome = acme.confirm_caller_verification(verification_id, "000000", by=AGENT, at=clock.tick())
-    assert (outcome.verified, outcome.attempts_left, outcome.locked) == (False, 2, False)
+    assert (outcome.verified, outcome.attempts_left, outcome.locked) == (False, 4, False)
     [failed] = acme.collect_events()
     assert isinstance(failed, org_events.CallerVerificationFailed)
     assert (failed.attempt, failed.locked) == (1, False)
     assert not acme.is_caller_verified(verification_id, UNKNOWN_PHONE, clock.now)
 
 
-def test_three_wrong_codes_lock_the_verification(acme: Organisation, clock: Clock) -> None:
+def test_five_wrong_codes_lock_the_verification(acme: Organisation, clock: Clock) -> None:
     verification_id = _request_pin(acme, clock, code="482913")
+    acme.collect_events()
     outcomes = [
         acme.confirm_caller_verification(verification_id, "111111", by=AGENT, at=clock.tick())
-        for _ in range(3)
+        for _ in range(5)
     ]
-    assert outcomes[-1].locked
+    assert [o.locked for o in outcomes] == [False] * 4 + [True]
+    *_, failed, locked = acme.collect_events()
+    assert isinstance(failed, org_events.CallerVerificationFailed) and failed.attempt == 5
+    assert isinstance(locked, org_events.CallerVerificationLocked) and locked.attempts == 5
     with refused(
         org_errors.VerificationLocked, "verification-attempts-exhausted", "send a new code"
     ):
         acme.confirm_caller_verification(verification_id, "482913", by=AGENT, at=clock.tick())
 
 
-def test_an_expired_code_is_refused(acme: Organisation, clock: Clock) -> None:
-    verification_id = _request_pin(acme, clock, code="482913")
+def test_a_code_expires_ten_minutes_after_it_was_sent(acme: Organisation, clock: Clock) -> None:
+    verification_id = _request_pin(acme, clock, code="482913", expires_at=None)
+    acme.collect_events()
+    late = acme.confirm_caller_verification(
+        verification_id, "482913", by=AGENT, at=clock.tick(minutes=10, seconds=1)
+    )
+    assert (late.verified, late.expired, late.locked) == (False, True, False)
+    [expired] = acme.collect_events()
+    assert isinstance(expired, org_events.CallerVerificationExpired)
     with refused(org_errors.VerificationExpired, "verification-code-expired", "expired"):
-        acme.confirm_caller_verification(
-            verification_id, "482913", by=AGENT, at=clock.tick(minutes=11)
-        )
-    assert acme.collect_events()[-1].__class__.__name__ == "CallerVerificationRequested"
+        acme.confirm_caller_verification(verification_id, "482913", by=AGENT, at=clock.tick())
+    assert acme.collect_events() == []
+
+
+def test_a_used_code_cannot_be_read_back_again(acme: Organisation, clock: Clock) -> None:
+    verification_id = _request_pin(acme, clock, code="482913")
+    acme.confirm_caller_verification(verification_id, "482913", by=AGENT, at=clock.tick())
+    with refused(
+        org_errors.VerificationAlreadyCompleted, "verification-already-completed", "used once"
+    ):
+        acme.confirm_caller_verification(verification_id, "482913", by=AGENT, at=clock.tick())
+
+
+def test_without_a_target_the_code_goes_to_the_first_registered_email(
+    acme: Organisation, clock: Clock
+) -> None:
+    verification_id = _request_pin(acme, clock, send_to=None)
+    assert acme.verifications[verification_id].send_to == REGISTERED_EMAIL
 
 
 def test_an_unknown_verification_is_refused(acme: Organisation, clock: Clock) -> None:
@@ -290,3 +317,16 @@ def test_a_verified_caller_cannot_be_verified_again(acme: Organisation, clock: C
         org_errors.VerificationAlreadyCompleted, "verification-already-completed", "already"
     ):
         acme.confirm_caller_verification(verification_id, "482913", by=AGENT, at=clock.tick())
+
+
+def test_the_policy_sets_the_attempts_and_the_life_of_a_code(
+    acme: Organisation, clock: Clock
+) -> None:
+    rules = CallerVerificationSpec(max_attempts=2, valid_for=DurationSpec(minutes=3))
+    verification_id = _request_pin(acme, clock, expires_at=None, rules=rules)
+    assert acme.verifications[verification_id].expires_at == clock.now + timedelta(minutes=3)
+    wrong = [
+        acme.confirm_caller_verification(verification_id, "111111", by=AGENT, at=clock.tick())
+        for _ in range(2)
+    ]
+    assert [outcome.locked for outcome in wrong] == [False, True]

@@ -73,3 +73,22 @@ def test_a_policy_missing_a_target_for_an_allowed_severity_is_refused() -> None:
 def test_a_file_that_is_not_toml_is_refused() -> None:
     with pytest.raises(PolicyError, match="not valid TOML"):
         parse_policy("version = [", source="broken.toml")
+
+
+def test_the_caller_verification_code_is_policy_data_with_defaults_for_older_versions() -> None:
+    shipped = parse_policy(default_policy_text()).caller_verification
+    assert (shipped.code_digits, shipped.lifetime, shipped.max_attempts) == (
+        6,
+        timedelta(minutes=10),
+        5,
+    )
+    section = default_policy_text().index("[caller_verification]")
+    older = parse_policy(default_policy_text()[:section]).caller_verification
+    assert older == shipped
+    stricter = default_policy_text().replace("max_attempts = 5", "max_attempts = 3")
+    assert parse_policy(stricter).caller_verification.max_attempts == 3
+    by_days = default_policy_text().replace(
+        "valid_for = { minutes = 10 }", "valid_for = { business_days = 1 }"
+    )
+    with pytest.raises(PolicyError, match="caller_verification: valid_for is wall-clock time"):
+        parse_policy(by_days)

@@ -9,6 +9,7 @@ from domain.cases import CaseStatus, ServiceRequest
 from domain.cases import errors as err
 from domain.cases import events as case_events
 from domain.organisations import Organisation, PurchaseChannel
+from domain.organisations.errors import VerificationAlreadyUsed as OrgVerificationAlreadyUsed
 from domain.policy import Policy
 from tests.unit.conftest import (
     ADA,
@@ -69,6 +70,10 @@ def test_an_unregistered_caller_must_read_back_a_pin_first(
     acme.confirm_caller_verification(verification_id, "482913", by=AGENT_ON_PHONE, at=clock.tick())
     case = open_case(by=AGENT_ON_PHONE, caller_phone=caller, verification_id=verification_id)
     assert case.caller_phone == caller
+    used = acme.collect_events()[-1]
+    assert isinstance(used, Organisation.CallerVerificationUsed) and used.case_id == case.id
+    with refused(OrgVerificationAlreadyUsed, "verification-opens-one-case", "send a new code"):
+        open_case(by=AGENT_ON_PHONE, caller_phone=caller, verification_id=verification_id)
 
 
 def test_partner_customers_see_the_partners_contact_first(

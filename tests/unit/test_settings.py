@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from casebook.kafka_clients import replication_for, security_options
 from casebook.settings import Settings, describe_invalid, get_settings
 from entrypoints.cli import main
+from messaging.kafka_clients import replication_for, security_options
 
 
 def test_trusted_proxies_are_addresses_networks_or_any() -> None:
