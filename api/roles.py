@@ -63,6 +63,8 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "request_caller_verification": CASE_WORKERS,
     "confirm_caller_verification": CASE_WORKERS,
     "get_caller_verification": CASE_WORKERS,
+    # the support phone lines (§2): public numbers, for everyone who may call the API
+    "list_support_lines": frozenset(API_ROLES),
     # cases
     "open_case": CASE_WORKERS | WITH_PORTAL,
     "get_case": CASE_READERS | WITH_PORTAL,

@@ -156,6 +156,11 @@ class OpenCaseBody(BaseModel):
         default=None, description="The PIN check of a caller on an unregistered number."
     )
     partner_contact_acknowledged: bool = False
+    support_line: Line | None = Field(
+        default=None,
+        description="Phone requests: the support line the call came in on (an id of "
+        "GET /support-lines, e.g. gb).",
+    )
 
 
 class SeverityBody(CommandBody):

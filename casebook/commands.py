@@ -186,6 +186,7 @@ class OpenRequest:
     caller_phone: str | None = None
     verification_id: UUID | None = None
     partner_contact_acknowledged: bool = False
+    support_line: str | None = None  # the policy's phone line the call came in on
     case_id: UUID | None = field(default=None)
     # The SLA tracker's observations per severity, for the promised first response: what
     # the service saw, not what was asked (compare=False: a retry is the same request).

@@ -127,6 +127,7 @@ def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
             partner_contact_acknowledged=command.partner_contact_acknowledged,
             case_id=command.case_id,
             waiting=command.waiting,
+            support_line=command.support_line,
             policy=policy,
             by=by,
             at=work.at(None),

@@ -10,7 +10,7 @@ from domain.policy import Policy, PolicyError, parse_policy
 DEFAULT_POLICY = "default_policy.toml"
 # Earlier versions of the shipped default, never edited: events recorded under them
 # replay with them even where no CASEBOOK_POLICY_ARCHIVE_DIR holds a copy.
-EARLIER_DEFAULTS = ("default_policy_2025.1.toml",)
+EARLIER_DEFAULTS = ("default_policy_2025.1.toml", "default_policy_2025.2.toml")
 
 
 def default_policy_text() -> str:

@@ -21,7 +21,7 @@ TOPIC = "casebook.case-events.v1"
 # class version was bumped): their schemas stay published, so a consumer reading the
 # topic from the beginning can validate every record. Each is its successor's schema
 # without the fields the newer version added.
-_PROMISE = ("expected_response_at", "waiting_estimate")  # opened.v4
+_PROMISE = ("expected_response_at", "waiting_estimate", "support_line")  # opened.v4, v5
 RETIRED_TYPES: dict[str, tuple[type, tuple[str, ...]]] = {
     "casebook.case.responded.v1": (ServiceRequest.Responded, ("via",)),
     "casebook.case.opened.v1": (
@@ -30,6 +30,7 @@ RETIRED_TYPES: dict[str, tuple[type, tuple[str, ...]]] = {
     ),
     "casebook.case.opened.v2": (ServiceRequest.Opened, ("triage_severity", *_PROMISE)),
     "casebook.case.opened.v3": (ServiceRequest.Opened, _PROMISE),
+    "casebook.case.opened.v4": (ServiceRequest.Opened, ("support_line",)),
     "casebook.case.resolved.v1": (ServiceRequest.Resolved, ("reason", "out_of_scope")),
 }
 _AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation)

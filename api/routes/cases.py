@@ -50,6 +50,7 @@ async def open_case(
         caller_phone=body.caller_phone,
         verification_id=body.verification_id,
         partner_contact_acknowledged=body.partner_contact_acknowledged,
+        support_line=body.support_line,
         waiting=waiting,
     )
     accepted = await run(

@@ -6,10 +6,9 @@ It stays one module because it holds one command method per action the policy al
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, CanMutateAggregate, event
+from eventsourcing.domain import event
 
 from domain.cases import errors, events, opening, rules
 from domain.cases.state import (
@@ -20,6 +19,7 @@ from domain.cases.state import (
     SeverityChange,
     UnresponsiveRecord,
 )
+from domain.clocked import ClockedAggregate
 from domain.errors import require_time_order
 from domain.organisations import Organisation
 from domain.policy import Policy
@@ -28,7 +28,7 @@ from domain.sla.waiting import WaitingObservation
 from domain.values import Actor, Agreement, Category, ContactKind, Role, Severity
 
 
-class ServiceRequest(Aggregate):
+class ServiceRequest(ClockedAggregate):
     """A customer admin's request for help, worked by support under a policy version.
 
     Each public command checks the rules (raising a `DomainError`, recording nothing),
@@ -69,6 +69,7 @@ class ServiceRequest(Aggregate):
         partner_contact_acknowledged: bool = False,
         case_id: UUID | None = None,
         waiting: dict[str, WaitingObservation] | None = None,
+        support_line: str | None = None,
     ) -> ServiceRequest:
         """Open a request for an organisation's admin; it starts awaiting assessment."""
         require_time_order(at)
@@ -100,6 +101,7 @@ class ServiceRequest(Aggregate):
             verification_id=verification_id,
             partner_contact_acknowledged=partner_contact_acknowledged,
             **opening.recorded_facts(organisation, policy, Category(category), at, waiting),
+            support_line=opening.checked_line(policy, by, support_line),
             policy_version=policy.version,
             by=by,
             at=at,
@@ -395,11 +397,6 @@ class ServiceRequest(Aggregate):
     @event(SatisfactionRecorded)
     def _satisfaction_recorded(self, score: int, comment: str | None, at: datetime) -> None:
         self.satisfaction = Satisfaction(score, comment, at)
-
-    def trigger_event(self, event_class: type[CanMutateAggregate[UUID]], **kwargs: Any) -> None:
-        """Stamp every event with the caller's clock (`at`), never the wall clock."""
-        kwargs.setdefault("timestamp", kwargs.get("at"))
-        super().trigger_event(event_class, **kwargs)
 
     def _require_workable(self, at: datetime) -> None:
         require_time_order(at, after=self.modified_on)

@@ -42,6 +42,8 @@ __all__ = [
     "SeverityNotAssessed",
     "SeverityNotForCategory",
     "StaffOrOrganisationAdminOnly",
+    "SupportLineOnlyByPhone",
+    "SupportLineUnknown",
     "SupportStaffOnly",
     "TitleRequired",
     "UnresponsiveAskedInFuture",
@@ -71,6 +73,20 @@ class CallerNotVerified(DomainError):
     """A caller on an unregistered number must read back a one-time code first (§2)."""
 
     rule = "unregistered-callers-verify-pin"
+
+
+class SupportLineUnknown(DomainError):
+    """A phone request names one of the policy's support lines (§2)."""
+
+    rule = "support-line-is-known"
+    field = "body.support_line"
+
+
+class SupportLineOnlyByPhone(DomainError):
+    """Only a request opened by phone came in on a support line."""
+
+    rule = "support-line-only-for-phone-requests"
+    field = "body.support_line"
 
 
 class PartnerContactNotAcknowledged(DomainError):

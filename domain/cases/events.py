@@ -38,9 +38,12 @@ class Opened(Aggregate.Created):
     v4 added the promise made at opening (§2's expected waiting time, docs/sla.md):
     `expected_response_at`, when the first response is expected, and `waiting_estimate`,
     how that was estimated. Requests opened before it, or without an estimate, read None.
+
+    v5 added `support_line`: the id of the policy's phone line (§2) a request opened by
+    phone came in on, when the agent gave it. Requests opened before it read None.
     """
 
-    class_version = 4
+    class_version = 5
     organisation_id: UUID
     requester_id: str
     category: str  # a Category value
@@ -57,6 +60,7 @@ class Opened(Aggregate.Created):
     triage_severity: str | None  # a Severity value
     expected_response_at: datetime | None
     waiting_estimate: WaitingEstimate | None
+    support_line: str | None
     policy_version: str
     by: Actor
     at: datetime
@@ -74,6 +78,10 @@ class Opened(Aggregate.Created):
     def upcast_v3_v4(state: dict[str, object]) -> None:
         state["expected_response_at"] = None
         state["waiting_estimate"] = None
+
+    @staticmethod
+    def upcast_v4_v5(state: dict[str, object]) -> None:
+        state["support_line"] = None
 
 
 class SeverityAssigned(Aggregate.Event):

@@ -6,12 +6,31 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from domain.cases.errors import SupportLineOnlyByPhone, SupportLineUnknown
 from domain.organisations import Organisation
 from domain.policy import Policy
 from domain.policy.model import CustomerLocale
 from domain.policy.rules import triage_severity
 from domain.sla.waiting import WaitingObservation, promise
-from domain.values import Category
+from domain.values import Actor, Category, Channel
+
+
+def checked_line(policy: Policy, by: Actor, support_line: str | None) -> str | None:
+    """The phone line a request came in on (§2): one of the policy's, and only by phone."""
+    if support_line is None:
+        return None
+    if by.channel is not Channel.PHONE:
+        raise SupportLineOnlyByPhone(
+            f"Only a request opened by phone came in on a support line, not one opened "
+            f"{by.channel.value}."
+        )
+    if support_line not in policy.support_lines:
+        known = ", ".join(sorted(policy.support_lines)) or "none"
+        raise SupportLineUnknown(
+            f"{support_line!r} is not a support line of policy {policy.version} (its lines: "
+            f"{known})."
+        )
+    return support_line
 
 
 def recorded_facts(

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, CanMutateAggregate, event
+from eventsourcing.domain import event
 
+from domain.clocked import ClockedAggregate
 from domain.errors import require_time_order
 from domain.organisations import errors, events, profile
 from domain.organisations.profile import PurchaseChannel, normalise, normalise_phone
@@ -29,7 +30,7 @@ from domain.policy.model import CallerVerificationSpec, CustomerLocale
 from domain.values import Actor, Agreement, Channel, ContactKind
 
 
-class Organisation(Aggregate):
+class Organisation(ClockedAggregate):
     """A customer organisation with its admins, contacts, agreement and locale.
 
     Each public command checks the rules (raising a `DomainError` and recording
@@ -405,11 +406,6 @@ class Organisation(Aggregate):
         self.verifications[verification_id] = replace(
             self.verifications[verification_id], **changes
         )
-
-    def trigger_event(self, event_class: type[CanMutateAggregate[UUID]], **kwargs: Any) -> None:
-        """Stamp every event with the caller's clock (`at`), never the wall clock."""
-        kwargs.setdefault("timestamp", kwargs.get("at"))
-        super().trigger_event(event_class, **kwargs)
 
     def _require_time(self, at: datetime) -> None:
         require_time_order(at, after=self.modified_on)

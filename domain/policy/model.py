@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from domain.calendars.calendar import BusinessCalendar, DayRule
 from domain.calendars.holidays import HolidaySource, UnknownCountry
+from domain.policy.lines import LineFor, SupportLineSpec, check_lines, line_for
 from domain.values import Agreement, Category, ClosureReason, Severity
 
 CUSTOMER = "customer"
@@ -188,12 +189,15 @@ class Policy(_Strict):
     closure_reasons: dict[ClosureReason, ClosureReasonSpec] = Field(default_factory=dict)
     # Versions written before caller verification was configurable use its defaults.
     caller_verification: CallerVerificationSpec = CallerVerificationSpec()
+    # Versions before 2025.3 list no support lines.
+    support_lines: dict[str, SupportLineSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
         missing = [s.value for s in Severity if s not in self.severities]
         if missing:
             raise ValueError(f"severities: missing {', '.join(missing)}")
+        check_lines(self.support_lines, set(self.calendars))
         unlabelled = [r.value for r in ClosureReason if r not in self.closure_reasons]
         if self.closure_reasons and unlabelled:
             raise ValueError(f"closure_reasons: missing {', '.join(unlabelled)}")
@@ -235,6 +239,10 @@ class Policy(_Strict):
         """The policy's entry for a closure reason code, None if it defines no such code."""
         known = {reason.value: spec for reason, spec in self.closure_reasons.items()}
         return known.get(code)
+
+    def support_line(self, country: str) -> LineFor | None:
+        """The phone line a caller from `country` uses (its own, else the fallback)."""
+        return line_for(self.support_lines, country)
 
     def calendar(self, name: str, customer: CustomerLocale | None = None) -> BusinessCalendar:
         """A named calendar, resolved for the customer where it depends on them."""

@@ -33,7 +33,7 @@ CASE_EVENTS: dict[str, frozenset[str]] = {
         "satisfaction_recorded",
     )
 } | {
-    "opened": frozenset({"1", "2", "3", "4"}),
+    "opened": frozenset({"1", "2", "3", "4", "5"}),
     "responded": frozenset({"1", "2"}),
     "resolved": frozenset({"1", "2"}),
 }

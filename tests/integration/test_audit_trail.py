@@ -59,7 +59,7 @@ def test_every_event_gets_an_entry_with_actor_and_changes(
         audited_case,
     )
     assert [e[1] for e in entries] == [
-        "casebook.case.opened.v4",
+        "casebook.case.opened.v5",
         "casebook.case.severity_assigned.v1",
         "casebook.case.escalated.v1",
         "casebook.case.responded.v2",

@@ -295,7 +295,11 @@ def test_the_portal_acting_for_one_organisation_never_reaches_anothers_objects(
         "get_case_timeline",
         "add_note",
         "record_satisfaction",
+        "list_support_lines",  # the policy's public numbers: no organisation's object
     }, "a new portal route: add it to this matrix"
+    portal_routes = [
+        e for e in portal_routes if "{" in e.path or e.name == "open_case"
+    ]  # the routes that name an organisation's object
 
     def call(endpoint: Any, ids: dict[str, str]) -> Any:
         path = re.sub(r"{(\w+)}", lambda m: ids[m.group(1)], endpoint.path)

@@ -104,7 +104,7 @@ def test_the_analytics_payload_leaves_out_personal_data(
     running = start_relay()
     assert wait_for(lambda: running.relay.position() == 2, timeout=30)
     records = consume(kafka_broker.bootstrap_servers, running.relay.topic, 2)
-    opened = next(r for r in records if headers(r)["ce_type"] == "casebook.case.opened.v4")
+    opened = next(r for r in records if headers(r)["ce_type"] == "casebook.case.opened.v5")
     payload = json.loads(opened.value)
     assert payload["category"] == "technical"
     assert "contact_phone" not in payload and "contact_email" not in payload

@@ -228,7 +228,7 @@ def test_ten_thousand_events_over_500_cases_arrive_complete_in_order_and_valid(
     assert len(sequences) == 501  # 500 cases and the organisation
     for subject, versions in sequences.items():
         assert versions == list(range(1, len(versions) + 1)), subject
-    assert {"casebook.case.opened.v4", "casebook.case.note_added.v1"} <= validators.keys()
+    assert {"casebook.case.opened.v5", "casebook.case.note_added.v1"} <= validators.keys()
 
 
 # --- (b) SIGKILL at random moments ---------------------------------------------------

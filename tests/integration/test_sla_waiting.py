@@ -129,7 +129,7 @@ def test_opening_answers_with_the_wait_estimated_from_the_queue_and_recent_respo
     case_id = opened["aggregate_id"]
     history = client.get(f"/cases/{case_id}/events", headers=api.as_(Role.AUDITOR)).json()
     [first, *_] = history["events"]
-    assert first["type"] == "casebook.case.opened.v4"
+    assert first["type"] == "casebook.case.opened.v5"
     assert datetime.fromisoformat(first["data"]["expected_response_at"]) == shanghai_monday(22)
     assert first["data"]["waiting_estimate"]["business_seconds"] == 6 * 3600
     project(clean_database, stored_envelopes(api.casebook)[-1:])

@@ -88,7 +88,7 @@ def test_commands_record_versioned_events_with_who_and_policy(casebook: Casebook
     assert (result.version, result.events) == (2, ("casebook.case.severity_assigned.v1",))
     history = casebook.case_history(case_id)
     assert [e.type for e in history] == [
-        "casebook.case.opened.v4",
+        "casebook.case.opened.v5",
         "casebook.case.severity_assigned.v1",
     ]
     assert history[1].actor == AGENT

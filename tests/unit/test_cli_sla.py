@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from casebook.policy_source import default_policy_text
+from casebook.policy_source import default_policy_text, load_policy
 from entrypoints.cli import main
 
 
@@ -36,7 +36,7 @@ def test_explain_lists_counted_spans_and_skipped_days(capsys: pytest.CaptureFixt
     lines = out.splitlines()
     assert code == 0
     assert lines[0] == "2025-01-26T17:00:00+08:00"
-    assert "9h00m" in lines[1] and "policy 2025.2" in lines[1]
+    assert "9h00m" in lines[1] and f"policy {load_policy().version}" in lines[1]
     assert lines[2].startswith("counted 2025-01-24T17:00+08:00 .. 2025-01-24T18:00+08:00")
     assert lines[3] == "skipped 2025-01-25 Sat: weekend"
     assert lines[4].endswith("8h00m (make-up working day)")

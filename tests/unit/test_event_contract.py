@@ -52,7 +52,7 @@ PUBLIC = {
     *("previous_severity", "asked_at", "evidence_version", "evidence_asked_at"),
     *("first_response", "via", "agent_id", "visibility", "score", "name", "country"),
     *("timezone", "customer_timezone", "customer_country", "triage_severity"),
-    *("expected_response_at", "waiting_estimate"),
+    *("expected_response_at", "waiting_estimate", "support_line"),
     *("purchase_channel", "partner_name", "admins", "principal_id", "kind", "send_to_kind"),
     *("expires_at", "max_attempts", "attempt", "locked", "attempts", "case_id"),
     # Resolved's closure reason is a policy code; other events' `reason` is free text,

@@ -55,7 +55,7 @@ def test_a_full_lifecycle_replays_to_the_same_state(
         "Reopened",
     ]
     versions = {type(e).__name__: getattr(e, "class_version", None) for e in recorded}
-    assert (versions.pop("Responded"), versions.pop("Opened", 4)) == (2, 4)
+    assert (versions.pop("Responded"), versions.pop("Opened", 5)) == (2, 5)
     assert versions.pop("Resolved") == 2
     assert set(versions.values()) == {1}
 
@@ -114,17 +114,17 @@ def test_a_response_stored_as_v1_reads_as_v2_with_an_unknown_channel(
     assert replayed == case  # the upcast changes nothing the aggregate keeps
 
 
-V3_FIELDS = ("expected_response_at", "waiting_estimate")
+V3_FIELDS = ("expected_response_at", "waiting_estimate", "support_line")
 
 
-def test_an_opening_stored_as_v2_reads_as_v4_with_no_triage_severity(
+def test_an_opening_stored_as_v2_reads_as_v5_with_no_triage_severity(
     case: ServiceRequest, acme: Organisation
 ) -> None:
     mapper = _mapper()
     stored = [mapper.to_stored_event(e) for e in case.collect_events()]
     current = json.loads(stored[0].state)
     # The domain decided the triage target at opening: B, acme has a standard agreement.
-    assert (current["class_version"], current["triage_severity"]) == (4, "B")
+    assert (current["class_version"], current["triage_severity"]) == (5, "B")
     v2_fields = ("triage_severity", *V3_FIELDS)
     v2_state = {k: v for k, v in current.items() if k not in v2_fields} | {"class_version": 2}
     stored[0] = dataclasses.replace(stored[0], state=json.dumps(v2_state).encode())
@@ -134,7 +134,7 @@ def test_an_opening_stored_as_v2_reads_as_v4_with_no_triage_severity(
     assert opened.mutate(None) == case  # the upcast changes nothing the aggregate keeps
 
 
-def test_an_opening_stored_as_v3_reads_as_v4_with_no_promise(
+def test_an_opening_stored_as_v3_reads_as_v5_with_no_promise(
     open_case: OpenCase, clock: Clock
 ) -> None:
     # An opening that made a promise, stored as v3 (before promises) and read back.
@@ -142,7 +142,7 @@ def test_an_opening_stored_as_v3_reads_as_v4_with_no_promise(
     mapper = _mapper()
     stored = mapper.to_stored_event(case.collect_events()[0])
     current = json.loads(stored.state)
-    assert current["class_version"] == 4
+    assert current["class_version"] == 5
     assert current["waiting_estimate"]["method"] == "policy_target"
     v3_state = {k: v for k, v in current.items() if k not in V3_FIELDS} | {"class_version": 3}
     opened = mapper.to_domain_event(
@@ -150,6 +150,7 @@ def test_an_opening_stored_as_v3_reads_as_v4_with_no_promise(
     )
     assert isinstance(opened, case_events.Opened)
     assert (opened.expected_response_at, opened.waiting_estimate) == (None, None)
+    assert opened.support_line is None
     assert opened.triage_severity == "B"
 
 

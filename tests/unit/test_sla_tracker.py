@@ -19,13 +19,15 @@ CASE, ORG = "case-1", "org-1"
 OPENED = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 AGENT = {"principal_id": "bob", "role": "agent", "channel": "online"}
 
+VERSION = parse_policy(default_policy_text(), source="test").version  # in force
+
 
 def at(**delta: float) -> datetime:
     return OPENED + timedelta(**delta)
 
 
 def data(when: datetime, **fields: Any) -> dict[str, Any]:
-    return {"at": when.isoformat(), "policy_version": "2025.2", "by": AGENT, **fields}
+    return {"at": when.isoformat(), "policy_version": VERSION, "by": AGENT, **fields}
 
 
 class Case:
