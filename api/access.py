@@ -30,6 +30,7 @@ NOT_CASE_DATA: Mapping[str, str] = {
     "get_organisation": "an organisation's profile, no case data",
     "list_support_lines": "the policy's public phone numbers, no case data",
     "sla_compliance_report": "counts and rates over many cases, no case's own data",
+    "satisfaction_report": "survey rates over many cases, no case's own data",
     "pipeline_status": "the relay's and consumers' states and lags, no case data",
     "metrics": "counts, lags and durations of the whole process, no case data",
 }

@@ -85,6 +85,7 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "agent_queue": CASE_WORKERS,
     "get_case_sla": CASE_READERS,
     "sla_compliance_report": frozenset({SUPERVISOR, AUDITOR, ANALYST}),
+    "satisfaction_report": frozenset({SUPERVISOR, ANALYST}),
     # the audit trail, for compliance auditors only
     "audit_timeline": frozenset({AUDITOR}),
     "audit_case_state": frozenset({AUDITOR}),

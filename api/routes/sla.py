@@ -19,11 +19,13 @@ from api.deps import Caller, GuardedRoute, Reads
 from api.errors import CaseNotTracked, ReportRangeInvalid
 from api.instants import within_range
 from api.routes.commanding import READ_RESPONSES
+from api.satisfaction_views import SatisfactionReportView
 from api.schemas import QueryInstant
 from api.sla_views import CaseSlaView, QueueItemView, QueueView
 from casebook.errors import InvalidCursor
 from domain.sla import Metric
 from domain.values import Category, Severity
+from projections.sla import satisfaction
 from projections.sla.queries import Period, QueueEntry
 
 router = APIRouter(tags=["sla"], route_class=GuardedRoute)
@@ -96,20 +98,49 @@ def sla_compliance_report(
     metric: Annotated[Metric, Query(description="Which target.")] = Metric.INITIAL_RESPONSE,
 ) -> ComplianceView:
     """Met and breached targets, with rates, per severity, category and period."""
+    start, end = report_range(since, until, reads.clock())
+    with reads.connection() as conn:
+        report = reads.sla.compliance(conn, since=start, until=end, period=period, metric=metric)
+    return ComplianceView.of(report)
+
+
+@router.get("/reports/satisfaction", responses=READ_RESPONSES)
+def satisfaction_report(
+    caller: Caller,
+    reads: Reads,
+    since: Annotated[
+        QueryInstant | None,
+        Query(description="Start (inclusive, with offset); default 30 days ago."),
+    ] = None,
+    until: Annotated[
+        QueryInstant | None, Query(description="End (exclusive, with offset); default now.")
+    ] = None,
+    period: Annotated[Period, Query(description="Group by day, week or month.")] = "month",
+) -> SatisfactionReportView:
+    """CSAT and response rate of the cases resolved in the range (each resolution invites
+    a survey), overall and by period, category, severity and agent (§6)."""
+    start, end = report_range(since, until, reads.clock())
+    with reads.connection() as conn:
+        report = satisfaction.satisfaction_report(conn, since=start, until=end, period=period)
+    return SatisfactionReportView.of(report)
+
+
+def report_range(
+    since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """A report's [since, until): UTC offsets required, 30 days to now by default."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ReportRangeInvalid(
                 f"{name} needs a UTC offset, e.g. 2025-03-01T00:00:00Z", f"query.{name}"
             )
-    end = until or reads.clock()
+    end = until or now
     start = since or end - timedelta(days=DEFAULT_REPORT_DAYS)  # in range: no overflow
     if start >= end:
         raise ReportRangeInvalid(
             f"since ({start.isoformat()}) must be before until ({end.isoformat()})", "query.until"
         )
-    with reads.connection() as conn:
-        report = reads.sla.compliance(conn, since=start, until=end, period=period, metric=metric)
-    return ComplianceView.of(report)
+    return start, end
 
 
 def _encode(entry: QueueEntry) -> str:

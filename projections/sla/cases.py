@@ -59,6 +59,9 @@ class CaseView:
     # Opening to first response in business time on the initial clock's calendar (what
     # the expected waiting time's median reads); None while unanswered or not computable.
     first_response_business_seconds: float | None = None
+    # The customer's survey answer (§6), for the satisfaction report; None until answered.
+    satisfaction_score: int | None = None
+    satisfaction_at: datetime | None = None
     # The customer's locale recorded at opening (None for requests opened before cases
     # recorded it: the organisation's locale, as the tracker last knew it, applies).
     locale: Locale | None = None
@@ -242,6 +245,9 @@ class Tracker:
             meets = metric is Metric.FOLLOW_UP
             self._record(view, metric, finish(clock, at, "resolved", meets=meets))
 
+    def _satisfaction(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+        view.satisfaction_score, view.satisfaction_at = int(data["score"]), at
+
     def _reopened(self, view: CaseView, data: dict[str, Any], at: datetime) -> None:
         view.status, view.resolved_at = OPEN, None
         view.closure_reason, view.out_of_scope = None, False
@@ -322,6 +328,7 @@ _HANDLERS: dict[str, Callable[[Tracker, CaseView, dict[str, Any], datetime], Non
     "agent_assigned": Tracker._agent_assigned,
     "resolved": Tracker._resolved,
     "reopened": Tracker._reopened,
+    "satisfaction_recorded": Tracker._satisfaction,
 }
 
 

@@ -28,7 +28,8 @@ _CASE_COLUMNS = (
     "case_id, organisation_id, category, severity, status, agent_id, opened_at, "
     "first_response_at, resolved_at, unresponsive_since, version, customer_timezone, "
     "customer_country, closure_reason, out_of_scope, "  # closure: migration 0015
-    "promised_response_at, first_response_business_seconds"  # migration 0017
+    "promised_response_at, first_response_business_seconds, "  # migration 0017
+    "satisfaction_score, satisfaction_at"  # migration 0023
 )
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
@@ -102,6 +103,8 @@ def _view(row: Any) -> CaseView:
         out_of_scope=row[14],
         promised_response_at=row[15],
         first_response_business_seconds=row[16],
+        satisfaction_score=row[17],
+        satisfaction_at=row[18],
     )
 
 
@@ -169,7 +172,9 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
             "version = EXCLUDED.version, due_at = EXCLUDED.due_at, "
             "closure_reason = EXCLUDED.closure_reason, out_of_scope = EXCLUDED.out_of_scope, "
             "promised_response_at = EXCLUDED.promised_response_at, "
-            "first_response_business_seconds = EXCLUDED.first_response_business_seconds",
+            "first_response_business_seconds = EXCLUDED.first_response_business_seconds, "
+            "satisfaction_score = EXCLUDED.satisfaction_score, "
+            "satisfaction_at = EXCLUDED.satisfaction_at",
             _columns(
                 [
                     (
@@ -190,6 +195,8 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
                         v.out_of_scope,
                         v.promised_response_at,
                         v.first_response_business_seconds,
+                        v.satisfaction_score,
+                        v.satisfaction_at,
                         v.due_at,
                     )
                     for v in views
@@ -332,7 +339,7 @@ def lock_outbox_subjects(cursor: psycopg.Cursor[Any], subjects: Sequence[str]) -
 _CASE_TYPES = (
     "uuid", "uuid", "text", "text", "text", "text", "timestamptz", "timestamptz",
     "timestamptz", "timestamptz", "integer", "text", "text", "text", "boolean",
-    "timestamptz", "double precision", "timestamptz",
+    "timestamptz", "double precision", "smallint", "timestamptz", "timestamptz",
 )  # fmt: skip
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",
