@@ -27,11 +27,12 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Persistenc
 from eventsourcing.utils import Environment
 
 from casebook import commands as c
-from casebook import idempotency
+from casebook import idempotency, incident_index
 from casebook.batch_rows import (
     Item,
     Prepared,
     changes_listing,
+    incident_rows,
     index_row,
     one_per_aggregate,
     origin_rows,
@@ -40,6 +41,7 @@ from casebook.batch_rows import (
 from casebook.database import Database
 from casebook.errors import (
     CaseNotFound,
+    IncidentNotFound,
     OrganisationNotFound,
     VersionConflict,
     WriteUnavailable,
@@ -56,6 +58,7 @@ from casebook.writer import GroupCommitWriter
 from casebook.writer_process import RemoteWriter
 from domain.cases import ServiceRequest
 from domain.errors import DomainError
+from domain.incidents import ServiceIncident
 from domain.organisations import Organisation
 from domain.policy import Policy
 from domain.transcodings import register_domain_transcodings
@@ -274,9 +277,18 @@ class Casebook:
 
             return load
 
+        incident = cached(ServiceIncident, IncidentNotFound)
+
+        def in_force(at: datetime) -> list[ServiceIncident]:
+            with self.store.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+                ids = incident_index.in_force_ids(conn, at)
+            return [i for i in map(incident, ids) if i.in_force(at)]
+
         loader = Loader(
             case=cached(ServiceRequest, CaseNotFound),
             organisation=cached(Organisation, OrganisationNotFound),
+            incident=incident,
+            incidents_in_force=in_force,
         )
         expected = item.context.expected_version
         written = target_id(item.command)
@@ -330,6 +342,7 @@ class Casebook:
                 *(p.aggregate for p in ready),
                 idempotency=[r for r in records if r is not None],
                 case_index=index,
+                incident_index=incident_rows(ready),
                 expected_reads=reads,
                 origins=origins,
             )
@@ -374,6 +387,19 @@ class Casebook:
     def get_organisation(self, organisation_id: UUID) -> Organisation:
         """The organisation's current state, read from the event store."""
         return self._read(organisation_id, Organisation, OrganisationNotFound)  # type: ignore[no-any-return]
+
+    def get_incident(self, incident_id: UUID) -> ServiceIncident:
+        """The service incident's current state, read from the event store."""
+        return self._read(incident_id, ServiceIncident, IncidentNotFound)  # type: ignore[no-any-return]
+
+    def now(self) -> datetime:
+        """The write side's clock (what commands are stamped with)."""
+        return self._clock()
+
+    def service_health(self, at: datetime) -> incident_index.ServiceHealth:
+        """The incidents in force at `at`, those declared to start later, and the history."""
+        with self.store.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            return incident_index.service_health(conn, at)
 
     def case_history(self, case_id: UUID) -> list[RecordedEvent]:
         """Every event of the case, in version order."""

@@ -6,10 +6,9 @@ It stays one module because it holds one command method per action the policy al
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, CanMutateAggregate, event
+from eventsourcing.domain import event
 
 from domain.cases import errors, events, rules
 from domain.cases.state import (
@@ -24,10 +23,11 @@ from domain.errors import require_time_order
 from domain.organisations import Organisation
 from domain.policy import Policy
 from domain.policy.rules import check_severity_allowed, check_severity_for_category, triage_severity
+from domain.stamped import StampedAggregate
 from domain.values import Actor, Agreement, Category, ContactKind, Role, Severity
 
 
-class ServiceRequest(Aggregate):
+class ServiceRequest(StampedAggregate):
     """A customer admin's request for help, worked by support under a policy version.
 
     Each public command checks the rules (raising a `DomainError` and recording
@@ -48,6 +48,7 @@ class ServiceRequest(Aggregate):
     Resolved = events.Resolved
     Reopened = events.Reopened
     SatisfactionRecorded = events.SatisfactionRecorded
+    LinkedToIncident = events.LinkedToIncident
 
     @classmethod
     def open(
@@ -146,6 +147,7 @@ class ServiceRequest(Aggregate):
         self.notes: list[Note] = []
         self.unresponsive_records: list[UnresponsiveRecord] = []
         self.satisfaction: Satisfaction | None = None
+        self.incident_id: UUID | None = None  # the service incident it is about
 
     @property
     def standing_unresponsive(self) -> UnresponsiveRecord | None:
@@ -396,10 +398,17 @@ class ServiceRequest(Aggregate):
     def _satisfaction_recorded(self, score: int, comment: str | None, at: datetime) -> None:
         self.satisfaction = Satisfaction(score, comment, at)
 
-    def trigger_event(self, event_class: type[CanMutateAggregate[UUID]], **kwargs: Any) -> None:
-        """Stamp every event with the caller's clock (`at`), never the wall clock."""
-        kwargs.setdefault("timestamp", kwargs.get("at"))
-        super().trigger_event(event_class, **kwargs)
+    def link_to_incident(
+        self, incident_id: UUID, *, by: Actor, at: datetime, opening: bool = False
+    ) -> None:
+        """Link the case to a service incident: as it opens, or later (support staff)."""
+        require_time_order(at, after=self.modified_on)
+        rules.check_incident_link(incident_id, self.incident_id, by, opening=opening)
+        self.trigger_event(self.LinkedToIncident, incident_id=incident_id, by=by, at=at)
+
+    @event(LinkedToIncident)
+    def _linked_to_incident(self, incident_id: UUID) -> None:
+        self.incident_id = incident_id
 
     def _require_workable(self, at: datetime) -> None:
         require_time_order(at, after=self.modified_on)

@@ -71,9 +71,9 @@ def test_a_forbidden_import_breaks_the_contract(tree: Path, module: str, forbidd
 
 
 ROOMS = (*PACKAGES, COMPOSITION_ROOT)
-LONGEST_MODULE = 420  # "about 400 lines"
+LONGEST_MODULE = 430  # "about 400 lines"
 EXPLAINED_ABOVE = 300
-WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3500
+WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3800
 
 
 def modules() -> list[Path]:
