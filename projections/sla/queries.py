@@ -63,6 +63,7 @@ class QueueEntry:
     unresponsive_since: datetime | None
     due_at: datetime | None
     clock: ClockStatus | None
+    incident_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ class ComplianceReport:
     # many of them the policy counts out of scope.
     closures: dict[str, int] = field(default_factory=dict)
     closures_out_of_scope: int = 0
+    # Cases opened in [since, until) per service incident they are linked to.
+    cases_by_incident: dict[str, int] = field(default_factory=dict)
 
 
 class SlaReader:
@@ -244,7 +247,13 @@ class SlaReader:
                 "GROUP BY 1, 2 ORDER BY 1, 2",
                 (since, until),
             ).fetchall()
+            linked = cursor.execute(
+                "SELECT incident_id, count(*) FROM casebook_sla_cases WHERE incident_id IS NOT "
+                "NULL AND opened_at >= %s AND opened_at < %s GROUP BY 1 ORDER BY 1",
+                (since, until),
+            ).fetchall()
         report = ComplianceReport(metric=metric, period=period, since=since, until=until)
+        report.cases_by_incident = {str(incident): count for incident, count in linked}
         for reason, out_of_scope, count in closures:
             reason = reason or UNSPECIFIED_REASON
             report.closures[reason] = report.closures.get(reason, 0) + count
@@ -277,6 +286,7 @@ class SlaReader:
             opened_at=case[6],
             unresponsive_since=case[7],
             due_at=case[8],
+            incident_id=str(case[9]) if case[9] is not None else None,
             clock=self._clock(clock, case[2], locale, now) if clock[0] is not None else None,
         )
 
@@ -332,9 +342,9 @@ class SlaReader:
 
 _CASE = (
     "c.case_id, c.organisation_id, c.category, c.severity, c.status, c.agent_id, c.opened_at, "
-    "c.unresponsive_since, c.due_at"
+    "c.unresponsive_since, c.due_at, c.incident_id"
 )
-_CASE_N = 9
+_CASE_N = 10
 # The locale recorded at opening, else the organisation's.
 _LOCALE = "COALESCE(c.customer_timezone, o.timezone), COALESCE(c.customer_country, o.country)"
 _CLOCK = (

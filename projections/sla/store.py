@@ -26,7 +26,8 @@ _T = TypeVar("_T")
 _CASE_COLUMNS = (
     "case_id, organisation_id, category, severity, status, agent_id, opened_at, "
     "first_response_at, resolved_at, unresponsive_since, version, customer_timezone, "
-    "customer_country, closure_reason, out_of_scope"  # closure: migration 0015
+    "customer_country, closure_reason, out_of_scope, "  # closure: migration 0015
+    "incident_id"  # migration 0022
 )
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
@@ -98,6 +99,7 @@ def _view(row: Any) -> CaseView:
         locale=Locale(timezone=row[11], country=row[12]) if row[11] and row[12] else None,
         closure_reason=row[13],
         out_of_scope=row[14],
+        incident_id=str(row[15]) if row[15] is not None else None,
     )
 
 
@@ -162,7 +164,8 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
             "resolved_at = EXCLUDED.resolved_at, "
             "unresponsive_since = EXCLUDED.unresponsive_since, "
             "version = EXCLUDED.version, due_at = EXCLUDED.due_at, "
-            "closure_reason = EXCLUDED.closure_reason, out_of_scope = EXCLUDED.out_of_scope",
+            "closure_reason = EXCLUDED.closure_reason, out_of_scope = EXCLUDED.out_of_scope, "
+            "incident_id = EXCLUDED.incident_id",
             _columns(
                 [
                     (
@@ -181,6 +184,7 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
                         v.locale.country if v.locale else None,
                         v.closure_reason,
                         v.out_of_scope,
+                        v.incident_id,
                         v.due_at,
                     )
                     for v in views
@@ -315,7 +319,7 @@ def lock_outbox_subjects(cursor: psycopg.Cursor[Any], subjects: Sequence[str]) -
 _CASE_TYPES = (
     "uuid", "uuid", "text", "text", "text", "text", "timestamptz", "timestamptz",
     "timestamptz", "timestamptz", "integer", "text", "text", "text", "boolean",
-    "timestamptz",
+    "uuid", "timestamptz",
 )  # fmt: skip
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",
