@@ -14,7 +14,7 @@ from api.keys import KeyStore
 from api.metrics import registry_with
 from api.middleware import RequestContext
 from api.read_models import ReadModels
-from api.routes import audit, cases, evidence, health, organisations, sla
+from api.routes import audit, cases, evidence, health, incidents, organisations, sla
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
@@ -64,6 +64,7 @@ def create_app(
     app.router.add_event_handler("shutdown", app.state.read_models.close)
     app.include_router(cases.router)
     app.include_router(organisations.router)
+    app.include_router(incidents.router)
     app.include_router(sla.router)
     app.include_router(audit.router)
     app.include_router(evidence.router)

@@ -30,6 +30,7 @@ _SHOWN: dict[str, tuple[str, ...]] = {
     "resolved": ("resolution", "reason"),
     "reopened": (),
     "satisfaction_recorded": ("score", "comment"),
+    "linked_to_incident": ("incident_id",),
 }
 
 

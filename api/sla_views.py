@@ -118,6 +118,9 @@ class QueueItemView(BaseModel):
     customer_unresponsive_since: datetime | None
     due_at: datetime | None
     clock: ClockView | None
+    incident_id: str | None = Field(
+        default=None, description="The service incident the case was filed about, if any."
+    )
 
     @classmethod
     def of(cls, entry: QueueEntry) -> QueueItemView:
@@ -132,6 +135,7 @@ class QueueItemView(BaseModel):
             customer_unresponsive_since=entry.unresponsive_since,
             due_at=entry.due_at,
             clock=ClockView.of(entry.clock) if entry.clock is not None else None,
+            incident_id=entry.incident_id,
         )
 
 
@@ -245,6 +249,11 @@ class ComplianceView(BaseModel):
     closures_out_of_scope: int = Field(
         description="how many of those closures the policy counts out of scope"
     )
+    cases_by_incident: dict[str, int] = Field(
+        default_factory=dict,
+        description="cases opened in [since, until) per service incident they are linked to "
+        "(by incident id)",
+    )
 
     @classmethod
     def of(cls, report: ComplianceReport) -> ComplianceView:
@@ -266,4 +275,5 @@ class ComplianceView(BaseModel):
             ],
             closures=dict(sorted(report.closures.items())),
             closures_out_of_scope=report.closures_out_of_scope,
+            cases_by_incident=dict(report.cases_by_incident),
         )
