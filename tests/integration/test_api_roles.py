@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.roles import API_ROLES, PUBLIC_ROUTES, ROLE_MATRIX, Endpoint, endpoints, role_table
 from casebook.database import Database
 from casebook.settings import Settings
+from domain.values import Role
 from tests.integration.api_support import Api, bearer, open_case, register_acme, running_api
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,15 @@ def ids(api: Api, client: TestClient) -> dict[str, str]:
     """Path parameters naming things that exist, so allowed calls get past 404s."""
     organisation_id = register_acme(client, api)
     case_id = open_case(client, api, organisation_id)
-    return {"organisation_id": organisation_id, "case_id": case_id, "principal_id": "nobody"}
+    incident = {"services": ["Mail"], "summary": "Mail is slow."}
+    declared = client.post("/service-incidents", json=incident, headers=api.as_(Role.SUPERVISOR))
+    assert declared.status_code == 201, declared.text
+    return {
+        "organisation_id": organisation_id,
+        "case_id": case_id,
+        "incident_id": declared.json()["aggregate_id"],
+        "principal_id": "nobody",
+    }
 
 
 def endpoints_by_name(api: Api) -> dict[str, Endpoint]:
