@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import class_row
+import psycopg
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from domain.incidents import ServiceIncident
@@ -80,17 +81,18 @@ def upsert_parameters(rows: Sequence[IncidentRow]) -> tuple[list[Any], ...]:
     )
 
 
-def in_force_ids(conn: Any, at: datetime) -> list[UUID]:
+def in_force_ids(conn: psycopg.Connection[Any], at: datetime) -> list[UUID]:
     """Incidents started by `at` and not closed, oldest first."""
-    rows = conn.execute(
-        "SELECT incident_id FROM casebook_incident_index WHERE ended_at IS NULL"
-        " AND started_at <= %s ORDER BY started_at, incident_id",
-        (at,),
-    ).fetchall()
-    return [row["incident_id"] if isinstance(row, dict) else row[0] for row in rows]
+    with conn.cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(
+            "SELECT incident_id FROM casebook_incident_index WHERE ended_at IS NULL"
+            " AND started_at <= %s ORDER BY started_at, incident_id",
+            (at,),
+        ).fetchall()
+    return [row["incident_id"] for row in rows]
 
 
-def service_health(conn: Any, at: datetime) -> ServiceHealth:
+def service_health(conn: psycopg.Connection[Any], at: datetime) -> ServiceHealth:
     """The dashboard at `at`: in force and scheduled (by start), history (latest end first)."""
     with conn.cursor(row_factory=class_row(IncidentRow)) as cursor:
         rows = cursor.execute(
