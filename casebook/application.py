@@ -117,6 +117,9 @@ class Casebook:
         self._clock = clock
         self._fresh = Repository(event_store=store.events)  # reads never trust the cache
         self._others_write_until = 0.0  # monotonic time; see _save_together
+        self._open_incidents = incident_index.OpenIncidents(
+            store.recorder.datastore.get_connection  # type: ignore[attr-defined]
+        )
         self._writer: CommandWriter = writer or GroupCommitWriter(
             self._process, max_batch=max_batch
         )
@@ -170,6 +173,7 @@ class Casebook:
 
     def _process(self, batch: list[Item]) -> list[Item]:
         batch, deferred = one_per_aggregate(batch)
+        self._open_incidents.forget()  # read again by the batch's first opening
         if time.monotonic() < self._others_write_until:
             targets = [t for t in (target_id(item.command) for item in batch) if t is not None]
             fast_forward(self.store, targets)
@@ -278,17 +282,13 @@ class Casebook:
             return load
 
         incident = cached(ServiceIncident, IncidentNotFound)
-
-        def in_force(at: datetime) -> list[ServiceIncident]:
-            with self.store.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
-                ids = incident_index.in_force_ids(conn, at)
-            return [i for i in map(incident, ids) if i.in_force(at)]
-
         loader = Loader(
             case=cached(ServiceRequest, CaseNotFound),
             organisation=cached(Organisation, OrganisationNotFound),
             incident=incident,
-            incidents_in_force=in_force,
+            incidents_in_force=lambda at: [
+                i for i in map(incident, self._open_incidents.started_by(at)) if i.in_force(at)
+            ],
         )
         expected = item.context.expected_version
         written = target_id(item.command)

@@ -7,7 +7,8 @@ dashboard, without replaying every incident's events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,15 +82,29 @@ def upsert_parameters(rows: Sequence[IncidentRow]) -> tuple[list[Any], ...]:
     )
 
 
-def in_force_ids(conn: psycopg.Connection[Any], at: datetime) -> list[UUID]:
-    """Incidents started by `at` and not closed, oldest first."""
-    with conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(
-            "SELECT incident_id FROM casebook_incident_index WHERE ended_at IS NULL"
-            " AND started_at <= %s ORDER BY started_at, incident_id",
-            (at,),
-        ).fetchall()
-    return [row["incident_id"] for row in rows]
+class OpenIncidents:
+    """The incidents not closed yet, read at most once per batch of commands: the writer
+    thread's openings share one query. Those an opening shows are then loaded and
+    consulted, so one closed since the read never decides a save."""
+
+    def __init__(self, connection: Callable[[], AbstractContextManager[Any]]) -> None:
+        self._connection = connection
+        self._open: list[tuple[UUID, datetime]] | None = None
+
+    def forget(self) -> None:
+        """Read the index again at the next question (a new batch)."""
+        self._open = None
+
+    def started_by(self, at: datetime) -> list[UUID]:
+        """The ids of open incidents started by `at`, oldest first."""
+        if self._open is None:
+            with self._connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+                rows = cursor.execute(
+                    "SELECT incident_id, started_at FROM casebook_incident_index"
+                    " WHERE ended_at IS NULL ORDER BY started_at, incident_id"
+                ).fetchall()
+            self._open = [(row["incident_id"], row["started_at"]) for row in rows]
+        return [incident for incident, started_at in self._open if started_at <= at]
 
 
 def service_health(conn: psycopg.Connection[Any], at: datetime) -> ServiceHealth:

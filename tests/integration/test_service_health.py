@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from casebook import commands as c
 from casebook.database import Database
-from domain.values import Role
+from domain.incidents.errors import IncidentShownFirst
+from domain.values import Actor, Category, Channel, ContactKind, Role
 from tests.integration.api_support import (
     PHONE_REQUEST,
     REGISTERED_EMAIL,
@@ -479,3 +481,36 @@ def test_the_queue_shows_the_link_and_the_report_counts_cases_per_incident(
     assert links == {linked[0]: incident_id, linked[1]: incident_id, unlinked: None}
     assert report["cases_by_incident"] == {incident_id: 2}
     assert {"overall", "by_severity", "by_category", "closures"} <= set(report)
+
+
+def test_openings_written_in_one_batch_all_see_the_incident_in_force(
+    api: Api, client: TestClient
+) -> None:
+    organisation_id = uuid.UUID(register_acme(client, api))
+    incident_id = uuid.UUID(declare(client, api))
+    on_phone = c.CommandContext(Actor("bob", Role.AGENT, Channel.PHONE))
+
+    def opening(acknowledged: uuid.UUID | None) -> c.OpenRequest:
+        return c.OpenRequest(
+            organisation_id=organisation_id,
+            requester_id="ada",
+            category=Category.TECHNICAL,
+            title="Mail is slow",
+            description="",
+            contact_phone=REGISTERED_PHONE,
+            contact_email=REGISTERED_EMAIL,
+            preferred_contact=ContactKind.EMAIL,
+            caller_phone=REGISTERED_PHONE,
+            incident_acknowledged=acknowledged,
+        )
+
+    futures = api.casebook.execute_together(
+        [(opening(incident_id if n % 2 else None), on_phone) for n in range(6)]
+    )
+
+    shown = [f.exception() for f in futures if f.exception() is not None]
+    linked = [f.result() for f in futures if f.exception() is None]
+    assert len(shown) == 3 and all(isinstance(e, IncidentShownFirst) for e in shown)
+    assert len(linked) == 3
+    assert all(r.events[-1] == "casebook.case.linked_to_incident.v1" for r in linked)
+    assert {api.casebook.get_case(r.aggregate_id).incident_id for r in linked} == {incident_id}
