@@ -28,6 +28,7 @@ from tests.integration.api_support import (
     running_api,
 )
 from tests.integration.sla_support import project, stored_envelopes
+from tests.integration.write_side import close_open_incidents
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +51,7 @@ ONLINE_REQUEST: dict[str, Any] = {
 def api(clean_database: Database) -> Iterator[Api]:
     with running_api(clean_database) as api:
         yield api
+        close_open_incidents(api.casebook)
 
 
 @pytest.fixture

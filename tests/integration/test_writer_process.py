@@ -22,7 +22,12 @@ from domain.cases.state import NoteVisibility
 from domain.incidents.errors import IncidentShownFirst
 from domain.values import Actor, Category, Channel, Role
 from tests.integration.conftest import ON_BOTH_SERVERS
-from tests.integration.write_side import as_agent, open_request, register_organisation
+from tests.integration.write_side import (
+    as_agent,
+    close_open_incidents,
+    open_request,
+    register_organisation,
+)
 
 pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
@@ -81,8 +86,11 @@ def test_the_incidents_shown_first_reach_the_api_process(api_process: Casebook) 
     declared = c.DeclareIncident(("Exchange Online",), (Category.TECHNICAL,), "Mail is delayed.")
     incident = api_process.execute(declared, supervisor).aggregate_id
 
-    with pytest.raises(IncidentShownFirst) as shown:
-        open_request(api_process, organisation)
+    try:
+        with pytest.raises(IncidentShownFirst) as shown:
+            open_request(api_process, organisation)
+    finally:
+        close_open_incidents(api_process)
 
     assert shown.value.rule == "service-incident-shown-first"
     assert [(i["id"], i["summary"]) for i in shown.value.incidents] == [
