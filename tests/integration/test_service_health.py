@@ -399,6 +399,8 @@ def test_the_portal_reads_service_health_and_is_shown_incidents_before_filing(
     ]
     assert opened.status_code == 201, opened.text
     case_id = opened.json()["aggregate_id"]
+    seen = client.get(f"/cases/{case_id}", headers=portal).json()
+    assert (seen["view"], seen["incident_id"]) == ("customer", incident_id)
     timeline = client.get(f"/cases/{case_id}/timeline", headers=portal).json()["events"]
     assert [(e["what"], e["details"]) for e in timeline][-1] == (
         "linked_to_incident",
