@@ -186,6 +186,7 @@ def test_an_incident_names_what_it_affects_and_tells_customers_what_happens(
     assert "at least one affected service or category" in found["detail"]
     found = problem(silent, 422, "incident-has-a-summary")
     assert found["errors"][0]["field"] == "body.summary"
+    assert "summary customers will read" in found["detail"]
     assert health(client, api)["in_force"] == []
 
 
@@ -318,6 +319,7 @@ def test_a_request_the_incidents_do_not_explain_goes_on_unlinked(
     assert case.json()["incident_id"] is None
     found = problem(both, 422, "incident-answer-is-one-choice")
     assert found["errors"][0]["field"] == "body.incident_acknowledged"
+    assert "not both" in found["detail"]
 
 
 def test_only_incidents_in_force_for_the_category_or_the_named_service_are_shown(
