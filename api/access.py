@@ -33,6 +33,8 @@ NOT_CASE_DATA: Mapping[str, str] = {
     "satisfaction_report": "survey rates over many cases, no case's own data",
     "pipeline_status": "the relay's and consumers' states and lags, no case data",
     "metrics": "counts, lags and durations of the whole process, no case data",
+    "get_incident": "a service incident, published to every customer, no case data",
+    "service_health": "the service health dashboard, published to every customer",
 }
 REASON_HEADER = "X-Access-Reason"
 # Why the caller reads: printable ASCII (it goes into a header and the access log).

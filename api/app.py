@@ -14,7 +14,7 @@ from api.keys import KeyStore
 from api.metrics import registry_with
 from api.middleware import RequestContext
 from api.read_models import ReadModels
-from api.routes import audit, cases, evidence, health, organisations, sla, support_lines
+from api.routes import audit, cases, evidence, health, incidents, organisations, sla, support_lines
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
@@ -70,6 +70,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(organisations.router)
     app.include_router(support_lines.router)
+    app.include_router(incidents.router)
     app.include_router(sla.router)
     app.include_router(audit.router)
     app.include_router(evidence.router)

@@ -30,6 +30,7 @@ _SHOWN: dict[str, tuple[str, ...]] = {
     "resolved": ("resolution", "reason"),
     "reopened": (),
     "satisfaction_recorded": ("score", "comment"),
+    "linked_to_incident": ("incident_id",),
 }
 
 
@@ -61,6 +62,9 @@ class CustomerCaseView(BaseModel):
     preferred_contact: str
     notes: list[CustomerNoteView]
     satisfaction_score: int | None
+    incident_id: UUID | None = Field(
+        default=None, description="The service incident the request is about (see /service-health)."
+    )
 
     @classmethod
     def of(cls, case: ServiceRequest) -> CustomerCaseView:
@@ -85,6 +89,7 @@ class CustomerCaseView(BaseModel):
                 if n.visibility is NoteVisibility.CUSTOMER
             ],
             satisfaction_score=case.satisfaction.score if case.satisfaction else None,
+            incident_id=case.incident_id,
         )
 
 

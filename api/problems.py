@@ -36,6 +36,7 @@ from casebook.errors import (
 )
 from domain.cases import errors as case_errors
 from domain.errors import DomainError, NotFound, OutOfOrderTimestamp
+from domain.incidents import errors as incident_errors
 from domain.organisations import errors as org_errors
 from messaging.notifications import NotificationNotSent
 from projections.audit.evidence import EvidenceUnavailable
@@ -54,8 +55,11 @@ STATUS: dict[type[Exception], int] = {
     case_errors.StaffOrOrganisationAdminOnly: 403,
     case_errors.AgentsSelfAssignOnly: 403,
     case_errors.SatisfactionByCustomerOrSystem: 403,
+    incident_errors.SupervisorsManageIncidents: 403,
     # the partner is offered first: a distinct answer, nothing was filed (§1)
     case_errors.PartnerContactNotAcknowledged: 409,
+    # so are the service incidents in force that affect the request (§1)
+    incident_errors.IncidentShownFirst: 409,
     org_errors.CallerVerificationByStaffOnly: 403,
     # what does not exist (a case, an organisation, an admin or contact to remove)
     NotFound: 404,
@@ -74,6 +78,9 @@ STATUS: dict[type[Exception], int] = {
     case_errors.SatisfactionAlreadyRecorded: 409,
     case_errors.SatisfactionBeforeResolution: 409,
     case_errors.AgentAlreadyAssigned: 409,
+    case_errors.CaseAlreadyLinkedToIncident: 409,
+    incident_errors.IncidentIsClosed: 409,
+    incident_errors.IncidentUnchanged: 409,
     org_errors.AdminAlreadyPresent: 409,
     org_errors.ContactAlreadyRegistered: 409,
     org_errors.LastAdminCannotBeRemoved: 409,
@@ -135,6 +142,12 @@ class Problem(BaseModel):
         default=None,
         description="Rule partner-customers-see-partner-contact-first: the partner's name and "
         "contact, to offer before filing; send partner_contact_acknowledged true to go on.",
+    )
+    incidents: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Rule service-incident-shown-first: the incidents in force that affect "
+        "the request (id, summary, services, categories, started_at), to show before "
+        "filing; send incident_acknowledged (an id) or incident_unrelated true to go on.",
     )
     expected_version: int | None = None
 

@@ -79,8 +79,16 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "add_note": CASE_WORKERS | WITH_PORTAL,
     "resolve_case": CASE_WORKERS,
     "reopen_case": CASE_WORKERS,
+    "link_case_to_incident": CASE_WORKERS,
     # survey answers: the customer admin through the portal, or imported by a platform admin
     "record_satisfaction": frozenset({ADMIN, PORTAL}),
+    # service health (§1): supervisors manage incidents (a domain rule too); incidents
+    # belong to no organisation, so the portal reads them all
+    "declare_incident": frozenset({SUPERVISOR}),
+    "get_incident": CASE_WORKERS | WITH_PORTAL,
+    "update_incident": frozenset({SUPERVISOR}),
+    "close_incident": frozenset({SUPERVISOR}),
+    "service_health": CASE_WORKERS | WITH_PORTAL,
     # SLA, as tracked by the SLA consumer
     "agent_queue": CASE_WORKERS,
     "get_case_sla": CASE_READERS,

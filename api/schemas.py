@@ -161,6 +161,20 @@ class OpenCaseBody(BaseModel):
         description="Phone requests: the support line the call came in on (an id of "
         "GET /support-lines, e.g. gb).",
     )
+    service: Line | None = Field(
+        default=None,
+        description="The service the request is about (e.g. `Exchange Online`): incidents "
+        "in force naming it are shown first, like those naming the category.",
+    )
+    incident_acknowledged: UUID | None = Field(
+        default=None,
+        description="File the request about this service incident (one shown first): the "
+        "case is linked to it.",
+    )
+    incident_unrelated: bool = Field(
+        default=False,
+        description="The incidents shown first do not explain this request: file it unlinked.",
+    )
 
 
 class SeverityBody(CommandBody):
@@ -229,3 +243,43 @@ class SatisfactionBody(CommandBody):
 
     score: int = Field(ge=1, le=5)
     comment: Prose | None = None
+
+
+# --- service incidents -------------------------------------------------------------
+
+ServiceName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_NO_NUL)]
+
+
+class DeclareIncidentBody(BaseModel):
+    """A service incident: what it affects, what customers are told, when it started."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    services: list[ServiceName] = Field(
+        default_factory=list, max_length=50, description="Affected services, by name."
+    )
+    categories: list[Category] = Field(
+        default_factory=list, max_length=3, description="Affected request categories."
+    )
+    summary: Prose = Field(description="Customer-visible: what happens, what to expect.")
+    started_at: Instant | None = Field(default=None, description="Default: now.")
+
+
+class UpdateIncidentBody(CommandBody):
+    """New values for an open incident; a field left out keeps its value."""
+
+    summary: Prose | None = None
+    services: list[ServiceName] | None = Field(default=None, max_length=50)
+    categories: list[Category] | None = Field(default=None, max_length=3)
+
+
+class CloseIncidentBody(CommandBody):
+    """When the incident ended."""
+
+    ended_at: Instant | None = Field(default=None, description="Default: now.")
+
+
+class CaseIncidentBody(CommandBody):
+    """The service incident a case is about."""
+
+    incident_id: UUID

@@ -135,6 +135,9 @@ class QueueItemView(BaseModel):
     customer_unresponsive_since: datetime | None
     due_at: datetime | None
     clock: ClockView | None
+    incident_id: str | None = Field(
+        default=None, description="The service incident the case was filed about, if any."
+    )
 
     @classmethod
     def of(cls, entry: QueueEntry) -> QueueItemView:
@@ -149,6 +152,7 @@ class QueueItemView(BaseModel):
             customer_unresponsive_since=entry.unresponsive_since,
             due_at=entry.due_at,
             clock=ClockView.of(entry.clock) if entry.clock is not None else None,
+            incident_id=entry.incident_id,
         )
 
 

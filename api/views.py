@@ -161,6 +161,9 @@ class CaseView(BaseModel):
     severity_history: list[SeverityChangeView]
     notes: list[NoteView]
     satisfaction: SatisfactionView | None
+    incident_id: UUID | None = Field(
+        default=None, description="The service incident the case is linked to, if any."
+    )
 
     @classmethod
     def of(cls, case: ServiceRequest) -> CaseView:
@@ -197,6 +200,7 @@ class CaseView(BaseModel):
                 if satisfaction
                 else None
             ),
+            incident_id=case.incident_id,
         )
 
 

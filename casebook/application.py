@@ -27,11 +27,12 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Persistenc
 from eventsourcing.utils import Environment
 
 from casebook import commands as c
-from casebook import idempotency
+from casebook import idempotency, incident_index
 from casebook.batch_rows import (
     Item,
     Prepared,
     changes_listing,
+    incident_rows,
     index_row,
     one_per_aggregate,
     origin_rows,
@@ -40,6 +41,7 @@ from casebook.batch_rows import (
 from casebook.database import Database
 from casebook.errors import (
     CaseNotFound,
+    IncidentNotFound,
     OrganisationNotFound,
     VersionConflict,
     WriteUnavailable,
@@ -49,13 +51,14 @@ from casebook.freshness import fast_forward
 from casebook.handlers import Loader, Work, handle, target_id
 from casebook.metrics import WRITE_BATCH_SECONDS, WRITE_BATCH_SIZE
 from casebook.policy_source import load_policy
-from casebook.reads import CasePage, RecordedEvent, cases_page
 from casebook.settings import Settings
 from casebook.store import eventsourcing_env
+from casebook.store_reads import StoreReads
 from casebook.writer import GroupCommitWriter
 from casebook.writer_process import RemoteWriter
 from domain.cases import ServiceRequest
 from domain.errors import DomainError
+from domain.incidents import ServiceIncident
 from domain.organisations import Organisation
 from domain.policy import Policy
 from domain.transcodings import register_domain_transcodings
@@ -98,8 +101,9 @@ class CommandWriter(Protocol):
     def close(self) -> None: ...
 
 
-class Casebook:
-    """Runs commands against cases and organisations; reads them back."""
+class Casebook(StoreReads):
+    """Runs commands against cases, organisations and incidents; reads them back
+    (`StoreReads`)."""
 
     def __init__(
         self,
@@ -114,6 +118,9 @@ class Casebook:
         self._clock = clock
         self._fresh = Repository(event_store=store.events)  # reads never trust the cache
         self._others_write_until = 0.0  # monotonic time; see _save_together
+        self._open_incidents = incident_index.OpenIncidents(
+            store.recorder.datastore.get_connection  # type: ignore[attr-defined]
+        )
         self._writer: CommandWriter = writer or GroupCommitWriter(
             self._process, max_batch=max_batch
         )
@@ -167,6 +174,7 @@ class Casebook:
 
     def _process(self, batch: list[Item]) -> list[Item]:
         batch, deferred = one_per_aggregate(batch)
+        self._open_incidents.forget()  # read again by the batch's first opening
         if time.monotonic() < self._others_write_until:
             targets = [t for t in (target_id(item.command) for item in batch) if t is not None]
             fast_forward(self.store, targets)
@@ -274,16 +282,30 @@ class Casebook:
 
             return load
 
+        incident = cached(ServiceIncident, IncidentNotFound)
         loader = Loader(
             case=cached(ServiceRequest, CaseNotFound),
             organisation=cached(Organisation, OrganisationNotFound),
+            incident=incident,
+            incidents_in_force=lambda at: [
+                i for i in map(incident, self._open_incidents.started_by(at)) if i.in_force(at)
+            ],
         )
         expected = item.context.expected_version
         written = target_id(item.command)
         if expected is not None and written is not None:
             self._check_version(written, expected)
         work = Work(loader, self.policy, item.context.actor, self._at)
-        aggregate = handle(item.command, work)
+        try:
+            aggregate = handle(item.command, work)
+        except BaseException:
+            # A rule refused after another aggregate the command touched took events (an
+            # opening uses the organisation's caller verification, then an incident is
+            # shown first): the cache shares those objects, so forget what was changed.
+            for touched in loaded.values():
+                if touched.pending_events:
+                    self._evict(touched.id)
+            raise
         reads = tuple((i, v) for i, v in read_at.items() if i != aggregate.id)
         also = tuple(a for i, a in loaded.items() if i != aggregate.id and a.pending_events)
         return Prepared(item, aggregate, result_of(aggregate), reads, also)
@@ -332,6 +354,7 @@ class Casebook:
                 *saved,
                 idempotency=[r for r in records if r is not None],
                 case_index=index,
+                incident_index=incident_rows(ready),
                 expected_reads=reads,
                 origins=origins,
             )
@@ -366,37 +389,3 @@ class Casebook:
         else:
             item.future.set_result(answer)
         return True
-
-    # --- reads ----------------------------------------------------------------
-
-    def get_case(self, case_id: UUID) -> ServiceRequest:
-        """The case's current state, read from the event store."""
-        return self._read(case_id, ServiceRequest, CaseNotFound)  # type: ignore[no-any-return]
-
-    def get_organisation(self, organisation_id: UUID) -> Organisation:
-        """The organisation's current state, read from the event store."""
-        return self._read(organisation_id, Organisation, OrganisationNotFound)  # type: ignore[no-any-return]
-
-    def case_history(self, case_id: UUID) -> list[RecordedEvent]:
-        """Every event of the case, in version order."""
-        self.get_case(case_id)
-        return [RecordedEvent.of(event) for event in self.store.events.get(case_id)]
-
-    def cases_of_organisation(
-        self, organisation_id: UUID, *, limit: int = 50, after: str | None = None
-    ) -> CasePage:
-        """The organisation's cases, oldest first, one page at a time."""
-        self.get_organisation(organisation_id)
-        with self.store.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
-            return cases_page(conn, organisation_id, limit=limit, after=after)
-
-    def _read(
-        self, aggregate_id: UUID, kind: type[Any], missing: Callable[[UUID], DomainError]
-    ) -> Any:
-        try:
-            aggregate: object = self._fresh.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise missing(aggregate_id) from None
-        if not isinstance(aggregate, kind):
-            raise missing(aggregate_id)
-        return aggregate

@@ -12,11 +12,13 @@ from uuid import UUID
 
 from casebook import commands as c
 from casebook.event_types import event_type
-from casebook.handlers import target_id
+from casebook.handlers import Written, target_id
+from casebook.incident_index import IncidentRow, row_of
 from casebook.reads import CaseSummary
 from casebook.store import OriginRow
 from casebook.writer import Pending
 from domain.cases import ServiceRequest
+from domain.incidents import ServiceIncident
 from domain.organisations import Organisation
 
 Item = Pending[c.Command, c.CommandContext, c.CommandResult]
@@ -27,7 +29,7 @@ class Prepared:
     """A command that passed its rules: the aggregate to save and what it decided on."""
 
     item: Item
-    aggregate: Organisation | ServiceRequest
+    aggregate: Written
     result: c.CommandResult
     # Versions of the other aggregates the rules consulted; the save refuses if any
     # moved on meanwhile (another process changed the organisation, say).
@@ -68,7 +70,7 @@ def origin_rows(prepared: Prepared) -> list[OriginRow]:
     ]
 
 
-def result_of(aggregate: Organisation | ServiceRequest) -> c.CommandResult:
+def result_of(aggregate: Written) -> c.CommandResult:
     return c.CommandResult(
         aggregate.id, aggregate.version, tuple(event_type(e) for e in aggregate.pending_events)
     )
@@ -85,13 +87,18 @@ _LISTING_EVENTS = (
 )
 
 
-def changes_listing(aggregate: Organisation | ServiceRequest) -> bool:
+def changes_listing(aggregate: Written) -> bool:
     return isinstance(aggregate, ServiceRequest) and any(
         isinstance(event, _LISTING_EVENTS) for event in aggregate.pending_events
     )
 
 
-def index_row(case: Organisation | ServiceRequest) -> CaseSummary:
+def incident_rows(ready: list[Prepared]) -> list[IncidentRow]:
+    """The index row of every incident the batch changed (every incident event does)."""
+    return [row_of(p.aggregate) for p in ready if isinstance(p.aggregate, ServiceIncident)]
+
+
+def index_row(case: Written) -> CaseSummary:
     assert isinstance(case, ServiceRequest)
     return CaseSummary(
         case_id=case.id,

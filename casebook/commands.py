@@ -2,9 +2,11 @@
 
 Adapters (HTTP, CLI) build these; `Casebook.execute` runs them. Each command names
 the aggregate it works on, so concurrent commands on different cases can be saved
-together while commands on one case stay ordered. It stays one module: the commands are
-the write side's vocabulary, read as one list, and splitting it would only scatter plain
-dataclasses.
+together while commands on one case stay ordered.
+
+It stays one module because the unions at its end (`Command` and one per aggregate) are
+what the writer, the handlers and the idempotency records dispatch on: every command is
+listed beside them.
 """
 
 from __future__ import annotations
@@ -187,6 +189,9 @@ class OpenRequest:
     verification_id: UUID | None = None
     partner_contact_acknowledged: bool = False
     support_line: str | None = None  # the policy's phone line the call came in on
+    service: str | None = None  # the service it is about, for the incidents shown first
+    incident_acknowledged: UUID | None = None  # file it about this incident (linked)
+    incident_unrelated: bool = False  # the incidents shown do not explain it
     case_id: UUID | None = field(default=None)
     # The SLA tracker's observations per severity, for the promised first response: what
     # the service saw, not what was asked (compare=False: a retry is the same request).
@@ -280,6 +285,46 @@ class RecordSatisfaction:
     comment: str | None = None
 
 
+@dataclass(frozen=True)
+class LinkCaseToIncident:
+    """Link a case to the service incident it is about (support staff)."""
+
+    case_id: UUID
+    incident_id: UUID
+
+
+# --- service incidents -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeclareIncident:
+    """Declare a service incident (supervisors); it starts now unless `started_at` says."""
+
+    services: tuple[str, ...]
+    categories: tuple[Category, ...]
+    summary: str
+    started_at: datetime | None = None
+    incident_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class UpdateIncident:
+    """Change an open incident's summary and/or scope; None keeps a value."""
+
+    incident_id: UUID
+    summary: str | None = None
+    services: tuple[str, ...] | None = None
+    categories: tuple[Category, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CloseIncident:
+    """Close an incident; it ended now unless `ended_at` says."""
+
+    incident_id: UUID
+    ended_at: datetime | None = None
+
+
 OrganisationCommand = (
     RegisterOrganisation
     | AddAdmin
@@ -304,5 +349,7 @@ CaseCommand = (
     | Resolve
     | Reopen
     | RecordSatisfaction
+    | LinkCaseToIncident
 )
-Command = OrganisationCommand | CaseCommand
+IncidentCommand = DeclareIncident | UpdateIncident | CloseIncident
+Command = OrganisationCommand | CaseCommand | IncidentCommand

@@ -27,6 +27,16 @@ class OrganisationNotFound(NotFound):
         self.organisation_id = organisation_id
 
 
+class IncidentNotFound(NotFound):
+    """No service incident has this id."""
+
+    rule = "incident-exists"
+
+    def __init__(self, incident_id: UUID) -> None:
+        super().__init__(f"no service incident {incident_id}")
+        self.incident_id = incident_id
+
+
 class VersionConflict(DomainError):
     """The client expected another version of the aggregate than the current one."""
 

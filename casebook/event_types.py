@@ -18,7 +18,7 @@ from domain.values import Actor
 
 # eventsourcing re-creates event classes inside the aggregate's module, so name the
 # aggregate by the domain package the class lives in.
-_AGGREGATE_OF_PACKAGE = {"cases": "case", "organisations": "organisation"}
+_AGGREGATE_OF_PACKAGE = {"cases": "case", "organisations": "organisation", "incidents": "incident"}
 # Envelope fields every event has; the payload is the rest.
 ENVELOPE = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 

@@ -13,9 +13,13 @@ from uuid import UUID
 
 from casebook import commands as c
 from domain.cases import ServiceRequest
+from domain.incidents import IncidentAnswer, ServiceIncident, incident_to_link
 from domain.organisations import Organisation
 from domain.policy import Policy
 from domain.values import Actor
+
+# What a command writes: one aggregate of one of these kinds.
+Written = Organisation | ServiceRequest | ServiceIncident
 
 
 class Loader:
@@ -23,20 +27,29 @@ class Loader:
 
     `consulted=False` marks a read whose mutable state the rules will not look at (a
     staff note checks only the organisation's id): the save need not verify that it is
-    still current.
+    still current. `incidents_in_force(at)` are the incidents an opening at `at` shows
+    first, each consulted: one closed meanwhile makes the save conflict and retry.
     """
 
     def __init__(
         self,
         case: Callable[[UUID], ServiceRequest],
         organisation: Callable[[UUID, bool], Organisation],
+        incident: Callable[[UUID, bool], ServiceIncident],
+        incidents_in_force: Callable[[datetime], list[ServiceIncident]],
     ) -> None:
         self.case = case
         self._organisation = organisation
+        self._incident = incident
+        self.incidents_in_force = incidents_in_force
 
     def organisation(self, organisation_id: UUID, *, consulted: bool = True) -> Organisation:
         """The organisation, as read for a rule (or only for its id)."""
         return self._organisation(organisation_id, consulted)
+
+    def incident(self, incident_id: UUID, *, consulted: bool = True) -> ServiceIncident:
+        """The incident, as read for a rule (or only for its id)."""
+        return self._incident(incident_id, consulted)
 
 
 @dataclass(frozen=True)
@@ -57,14 +70,58 @@ def target_id(command: c.Command) -> UUID | None:
         return command.case_id
     if isinstance(command, c.OrganisationCommand):
         return command.organisation_id
+    if isinstance(command, c.IncidentCommand):
+        return command.incident_id
     return command.case_id
 
 
-def handle(command: c.Command, work: Work) -> Organisation | ServiceRequest:
+def handle(command: c.Command, work: Work) -> Written:
     """Run `command`; return the aggregate holding its new events."""
     if isinstance(command, c.OrganisationCommand):
         return _organisation_command(command, work)
+    if isinstance(command, c.IncidentCommand):
+        return _incident_command(command, work)
     return _case_command(command, work)
+
+
+def _incident_command(command: c.IncidentCommand, work: Work) -> ServiceIncident:
+    if isinstance(command, c.DeclareIncident):
+        at = work.at(None)
+        return ServiceIncident.declare(
+            services=command.services,
+            categories=command.categories,
+            summary=command.summary,
+            started_at=command.started_at or at,
+            incident_id=command.incident_id,
+            by=work.by,
+            at=at,
+        )
+    incident = work.load.incident(command.incident_id)
+    at = work.at(incident.modified_on)
+    if isinstance(command, c.UpdateIncident):
+        incident.update(
+            summary=command.summary,
+            services=command.services,
+            categories=command.categories,
+            by=work.by,
+            at=at,
+        )
+    else:
+        incident.close(ended_at=command.ended_at or at, by=work.by, at=at)
+    return incident
+
+
+def _incident_of_opening(command: c.OpenRequest, work: Work, at: datetime) -> UUID | None:
+    """The incident a new request is filed about (policy §1: incidents are shown first)."""
+    answer = IncidentAnswer(command.incident_acknowledged, command.incident_unrelated)
+    linked = incident_to_link(
+        work.load.incidents_in_force(at),
+        category=command.category,
+        service=command.service,
+        answer=answer,
+        acknowledged=work.load.incident(answer.acknowledged) if answer.acknowledged else None,
+    )
+    return linked.id if linked is not None else None
 
 
 def _organisation_command(command: c.OrganisationCommand, work: Work) -> Organisation:
@@ -113,7 +170,7 @@ def _organisation_command(command: c.OrganisationCommand, work: Work) -> Organis
 def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
     by, policy = work.by, work.policy
     if isinstance(command, c.OpenRequest):
-        return ServiceRequest.open(
+        opened = ServiceRequest.open(
             organisation=work.load.organisation(command.organisation_id),
             requester_id=command.requester_id,
             category=command.category,
@@ -132,6 +189,11 @@ def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
             by=by,
             at=work.at(None),
         )
+        # Checked after the opening's own rules: nothing is shown to who may not file.
+        incident_id = _incident_of_opening(command, work, opened.opened_at)
+        if incident_id is not None:
+            opened.link_to_incident(incident_id, by=by, at=opened.opened_at, opening=True)
+        return opened
     case = work.load.case(command.case_id)
     at = work.at(case.modified_on)
     match command:
@@ -183,6 +245,9 @@ def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
         case c.Reopen():
             org = work.load.organisation(case.organisation_id)
             case.reopen(reason=command.reason, policy=policy, organisation=org, by=by, at=at)
+        case c.LinkCaseToIncident():
+            incident = work.load.incident(command.incident_id, consulted=False)
+            case.link_to_incident(incident.id, by=by, at=at)
         case c.RecordSatisfaction():
             org = work.load.organisation(case.organisation_id)
             case.record_satisfaction(

@@ -26,6 +26,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from casebook import incident_index
 from casebook.commands import Origin
 from casebook.reads import CaseSummary
 
@@ -89,8 +90,8 @@ _INSERT_ORIGINS = (
 
 
 class CasebookRecorder(PostgresApplicationRecorder):
-    """Inserts events with the idempotency records, case index rows, origins and read
-    checks given to `save`, in one round trip; reads notifications with their origins."""
+    """Inserts events with the idempotency records, case and incident index rows, origins
+    and read checks given to `save`, in one round trip; reads notifications with their origins."""
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -132,6 +133,12 @@ class CasebookRecorder(PostgresApplicationRecorder):
                         kwargs.get("expected_reads", ()),
                         kwargs.get("origins", ()),
                     )
+                    if incidents := kwargs.get("incident_index", ()):
+                        control.execute(
+                            incident_index.UPSERT,
+                            incident_index.upsert_parameters(incidents),
+                            prepare=False,
+                        )
                     control.execute("COMMIT")
                     pipeline.sync()
                     return [row["notification_id"] for row in events.fetchall()]

@@ -46,6 +46,8 @@ def json_schema(event_class: type, *, include_personal: bool = False) -> dict[st
             if f.name in ENUM_OF_FIELD and hint in (str, str | None):
                 enum = ENUM_OF_FIELD[f.name]
                 hint = enum if hint is str else enum | None
+            elif f.name in ENUM_OF_FIELD and hint == tuple[str, ...]:
+                hint = tuple[ENUM_OF_FIELD[f.name], ...]  # type: ignore[name-defined,valid-type]
             default: Any = ... if f.default is dataclasses.MISSING else f.default
             if f.default_factory is not dataclasses.MISSING:
                 default = Field(default_factory=f.default_factory)

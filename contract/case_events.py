@@ -1,8 +1,9 @@
 """The events published on `<prefix>.case-events.v1` and what their payloads carry.
 
-Every event of `ServiceRequest` and `Organisation` is published as a CloudEvent in Kafka
-binary mode. Its payload is `analytics_payload(event)`: the event's own fields, without
-secrets, and without personal data unless the deployment chooses to publish it.
+Every event of `ServiceRequest`, `Organisation` and `ServiceIncident` is published as a
+CloudEvent in Kafka binary mode. Its payload is `analytics_payload(event)`: the event's
+own fields, without secrets, and without personal data unless the deployment chooses to
+publish it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from casebook.event_types import ENVELOPE, event_type, payload
 from domain.cases import NoteVisibility, ServiceRequest
+from domain.incidents import ServiceIncident
 from domain.organisations import Organisation, PurchaseChannel
 from domain.values import Agreement, Category, ContactKind, Severity
 
@@ -33,7 +35,7 @@ RETIRED_TYPES: dict[str, tuple[type, tuple[str, ...]]] = {
     "casebook.case.opened.v4": (ServiceRequest.Opened, ("support_line",)),
     "casebook.case.resolved.v1": (ServiceRequest.Resolved, ("reason", "out_of_scope")),
 }
-_AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation)
+_AGGREGATES: tuple[type, ...] = (ServiceRequest, Organisation, ServiceIncident)
 # Where the command that recorded an event came from (NIST SP 800-53 AU-3 "from where"):
 # optional CloudEvent extension attributes (lowercase alphanumeric names, as the spec
 # asks; `ce_` + name in Kafka binary mode), by header, with the `Origin` field and audit
@@ -99,7 +101,8 @@ def _by_type(table: dict[type, tuple[str, ...]]) -> dict[str, frozenset[str]]:
 
 
 # Phones, e-mails and people's contacts, plus free text: people type names, numbers
-# and addresses into titles, notes and reasons, and nothing can tell them apart.
+# and addresses into titles, notes and reasons, and nothing can tell them apart. An
+# incident's summary is not: supervisors write it for every customer to read.
 PERSONAL_FIELDS: dict[str, frozenset[str]] = _by_type(
     {
         ServiceRequest.Opened: (
@@ -133,6 +136,7 @@ SECRET_FIELDS: dict[str, frozenset[str]] = _by_type(
 # strings); the contract still names the allowed values.
 ENUM_OF_FIELD: dict[str, type[StrEnum]] = {
     "category": Category,
+    "categories": Category,  # a list of them
     "severity": Severity,
     "previous_severity": Severity,
     "triage_severity": Severity,

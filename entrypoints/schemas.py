@@ -33,16 +33,17 @@ def asyncapi_document() -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {
             "title": "casebook events",
-            "version": "1.2.0",
-            "description": "Every event recorded for service requests (cases) and "
-            "organisations, published by casebook's relay in the order of the event store; "
+            "version": "1.3.0",
+            "description": "Every event recorded for service requests (cases), "
+            "organisations and service incidents, published by casebook's relay in the "
+            "order of the event store; "
             "and every SLA clock transition, published by the SLA tracker.",
         },
         "defaultContentType": "application/json",
         "channels": {
             "caseEvents": {
                 "address": TOPIC,
-                "title": "Case and organisation events",
+                "title": "Case, organisation and service incident events",
                 "description": "The topic is `<prefix>.case-events.v1`: the prefix is the "
                 "deployment's topic prefix setting (CASEBOOK_TOPIC_PREFIX), `casebook` by "
                 "default as in this address. Payloads carry no secrets, and no personal data "
@@ -96,7 +97,10 @@ def asyncapi_document() -> dict[str, Any]:
         },
         "components": {
             "schemas": {
-                **{f"{a}EventHeaders": headers_schema(a) for a in ("case", "organisation")},
+                **{
+                    f"{a}EventHeaders": headers_schema(a)
+                    for a in ("case", "organisation", "incident")
+                },
                 "slaEventHeaders": sla_headers(),
             },
             "messages": messages | sla_messages | {CHECKPOINT_TYPE: checkpoint_message()},

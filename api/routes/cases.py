@@ -51,6 +51,9 @@ async def open_case(
         verification_id=body.verification_id,
         partner_contact_acknowledged=body.partner_contact_acknowledged,
         support_line=body.support_line,
+        service=body.service,
+        incident_acknowledged=body.incident_acknowledged,
+        incident_unrelated=body.incident_unrelated,
         waiting=waiting,
     )
     accepted = await run(
@@ -207,3 +210,12 @@ async def record_satisfaction(
     """Record the customer's one satisfaction answer (imported from the survey)."""
     command = c.RecordSatisfaction(case_id, body.score, body.comment)
     return await run_command(command, body)
+
+
+@router.put("/{case_id}/incident", responses=command_responses())
+async def link_case_to_incident(
+    case_id: UUID, body: s.CaseIncidentBody, run_command: Runner
+) -> CommandAccepted:
+    """Link the case to the service incident it is about (support staff); a later link
+    replaces an earlier one. The queue and the compliance report show the link."""
+    return await run_command(c.LinkCaseToIncident(case_id, body.incident_id), body)

@@ -48,6 +48,7 @@ class ServiceRequest(ClockedAggregate):
     Resolved = events.Resolved
     Reopened = events.Reopened
     SatisfactionRecorded = events.SatisfactionRecorded
+    LinkedToIncident = events.LinkedToIncident
 
     @classmethod
     def open(
@@ -149,12 +150,12 @@ class ServiceRequest(ClockedAggregate):
         self.notes: list[Note] = []
         self.unresponsive_records: list[UnresponsiveRecord] = []
         self.satisfaction: Satisfaction | None = None
+        self.incident_id: UUID | None = None  # the service incident it is about
 
     @property
     def standing_unresponsive(self) -> UnresponsiveRecord | None:
         """The latest unused record of the customer not responding, if any."""
-        standing = [r for r in self.unresponsive_records if r.standing]
-        return standing[-1] if standing else None
+        return next((r for r in reversed(self.unresponsive_records) if r.standing), None)
 
     def assign_severity(
         self, severity: Severity, *, agreement: Agreement, policy: Policy, by: Actor, at: datetime
@@ -397,6 +398,18 @@ class ServiceRequest(ClockedAggregate):
     @event(SatisfactionRecorded)
     def _satisfaction_recorded(self, score: int, comment: str | None, at: datetime) -> None:
         self.satisfaction = Satisfaction(score, comment, at)
+
+    def link_to_incident(
+        self, incident_id: UUID, *, by: Actor, at: datetime, opening: bool = False
+    ) -> None:
+        """Link the case to a service incident: as it opens, or later (support staff)."""
+        require_time_order(at, after=self.modified_on)
+        rules.check_incident_link(incident_id, self.incident_id, by, opening=opening)
+        self.trigger_event(self.LinkedToIncident, incident_id=incident_id, by=by, at=at)
+
+    @event(LinkedToIncident)
+    def _linked_to_incident(self, incident_id: UUID) -> None:
+        self.incident_id = incident_id
 
     def _require_workable(self, at: datetime) -> None:
         require_time_order(at, after=self.modified_on)

@@ -18,6 +18,7 @@ __all__ = [
     "AgentsSelfAssignOnly",
     "CallerNotVerified",
     "CallerPhoneRequired",
+    "CaseAlreadyLinkedToIncident",
     "CaseIsClosed",
     "CaseNotResolved",
     "ClosureReasonUnknown",
@@ -121,6 +122,12 @@ class ClosureReasonUnknown(DomainError):
     """A resolution names a closure reason the policy in force does not define."""
 
     rule = "closure-reason-is-known"
+
+
+class CaseAlreadyLinkedToIncident(DomainError):
+    """A case is linked to an incident once; linking it to the same one changes nothing."""
+
+    rule = "case-linked-to-incident-once"
 
 
 class CaseIsClosed(DomainError):

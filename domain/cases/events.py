@@ -224,3 +224,16 @@ class SatisfactionRecorded(Aggregate.Event):
     comment: str | None
     by: Actor
     at: datetime
+
+
+class LinkedToIncident(Aggregate.Event):
+    """The case was linked to the service incident it is about.
+
+    Recorded with the opening when the request confirms an incident it was shown first,
+    or later by support staff; a later link replaces an earlier one.
+    """
+
+    class_version = 1
+    incident_id: UUID
+    by: Actor
+    at: datetime

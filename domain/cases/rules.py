@@ -84,6 +84,18 @@ def require_text(text: str, what: str) -> None:
         raise errors.RequiredTextMissing(f"Please give {what}.")
 
 
+def check_incident_link(
+    incident_id: UUID, linked: UUID | None, by: Actor, *, opening: bool
+) -> None:
+    """Refuse a link by anyone but staff after the opening, or one that changes nothing."""
+    if not opening:
+        require_staff(by, "link a case to a service incident")
+    if incident_id == linked:
+        raise errors.CaseAlreadyLinkedToIncident(
+            f"The case is already linked to incident {incident_id}."
+        )
+
+
 def require_staff(by: Actor, action: str) -> None:
     """Refuse anyone but a support agent or supervisor."""
     if not by.is_support_staff:

@@ -5,8 +5,9 @@ records (a broker that lost its topics, say) builds chains that link perfectly a
 the hole. So this checks the log against its sources, in one set-based statement (an
 anti-join the server streams; only a bounded report comes back, whatever the store holds):
 
-- every event in the event store (`casebook_events`) of a case or an organisation has the
-  entry with its `ce_id`, `<aggregate id>:<version>`, in stream `case` or `organisation`;
+- every event in the event store (`casebook_events`) of a case, an organisation or a
+  service incident has the entry with its `ce_id`, `<aggregate id>:<version>`, in stream
+  `case`, `organisation` or `incident`;
 - every row of the SLA tracker's outbox (`casebook_sla_outbox`) has the entry with its
   event id in stream `sla`.
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from projections.audit.chain import ORIGIN_FIELDS, entry_hash
 
-STREAMS = {"case": "case", "organisation": "organisation", "sla": "sla"}
+STREAMS = {"case": "case", "organisation": "organisation", "incident": "incident", "sla": "sla"}
 # Who acts for the SLA tracker's transitions: time, not a person.
 SLA_ACTOR = {"principal_id": "sla-tracker", "role": "system", "channel": "system"}
 # Envelope-like fields of a payload: recorded in their own columns, not as changes.

@@ -66,6 +66,7 @@ class CaseView:
     # recorded it: the organisation's locale, as the tracker last knew it, applies).
     locale: Locale | None = None
     clocks: dict[Metric, Clock] = field(default_factory=dict)
+    incident_id: str | None = None  # the service incident it was filed about
 
     @property
     def due_at(self) -> datetime | None:
@@ -318,6 +319,10 @@ class Tracker:
             self.transitions.extend(transitions)
 
 
+def _linked_to_incident(_: Tracker, view: CaseView, data: dict[str, Any], at: datetime) -> None:
+    view.incident_id = str(data["incident_id"])  # no clock depends on it
+
+
 _HANDLERS: dict[str, Callable[[Tracker, CaseView, dict[str, Any], datetime], None]] = {
     "severity_assigned": Tracker._severity_assigned,
     "escalated": Tracker._escalated,
@@ -329,6 +334,7 @@ _HANDLERS: dict[str, Callable[[Tracker, CaseView, dict[str, Any], datetime], Non
     "resolved": Tracker._resolved,
     "reopened": Tracker._reopened,
     "satisfaction_recorded": Tracker._satisfaction,
+    "linked_to_incident": _linked_to_incident,
 }
 
 

@@ -14,10 +14,11 @@ from projections.sla import store
 from projections.sla.cases import CaseView, Tracker
 from projections.sla.targets import Locale, TargetBook, UnknownPolicyVersion
 
-_TYPE = re.compile(r"^casebook\.(case|organisation)\.([a-z_]+)\.v([0-9]+)$")
+_TYPE = re.compile(r"^casebook\.(case|organisation|incident)\.([a-z_]+)\.v([0-9]+)$")
 # The case events this version understands, with the versions it reads. An unknown case
 # event could change a clock, so it is poison until the projection learns it;
-# organisation events matter only where they carry the customer's locale. Opened v1,
+# organisation events matter only where they carry the customer's locale, and service
+# incident events not at all (a case's link to one is a case event). Opened v1,
 # Responded v1 and Resolved v1 stay readable: records published earlier are still on
 # the topic.
 CASE_EVENTS: dict[str, frozenset[str]] = {
@@ -31,6 +32,7 @@ CASE_EVENTS: dict[str, frozenset[str]] = {
         "note_added",
         "reopened",
         "satisfaction_recorded",
+        "linked_to_incident",
     )
 } | {
     "opened": frozenset({"1", "2", "3", "4", "5"}),
@@ -62,7 +64,7 @@ class SlaProjection:
         for event, aggregate, name in parsed:
             if aggregate == "case":
                 self._apply_case(tracker, views, changed, event, name)
-            elif name in LOCALE_EVENTS:
+            elif aggregate == "organisation" and name in LOCALE_EVENTS:
                 self._apply_locale(conn, tracker, views, changed, event)
         store.save_views(conn, changed.values())
         with conn.cursor() as cursor:

@@ -69,6 +69,7 @@ class QueueEntry:
     unresponsive_since: datetime | None
     due_at: datetime | None
     clock: ClockStatus | None
+    incident_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,8 @@ class ComplianceReport:
     # and per period of the first response (docs/sla.md).
     promises: Promises = field(default_factory=Promises)
     promises_by_period: dict[datetime, Promises] = field(default_factory=dict)
+    # Cases opened in [since, until) per service incident they are linked to.
+    cases_by_incident: dict[str, int] = field(default_factory=dict)
 
 
 class SlaReader:
@@ -271,6 +274,11 @@ class SlaReader:
                 "GROUP BY 1, 2 ORDER BY 1, 2",
                 (since, until),
             ).fetchall()
+            linked = cursor.execute(
+                "SELECT incident_id, count(*) FROM casebook_sla_cases WHERE incident_id IS NOT "
+                "NULL AND opened_at >= %s AND opened_at < %s GROUP BY 1 ORDER BY 1",
+                (since, until),
+            ).fetchall()
             promises = cursor.execute(_PROMISES, (period, since, until)).fetchall()
         report = ComplianceReport(metric=metric, period=period, since=since, until=until)
         for bucket, promised, kept, error in promises:
@@ -279,6 +287,7 @@ class SlaReader:
                 report.promises = figures
             else:
                 report.promises_by_period[bucket] = figures
+        report.cases_by_incident = {str(incident): count for incident, count in linked}
         for reason, out_of_scope, count in closures:
             reason = reason or UNSPECIFIED_REASON
             report.closures[reason] = report.closures.get(reason, 0) + count
@@ -311,6 +320,7 @@ class SlaReader:
             opened_at=case[6],
             unresponsive_since=case[7],
             due_at=case[8],
+            incident_id=str(case[9]) if case[9] is not None else None,
             clock=self._clock(clock, case[2], locale, now) if clock[0] is not None else None,
         )
 
@@ -389,9 +399,9 @@ _PROMISES = (
 )
 _CASE = (
     "c.case_id, c.organisation_id, c.category, c.severity, c.status, c.agent_id, c.opened_at, "
-    "c.unresponsive_since, c.due_at"
+    "c.unresponsive_since, c.due_at, c.incident_id"
 )
-_CASE_N = 9
+_CASE_N = 10
 # The locale recorded at opening, else the organisation's.
 _LOCALE = "COALESCE(c.customer_timezone, o.timezone), COALESCE(c.customer_country, o.country)"
 _CLOCK = (

@@ -29,7 +29,8 @@ _CASE_COLUMNS = (
     "first_response_at, resolved_at, unresponsive_since, version, customer_timezone, "
     "customer_country, closure_reason, out_of_scope, "  # closure: migration 0015
     "promised_response_at, first_response_business_seconds, "  # migration 0017
-    "satisfaction_score, satisfaction_at"  # migration 0023
+    "satisfaction_score, satisfaction_at, "  # migration 0023
+    "incident_id"  # migration 0022
 )
 CLOCK_COLUMNS = (
     "case_id, metric, severity, policy_version, started_at, target_seconds, calendar, "
@@ -105,6 +106,7 @@ def _view(row: Any) -> CaseView:
         first_response_business_seconds=row[16],
         satisfaction_score=row[17],
         satisfaction_at=row[18],
+        incident_id=str(row[19]) if row[19] is not None else None,
     )
 
 
@@ -174,7 +176,8 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
             "promised_response_at = EXCLUDED.promised_response_at, "
             "first_response_business_seconds = EXCLUDED.first_response_business_seconds, "
             "satisfaction_score = EXCLUDED.satisfaction_score, "
-            "satisfaction_at = EXCLUDED.satisfaction_at",
+            "satisfaction_at = EXCLUDED.satisfaction_at, "
+            "incident_id = EXCLUDED.incident_id",
             _columns(
                 [
                     (
@@ -197,6 +200,7 @@ def save_views(conn: psycopg.Connection[Any], views: Iterable[CaseView]) -> None
                         v.first_response_business_seconds,
                         v.satisfaction_score,
                         v.satisfaction_at,
+                        v.incident_id,
                         v.due_at,
                     )
                     for v in views
@@ -339,7 +343,7 @@ def lock_outbox_subjects(cursor: psycopg.Cursor[Any], subjects: Sequence[str]) -
 _CASE_TYPES = (
     "uuid", "uuid", "text", "text", "text", "text", "timestamptz", "timestamptz",
     "timestamptz", "timestamptz", "integer", "text", "text", "text", "boolean",
-    "timestamptz", "double precision", "smallint", "timestamptz", "timestamptz",
+    "timestamptz", "double precision", "smallint", "timestamptz", "uuid", "timestamptz",
 )  # fmt: skip
 _CLOCK_TYPES = (
     "uuid", "text", "text", "text", "timestamptz", "double precision", "text", "text",

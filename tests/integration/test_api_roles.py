@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from api.roles import API_ROLES, PUBLIC_ROUTES, ROLE_MATRIX, Endpoint, endpoints, role_table
 from casebook.database import Database
 from casebook.settings import Settings
+from domain.values import Role
 from tests.integration.api_support import Api, bearer, open_case, register_acme, running_api
+from tests.integration.write_side import close_open_incidents
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +37,21 @@ def client(api: Api) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="module")
-def ids(api: Api, client: TestClient) -> dict[str, str]:
+def ids(api: Api, client: TestClient) -> Iterator[dict[str, str]]:
     """Path parameters naming things that exist, so allowed calls get past 404s."""
     organisation_id = register_acme(client, api)
     case_id = open_case(client, api, organisation_id)
-    return {
+    incident = {"services": ["Mail"], "summary": "Mail is slow."}
+    declared = client.post("/service-incidents", json=incident, headers=api.as_(Role.SUPERVISOR))
+    assert declared.status_code == 201, declared.text
+    yield {
         "organisation_id": organisation_id,
         "case_id": case_id,
+        "incident_id": declared.json()["aggregate_id"],
         "principal_id": "nobody",
         "verification_id": str(uuid.uuid4()),
     }
+    close_open_incidents(api.casebook)
 
 
 def endpoints_by_name(api: Api) -> dict[str, Endpoint]:

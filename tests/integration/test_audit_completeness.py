@@ -19,7 +19,7 @@ from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
 from consumers.envelope import Envelope, decode
-from domain.values import Severity
+from domain.values import Actor, Category, Channel, Role, Severity
 from projections.audit.chain import GENESIS, entry_hash
 from projections.audit.projection import ENTRY_COLUMNS, AuditProjection
 from projections.sla.schema import SLA_TOPIC
@@ -66,10 +66,10 @@ def sla_envelopes(database: Database) -> list[Envelope]:
     return [decode(SLA_TOPIC, 0, n, r["headers"], r["value"]) for n, r in enumerate(records)]
 
 
-def skip_entry(database: Database, case_id: UUID, seq: int) -> None:
+def skip_entry(database: Database, case_id: UUID, seq: int, *, stream: str = "case") -> None:
     """Delete one entry and re-link the rest of its chain and its head, as a consumer that
     never received the event would have built it: the chain links, the entry is missing."""
-    where = "stream = 'case' AND subject = %s"
+    where = f"stream = '{stream}' AND subject = %s"
     with psycopg.connect(database.url) as conn, conn.transaction():
         conn.execute(
             f"DELETE FROM casebook_audit_entries WHERE {where} AND seq = %s", (case_id, seq)
@@ -162,6 +162,49 @@ def test_an_event_an_operator_skipped_is_missing_and_says_so(
     result = cli("audit", "verify", str(past.case_id), db=clean_database)
     assert result.code == 1
     assert "has no audit entry; skipped by an operator (dead letter 1)\n" in result.stdout
+
+
+def test_incident_events_are_audited_in_a_chain_of_their_own_and_counted_complete(
+    cli: CliRunner, clean_database: Database, casebook: Casebook
+) -> None:
+    supervisor = c.CommandContext(Actor("sue", Role.SUPERVISOR, Channel.API))
+    organisation = register_organisation(casebook)
+    incident = casebook.execute(
+        c.DeclareIncident(("Exchange Online",), (Category.BILLING,), "Mail is delayed."),
+        supervisor,
+    ).aggregate_id
+    casebook.execute(c.UpdateIncident(incident, summary="Mail is slow."), supervisor)
+    case_id = open_request(casebook, organisation)
+    casebook.execute(c.LinkCaseToIncident(case_id, incident), as_agent())
+    casebook.execute(c.CloseIncident(incident), supervisor)
+    events = stored_envelopes(casebook)
+    project(clean_database, events)
+    audit(clean_database, events + sla_envelopes(clean_database))
+    published(clean_database)
+
+    with psycopg.connect(clean_database.url) as conn:
+        chain = conn.execute(
+            "SELECT seq, event_type, actor_id, organisation_id FROM casebook_audit_entries"
+            " WHERE stream = 'incident' AND subject = %s ORDER BY seq",
+            (incident,),
+        ).fetchall()
+    assert chain == [
+        (1, "casebook.incident.declared.v1", "sue", None),
+        (2, "casebook.incident.updated.v1", "sue", None),
+        (3, "casebook.incident.closed.v1", "sue", None),
+    ]
+    verified = cli("audit", "verify", db=clean_database)
+    assert verified.code == 0 and verified.stdout.endswith("intact\n"), verified.stdout
+    check = cli("projections", "check", "audit", db=clean_database)
+    assert check.code == 0 and check.stdout.startswith("audit: complete"), check.stdout
+
+    skip_entry(clean_database, incident, 2, stream="incident")
+    result = cli("projections", "check", "audit", db=clean_database)
+    assert result.code == 1
+    assert (
+        f"  incident {incident}: event {incident}:2 (version 2, casebook.incident.updated.v1)"
+        " has no audit entry\n"
+    ) in result.stdout
 
 
 def test_an_sla_event_without_its_entry_is_reported(

@@ -1,6 +1,7 @@
 """An independent reader of the published topics finds every key's sequence 1, 2, ... with
-no gap and no duplicate, after cases went through the whole pipeline: API, relay, SLA
-tracker with its timer, audit trail with its checkpoints, and their outbox publishers."""
+no gap and no duplicate, after cases and a service incident went through the whole
+pipeline: API, relay, SLA tracker with its timer, audit trail with its checkpoints, and
+their outbox publishers."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from casebook.database import Database
 from casebook.policy_source import default_policy_text
 from casebook.settings import Settings
+from domain.values import Role
 from entrypoints.audit_service import AuditService
 from entrypoints.broker import Broker
 from tests.integration.api_support import open_case, register_acme
@@ -60,6 +62,29 @@ def signing_audit(database: Database, settings: Settings) -> Iterator[None]:
         thread.join(timeout=40)
 
 
+def incident_lived_through(client: Any, api: Any, organisation: str) -> tuple[str, str]:
+    """A supervisor declares, updates and closes a service incident; a request about the
+    service it names is filed linked to it. The incident's id and the linked case's."""
+    supervisor = api.as_(Role.SUPERVISOR)
+    declared = client.post(
+        "/service-incidents",
+        json={"services": ["Exchange Online"], "summary": "Mail is delayed."},
+        headers=supervisor,
+    )
+    assert declared.status_code == 201, declared.text
+    incident = str(declared.json()["aggregate_id"])
+    case_id = open_case(
+        client, api, organisation, service="Exchange Online", incident_acknowledged=incident
+    )
+    for method, path, body in (
+        ("PATCH", f"/service-incidents/{incident}", {"summary": "Mail is slow."}),
+        ("POST", f"/service-incidents/{incident}/close", {}),
+    ):
+        response = client.request(method, path, json=body, headers=supervisor)
+        assert response.status_code == 200, response.text
+    return incident, case_id
+
+
 def by_key(records: list[Any]) -> dict[bytes, list[dict[str, bytes]]]:
     """Each key's records' headers, in the order its partition holds them."""
     found: dict[bytes, list[dict[str, bytes]]] = defaultdict(list)
@@ -85,6 +110,7 @@ def test_every_key_of_every_topic_is_numbered_one_by_one_without_gap_or_duplicat
         worked = [open_case(client, api, organisation) for _ in range(3)]
         for case_id in breaching:
             command(client, api, f"/cases/{case_id}/severity", {"severity": "B"})
+        incident, linked = incident_lived_through(client, api, organisation)
         for case_id in worked:
             command(client, api, f"/cases/{case_id}/severity", {"severity": "C"})
             command(client, api, f"/cases/{case_id}/responses", {"message_summary": "On it"})
@@ -137,6 +163,19 @@ def test_every_key_of_every_topic_is_numbered_one_by_one_without_gap_or_duplicat
             ids = [r["ce_id"] for r in records]
             assert numbers == list(range(1, len(records) + 1)), (topic, key, numbers)
             assert len(set(ids)) == len(ids), (topic, key, ids)
+    # A service incident's events are keyed by it like any aggregate's; the case linked to it
+    # at its opening has the link right after the opening.
+    incident_types = [r["ce_type"] for r in published["case-events.v1"][incident.encode()]]
+    assert incident_types == [
+        b"casebook.incident.declared.v1",
+        b"casebook.incident.updated.v1",
+        b"casebook.incident.closed.v1",
+    ]
+    opening = published["case-events.v1"][linked.encode()][:2]
+    assert [(r["ce_sequence"], r["ce_type"]) for r in opening] == [
+        (b"1", b"casebook.case.opened.v3"),
+        (b"2", b"casebook.case.linked_to_incident.v1"),
+    ]
     breached = [
         r
         for key in breaching

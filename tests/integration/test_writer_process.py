@@ -19,8 +19,15 @@ from casebook.errors import CaseNotFound, VersionConflict, WriteUnavailable
 from casebook.settings import Settings
 from casebook.writer_process import WriterService, writer_service
 from domain.cases.state import NoteVisibility
+from domain.incidents.errors import IncidentShownFirst
+from domain.values import Actor, Category, Channel, Role
 from tests.integration.conftest import ON_BOTH_SERVERS
-from tests.integration.write_side import as_agent, open_request, register_organisation
+from tests.integration.write_side import (
+    as_agent,
+    close_open_incidents,
+    open_request,
+    register_organisation,
+)
 
 pytestmark = [pytest.mark.integration, ON_BOTH_SERVERS]
 
@@ -71,6 +78,24 @@ def test_refusals_reach_the_api_process_with_their_details(api_process: Casebook
     assert (conflict.value.current_version, conflict.value.expected_version) == (1, 5)
     assert conflict.value.rule == "expected-version-matches"
     assert not_found.value.case_id == missing
+
+
+def test_the_incidents_shown_first_reach_the_api_process(api_process: Casebook) -> None:
+    organisation = register_organisation(api_process)
+    supervisor = c.CommandContext(Actor("sue", Role.SUPERVISOR, Channel.API))
+    declared = c.DeclareIncident(("Exchange Online",), (Category.TECHNICAL,), "Mail is delayed.")
+    incident = api_process.execute(declared, supervisor).aggregate_id
+
+    try:
+        with pytest.raises(IncidentShownFirst) as shown:
+            open_request(api_process, organisation)
+    finally:
+        close_open_incidents(api_process)
+
+    assert shown.value.rule == "service-incident-shown-first"
+    assert [(i["id"], i["summary"]) for i in shown.value.incidents] == [
+        (str(incident), "Mail is delayed.")
+    ]
 
 
 def test_several_api_processes_share_one_history_per_case(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import UUID
 
 from casebook import commands as c
 from casebook.application import Casebook
+from casebook.incident_index import OpenIncidents
 from domain.values import Actor, Agreement, Category, Channel, ContactKind, Role
 
 ADMIN = c.CommandContext(Actor("ops", Role.ADMIN, Channel.API))
@@ -51,3 +53,15 @@ def open_request(
         ),
         c.CommandContext(AGENT_ON_PHONE),
     ).aggregate_id
+
+
+def close_open_incidents(casebook: Casebook) -> None:
+    """Close every service incident still open: an incident in force changes every opening
+    it may explain, so a test that declares one leaves none open for the tests after it
+    on the session's shared database."""
+    supervisor = c.CommandContext(Actor("sue", Role.SUPERVISOR, Channel.API))
+    connection = casebook.store.recorder.datastore.get_connection  # type: ignore[attr-defined]
+    for incident_id in OpenIncidents(connection).started_by(datetime.max.replace(tzinfo=UTC)):
+        # One declared to start later ends as it would have started (never before).
+        ended_at = max(casebook.get_incident(incident_id).started_at, datetime.now(UTC))
+        casebook.execute(c.CloseIncident(incident_id, ended_at), supervisor)

@@ -80,9 +80,11 @@ def test_a_forbidden_import_breaks_the_contract(tree: Path, module: str, forbidd
 
 
 ROOMS = (*PACKAGES, COMPOSITION_ROOT)
-LONGEST_MODULE = 420  # "about 400 lines"
+LONGEST_MODULE = 430  # "about 400 lines"; the case aggregate holds one method per action
 EXPLAINED_ABOVE = 300
-WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3500
+# Three aggregates' commands, handlers and index rows; the outbound clients live in
+# messaging/, so growth here is the write side's own.
+WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3600
 
 
 def modules() -> list[Path]:

@@ -19,6 +19,7 @@ from casebook.event_types import event_type, payload
 from contract.case_event_schemas import json_schema
 from contract.case_events import EVENT_CLASSES, PERSONAL_FIELDS, SECRET_FIELDS, analytics_payload
 from domain.cases import NoteVisibility, ServiceRequest
+from domain.incidents import ServiceIncident
 from domain.organisations import PurchaseChannel
 from domain.policy import Policy
 from domain.sla import Metric, start
@@ -58,6 +59,8 @@ PUBLIC = {
     # Resolved's closure reason is a policy code; other events' `reason` is free text,
     # classified personal per type in the contract, which wins over this list.
     *("reason", "out_of_scope"),
+    # Service incidents: what they affect and the summary every customer reads.
+    *("incident_id", "services", "categories", "summary", "started_at", "ended_at"),
 }
 
 
@@ -150,9 +153,20 @@ def recorded(make_organisation: MakeOrganisation, policy: Policy, clock: Clock) 
     case.resolve(reason="fixed", resolution="MX record fixed", at=clock.tick(), **work)
     case.record_satisfaction(5, comment="Thanks Bob!", organisation=acme, by=ADA, at=clock.tick())
     acme.change_purchase_channel(PurchaseChannel.DIRECT, by=SUPERVISOR, at=clock.tick())
+    outage = ServiceIncident.declare(
+        services=["Exchange Online"],
+        categories=[Category.TECHNICAL],
+        summary="Mail delivery is delayed in Europe",
+        started_at=clock.tick(),
+        by=SUPERVISOR,
+        at=clock.tick(),
+    )
+    outage.update(summary="Mail delivery is delayed", by=SUPERVISOR, at=clock.tick())
+    case.link_to_incident(outage.id, by=AGENT, at=clock.tick())
+    outage.close(ended_at=clock.tick(), by=SUPERVISOR, at=clock.tick())
     # Round-trip through the store's mapper: the relay publishes decoded events.
     mapper = EventStore().mapper
-    events = [*acme.collect_events(), *case.collect_events()]
+    events = [*acme.collect_events(), *case.collect_events(), *outage.collect_events()]
     return [mapper.to_domain_event(mapper.to_stored_event(e)) for e in events]
 
 
