@@ -87,6 +87,11 @@ class ComplianceView(BaseModel):
         "response, for cases first-responded in [since, until) (whatever the metric)"
     )
     promises_by_period: list[PromisePeriodView]
+    cases_by_incident: dict[str, int] = Field(
+        default_factory=dict,
+        description="cases opened in [since, until) per service incident they are linked to "
+        "(by incident id)",
+    )
 
     @classmethod
     def of(cls, report: ComplianceReport) -> ComplianceView:
@@ -113,4 +118,5 @@ class ComplianceView(BaseModel):
                 PromisePeriodView(period=k, **PromisesView.of(v).model_dump())
                 for k, v in sorted(report.promises_by_period.items())
             ],
+            cases_by_incident=dict(report.cases_by_incident),
         )

@@ -285,7 +285,7 @@ def test_confirming_the_incident_files_the_request_linked_to_it(
 
     assert opened.status_code == 201, opened.text
     assert opened.json()["events"] == [
-        "casebook.case.opened.v3",
+        "casebook.case.opened.v5",
         "casebook.case.linked_to_incident.v1",
     ]
     case_id = opened.json()["aggregate_id"]
@@ -320,7 +320,7 @@ def test_a_request_the_incidents_do_not_explain_goes_on_unlinked(
     )
 
     assert opened.status_code == 201, opened.text
-    assert opened.json()["events"] == ["casebook.case.opened.v3"]
+    assert opened.json()["events"] == ["casebook.case.opened.v5"]
     case = client.get(f"/cases/{opened.json()['aggregate_id']}", headers=api.as_(Role.AGENT))
     assert case.json()["incident_id"] is None
     found = problem(both, 422, "incident-answer-is-one-choice")
