@@ -8,9 +8,9 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.clocked import ClockedAggregate
 from domain.errors import require_time_order
 from domain.incidents import errors, events
-from domain.clocked import ClockedAggregate
 from domain.values import Actor, Category, Role
 
 

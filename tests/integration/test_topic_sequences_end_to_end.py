@@ -173,7 +173,7 @@ def test_every_key_of_every_topic_is_numbered_one_by_one_without_gap_or_duplicat
     ]
     opening = published["case-events.v1"][linked.encode()][:2]
     assert [(r["ce_sequence"], r["ce_type"]) for r in opening] == [
-        (b"1", b"casebook.case.opened.v3"),
+        (b"1", b"casebook.case.opened.v5"),
         (b"2", b"casebook.case.linked_to_incident.v1"),
     ]
     breached = [
