@@ -49,7 +49,7 @@ def incident_to_link(
     if acknowledged is not None and (not affecting or acknowledged.id in {i.id for i in affecting}):
         return acknowledged
     if affecting:
-        names = "; ".join(i.summary for i in affecting)
+        names = "; ".join(i.summary.rstrip(". ") for i in affecting)
         raise errors.IncidentShownFirst(
             f"Known service incident(s) may explain this request: {names}. Nothing was "
             "filed. To file it about an incident, send incident_acknowledged with its id; "
