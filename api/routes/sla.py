@@ -83,17 +83,22 @@ def get_case_sla(case_id: UUID, caller: Caller, reads: Reads) -> CaseSlaView:
     return CaseSlaView.of(sla)
 
 
+# A report's range: [since, until), both with a UTC offset (see `report_range`).
+ReportSince = Annotated[
+    QueryInstant | None,
+    Query(description="Start (inclusive, with offset); default 30 days ago."),
+]
+ReportUntil = Annotated[
+    QueryInstant | None, Query(description="End (exclusive, with offset); default now.")
+]
+
+
 @router.get("/reports/sla-compliance", responses=READ_RESPONSES)
 def sla_compliance_report(
     caller: Caller,
     reads: Reads,
-    since: Annotated[
-        QueryInstant | None,
-        Query(description="Start (inclusive, with offset); default 30 days ago."),
-    ] = None,
-    until: Annotated[
-        QueryInstant | None, Query(description="End (exclusive, with offset); default now.")
-    ] = None,
+    since: ReportSince = None,
+    until: ReportUntil = None,
     period: Annotated[Period, Query(description="Group outcomes by day, week or month.")] = "month",
     metric: Annotated[Metric, Query(description="Which target.")] = Metric.INITIAL_RESPONSE,
 ) -> ComplianceView:
@@ -108,13 +113,8 @@ def sla_compliance_report(
 def satisfaction_report(
     caller: Caller,
     reads: Reads,
-    since: Annotated[
-        QueryInstant | None,
-        Query(description="Start (inclusive, with offset); default 30 days ago."),
-    ] = None,
-    until: Annotated[
-        QueryInstant | None, Query(description="End (exclusive, with offset); default now.")
-    ] = None,
+    since: ReportSince = None,
+    until: ReportUntil = None,
     period: Annotated[Period, Query(description="Group by day, week or month.")] = "month",
 ) -> SatisfactionReportView:
     """CSAT and response rate of the cases resolved in the range (each resolution invites
