@@ -13,7 +13,9 @@ from api.deps import GuardedRoute
 from api.keys import KeyStore
 from api.metrics import registry_with
 from api.middleware import RequestContext
+from api.rate_limits import RateLimits
 from api.read_models import ReadModels
+from api.request_limits import RequestLimits
 from api.routes import audit, cases, evidence, health, incidents, organisations, sla, support_lines
 from casebook.application import Casebook
 from casebook.database import Database
@@ -78,6 +80,9 @@ def create_app(
     app.include_router(health.status_router)
     app.include_router(health.metrics_router(settings.metrics_require_key))
     problems.install(app)
+    app.state.rate_limits = RateLimits(settings)
+    # Added first, so it runs inside RequestContext (request ids, security headers).
+    app.add_middleware(RequestLimits, settings=settings, limits=app.state.rate_limits)
     app.add_middleware(RequestContext)
     _require_complete_role_matrix(app)
     _serve_problem_media_type(app)

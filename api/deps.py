@@ -24,6 +24,7 @@ from starlette.routing import get_name
 from api import access, portal, roles
 from api.errors import NotAuthenticated, RoleNotAllowed
 from api.keys import KeyStore, Principal
+from api.rate_limits import RateLimits
 from api.read_models import ReadModels
 from casebook.application import Casebook
 from casebook.commands import Origin
@@ -50,6 +51,9 @@ async def authorize(request: Request, route_name: str) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("Send an API key as `Authorization: Bearer <key>`.")
     keys: KeyStore = request.app.state.keys
+    limits: RateLimits = request.app.state.rate_limits
+    address = request.client.host if request.client else "unknown"
+    limits.refuse_if_spent("auth_failures", address)  # no more guessing from there
     # A key seen a moment ago is answered from memory, without a thread-pool hop.
     try:
         principal = keys.recently_verified(token.strip()) or await run_in_threadpool(
@@ -62,6 +66,7 @@ async def authorize(request: Request, route_name: str) -> Principal:
         # verified recently still counts (nobody can revoke it meanwhile).
         principal = keys.remembered(token.strip(), roles.KEY_MEMORY_SECONDS)
     if principal is None:
+        limits.hit("auth_failures", address)
         raise NotAuthenticated("The API key is unknown, revoked or malformed.")
     request.state.principal = principal
     structlog.contextvars.bind_contextvars(
@@ -75,6 +80,9 @@ async def authorize(request: Request, route_name: str) -> Principal:
         raise RoleNotAllowed(f"The role {principal.role.value} may not use {route_name}.")
     principal = portal.acting_principal(request, principal)
     request.state.principal = principal
+    # The portal's key serves many customers: each of them has the key's limits.
+    who = f"{principal.key_id}:{principal.on_behalf_of or ''}"
+    limits.hit(_rate_kind(route_name, request.method), who)
     if principal.on_behalf_of is not None:
         structlog.contextvars.bind_contextvars(on_behalf_of=principal.on_behalf_of)
         # Before anything is read or recorded: another organisation's objects are 404.
@@ -160,6 +168,12 @@ IfMatchHeader = Annotated[
     ),
 ]
 """The If-Match header, validated against its pattern (read it with `version_named`)."""
+
+
+def _rate_kind(route_name: str, method: str) -> str:
+    if route_name in roles.PIN_ROUTES:
+        return "verifications"
+    return "reads" if method in ("GET", "HEAD") else "writes"
 
 
 def guarded_principal(request: Request) -> Principal:

@@ -64,7 +64,11 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append(HEADER, request_id)
+                headers = MutableHeaders(scope=message)
+                headers.append(HEADER, request_id)
+                # Never sniffed as another type, never kept by a shared or browser cache.
+                headers.append("X-Content-Type-Options", "nosniff")
+                headers.append("Cache-Control", "no-store")
             await send(message)
 
         try:

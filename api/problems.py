@@ -28,6 +28,7 @@ from api.errors import (
     VersionGuardsDisagree,
 )
 from api.portal import OnBehalfOfNotAllowed
+from api.rate_limits import RateLimited
 from casebook.errors import (
     IdempotencyKeyReused,
     InvalidCursor,
@@ -91,6 +92,8 @@ STATUS: dict[type[Exception], int] = {
     EvidenceUnavailable: 409,
     # every other rule refuses what the request asked for
     DomainError: 422,
+    # too many requests: wait Retry-After seconds
+    RateLimited: 429,
     # the database is down or refusing: nothing was written, try again later
     WriteUnavailable: 503,
     AccessNotRecorded: 503,
@@ -157,7 +160,9 @@ PROBLEM_DESCRIPTIONS = {
     403: "The key's role may not do this.",
     404: "Not found.",
     409: "Conflicts with the current state (e.g. a stale If-Match version).",
+    413: "The request body is larger than the API reads.",
     422: "Invalid request, or refused by a domain rule.",
+    429: "Too many requests: retry after Retry-After seconds.",
     503: "The database (or the notifier) is unavailable; nothing was written.",
 }
 
@@ -222,6 +227,8 @@ async def domain_error(request: Request, error: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="casebook"'
     if status == 503:
         headers["Retry-After"] = "5"
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
     return problem(
         request,
         status=status,

@@ -40,6 +40,11 @@ WITH_PORTAL = frozenset({PORTAL})
 ANSWERS_WITHOUT_DATABASE: frozenset[str] = frozenset({"pipeline_status"})
 KEY_MEMORY_SECONDS = 900.0
 
+# Routes that send or check a caller's one-time code: limited apart (PIN attempts).
+PIN_ROUTES: frozenset[str] = frozenset(
+    {"request_caller_verification", "confirm_caller_verification"}
+)
+
 # Routes anyone may call without a key: liveness, readiness and the API's own docs.
 PUBLIC_ROUTES: frozenset[str] = frozenset(
     {"healthz", "readyz", "openapi", "swagger_ui_html", "swagger_ui_redirect", "redoc_html"}

@@ -1,6 +1,8 @@
 """All configuration, read once from the environment (prefix CASEBOOK_).
 
 Nothing else in casebook reads `os.environ`: components receive `Settings`.
+It stays one module: one class is the whole configuration, and docs/configuration.md is
+generated from it field by field.
 """
 
 from __future__ import annotations
@@ -58,6 +60,51 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", description="debug, info, warning, error.")
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", description="auto: console on a terminal, JSON otherwise."
+    )
+    api_max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest request body the API reads; a larger one is refused with 413 "
+        "before anything is parsed or written.",
+    )
+    api_max_json_depth: int = Field(
+        default=32, ge=2, description="Deepest nesting of arrays and objects a JSON body may have."
+    )
+    api_rate_limit_writes: str = Field(
+        default="600/minute",
+        description="Commands one API key may send (limits notation: N/second|minute|hour, "
+        "'a;b' for several); over it: 429 with Retry-After. Counted per API process.",
+    )
+    api_rate_limit_reads: str = Field(
+        default="3000/minute", description="Reads one API key may make (as above)."
+    )
+    api_rate_limit_per_address: str = Field(
+        default="6000/minute", description="Requests one client address may make (as above)."
+    )
+    api_rate_limit_auth_failures: str = Field(
+        default="30/minute",
+        description="Requests without a valid key one client address may make; beyond it "
+        "every request from that address is 429 until the window passes, valid key or not.",
+    )
+    api_rate_limit_verifications: str = Field(
+        default="30/hour",
+        description="Caller verification codes requested and read back per API key (PIN "
+        "attempts; each verification also locks after its own attempts).",
+    )
+    api_header_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="Time a connection has to send a complete request head; slower ones "
+        "are closed (and counted in casebook_http_connections_closed_total).",
+    )
+    api_idle_timeout_seconds: float = Field(
+        default=5, gt=0, description="An idle keep-alive connection is closed after this long."
+    )
+    api_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Connections one API process holds at once; beyond it new requests get "
+        "an immediate 503.",
     )
     api_key_cache_seconds: float = Field(
         default=5,
@@ -227,6 +274,23 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         # `KAFKA_BOOTSTRAP_SERVERS=` in a shell or compose file means "not configured".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator(
+        "api_rate_limit_writes",
+        "api_rate_limit_reads",
+        "api_rate_limit_per_address",
+        "api_rate_limit_auth_failures",
+        "api_rate_limit_verifications",
+    )
+    @classmethod
+    def _rate_limits_parse(cls, value: str) -> str:
+        from limits import parse_many  # the notation the API's limiter reads
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as 120/minute") from None
+        return value
 
     @field_validator("api_trusted_proxies")
     @classmethod

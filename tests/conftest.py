@@ -12,6 +12,11 @@ import pytest
 from casebook.policy_source import load_policy
 from domain.policy import Policy
 from tests.directories import private_directory
+from tests.generous_limits import GENEROUS_LIMITS
+
+# Every Settings() of the suite, and every process it starts with this environment.
+for _name, _limit in GENEROUS_LIMITS.items():
+    os.environ.setdefault(_name, _limit)
 
 # Kafka fixtures (kafka_broker, kafka_topic) for any test that asks for them.
 pytest_plugins = ["tests.kafka"]

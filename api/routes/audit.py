@@ -31,7 +31,7 @@ from projections.audit.history import Point, aware, changes_between, state_as_of
 from projections.audit.queries import AccessFilter, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/audit", tags=["audit"], route_class=GuardedRoute)
-RESPONSES = problem_responses(401, 403, 404, 422, 503)
+RESPONSES = problem_responses(401, 403, 404, 422, 429, 503)
 _VERSION = 2_147_483_647
 Instant = Annotated[QueryInstant | None, Query(description="An instant, ISO 8601 with UTC offset.")]
 Version = Annotated[int | None, Query(ge=1, le=_VERSION, description="A version of the case.")]

@@ -129,7 +129,7 @@ def command_responses(*, created: bool = False) -> dict[int | str, dict[str, Any
         if created
         else {200: {"headers": _ETAG_HEADER}}
     )
-    return success | problem_responses(401, 403, 404, 409, 422, 503)
+    return success | problem_responses(401, 403, 404, 409, 413, 422, 429, 503)
 
 
-READ_RESPONSES = problem_responses(401, 403, 404, 422, 503)
+READ_RESPONSES = problem_responses(401, 403, 404, 422, 429, 503)

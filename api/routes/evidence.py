@@ -28,7 +28,7 @@ router = APIRouter(prefix="/audit", tags=["audit"], route_class=GuardedRoute)
 ZIP = "application/zip"
 RESPONSES = {
     200: {"content": {ZIP: {}}, "description": "The evidence bundle (a zip)."},
-    **problem_responses(401, 403, 404, 409, 422, 503),
+    **problem_responses(401, 403, 404, 409, 422, 429, 503),
 }
 Since = Annotated[
     QueryInstant | None,

@@ -56,7 +56,8 @@ def list_keys() -> None:
 def revoke(
     key_id: Annotated[str, typer.Argument(help="Id of the key, as `keys list` shows.")],
 ) -> None:
-    """Revoke a key at once; requests with its token are refused from now on."""
+    """Revoke a key: from now on, except that an API process that verified it in the last
+    CASEBOOK_API_KEY_CACHE_SECONDS (5 s by default) accepts it until that time is up."""
     settings = get_settings()
     configure_logging(settings, stream="stderr")
     with command_database(settings) as db:

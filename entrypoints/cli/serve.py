@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import structlog
 import typer
 
+from api.connections import connection_options
 from api.keys import KeyStore
 from api.metrics import forget_pool, watch_pool
 from casebook.database import Database
@@ -87,6 +88,7 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
                     server_header=False,
                     timeout_graceful_shutdown=GRACEFUL_SECONDS,
                     **forwarded_header_options(settings),
+                    **connection_options(settings),
                 )
     finally:
         casebook.close()
@@ -154,6 +156,7 @@ def serve_api(
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         **forwarded_header_options(settings),
+        **connection_options(settings),
     )
     # uvicorn shuts down gracefully, then re-raises the signal that stopped it: swallow
     # that, so the callers' cleanup (closing pools, stopping the database) runs next.

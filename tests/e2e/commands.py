@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from casebook.database import Database
+from tests.generous_limits import GENEROUS_LIMITS
 from tests.kafka import RunningBroker
 
 # The clean-stop promise is 5 s. A 2-core machine shared with other runs gets three times
@@ -115,6 +116,7 @@ def casebook(args: list[str], env: dict[str, str], output: Path) -> Iterator[Com
 def clean_env(**settings: str) -> dict[str, str]:
     """The test's environment without its CASEBOOK_ settings, plus `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
+    env |= GENEROUS_LIMITS  # agents write thousands of commands with one key
     return env | {f"CASEBOOK_{name.upper()}": value for name, value in settings.items()}
 
 

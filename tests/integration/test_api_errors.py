@@ -81,7 +81,6 @@ def test_an_invalid_field_is_a_422_naming_it(api: Api, client: TestClient, case_
             "application/json",
             "body",
         ),
-        (b"[" * 100_000 + b"]" * 100_000, "application/json", "body"),
         (b'{"severity": "\xff\xfe"}', "application/json", "body"),
     ],
 )
@@ -92,6 +91,16 @@ def test_malformed_bodies_are_422_not_500(
     response = client.post(f"/cases/{case_id}/severity", content=content, headers=headers)
     body = problem_of(response, 422, "request-is-valid")
     assert field in [error["field"] for error in body["errors"]]
+
+
+def test_a_body_nested_deeper_than_the_limit_is_refused_before_it_is_parsed(
+    api: Api, client: TestClient, case_id: str
+) -> None:
+    headers = api.as_(Role.AGENT, **{"Content-Type": "application/json"})
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = client.post(f"/cases/{case_id}/severity", content=deep, headers=headers)
+    body = problem_of(response, 422, "json-depth-limit")
+    assert [error["field"] for error in body["errors"]] == ["body"]
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
 from entrypoints.broker import free_port
+from tests.generous_limits import GENEROUS_LIMITS
 from tests.integration.write_side import open_request, register_organisation
 
 pytestmark = pytest.mark.integration
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 def two_workers(clean_database: Database) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
+    env |= GENEROUS_LIMITS
     env |= {"CASEBOOK_DATABASE_URL": clean_database.url, "CASEBOOK_LOG_LEVEL": "warning"}
     executable = str(Path(sys.executable).parent / "casebook")
     server = subprocess.Popen(
