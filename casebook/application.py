@@ -34,6 +34,7 @@ from casebook.batch_rows import (
     changes_listing,
     incident_rows,
     index_row,
+    notification_rows,
     one_per_aggregate,
     origin_rows,
     result_of,
@@ -355,6 +356,7 @@ class Casebook(StoreReads):
                 idempotency=[r for r in records if r is not None],
                 case_index=index,
                 incident_index=incident_rows(ready),
+                notifications=notification_rows(ready),
                 expected_reads=reads,
                 origins=origins,
             )

@@ -156,7 +156,8 @@ class Settings(BaseSettings):
         default=30,
         gt=0,
         description="Longest wait before a failed relay, consumer, timer, checkpointer or "
-        "outbox publisher is started again (the wait doubles from 0.5 s up to this).",
+        "outbox publisher is started again (the wait doubles from 0.5 s up to this), and "
+        "before the notifier tries a message again (doubling from 1 s).",
     )
     metrics_require_key: bool = Field(
         default=False,

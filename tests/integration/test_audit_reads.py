@@ -90,9 +90,10 @@ def test_severity_changes_and_the_reopen_show_as_they_were(
     assert at(4)["severity"] == "A"  # the customer did not answer
     assert at(5)["severity"] == "B"  # downgraded on that record
     assert [h["severity"] for h in at(5)["severity_history"]] == ["B", "A", "B"]
-    assert (at(7)["status"], at(7)["resolved_at"]) == ("resolved", "2025-03-04T18:00:00Z")
-    assert (at(8)["status"], at(8)["resolved_at"]) == ("open", None)  # reopened
-    assert at(8, later=timedelta(days=400))["version"] == 8
+    # Resolved (version 7) and its survey invitation (8) at one instant.
+    assert (at(8)["status"], at(8)["resolved_at"]) == ("resolved", "2025-03-04T18:00:00Z")
+    assert (at(9)["status"], at(9)["resolved_at"]) == ("open", None)  # reopened
+    assert at(9, later=timedelta(days=400))["version"] == 9
 
 
 def test_an_instant_before_the_opening_names_the_field(
@@ -116,7 +117,7 @@ def test_an_instant_before_the_opening_names_the_field(
             "query.version",
         ),
         ({}, 422, "audit-query-is-valid", "query.at"),
-        ({"version": 9}, 404, "case-version-exists", "query.version"),
+        ({"version": 10}, 404, "case-version-exists", "query.version"),
         ({"version": 0}, 422, "request-is-valid", "query.version"),
     ],
 )
@@ -159,25 +160,26 @@ def test_a_diff_lists_each_changed_field_and_the_events_between(
         f"/cases/{past.case_id}/diff",
         **{
             "from": (past.instants[2] + HOUR / 2).isoformat(),
-            "to": (past.instants[7] + HOUR / 2).isoformat(),
+            "to": (past.instants[8] + HOUR / 2).isoformat(),
         },
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["from_version"], body["to_version"]) == (2, 7)
+    assert (body["from_version"], body["to_version"]) == (2, 8)
     changes = {c["field"]: (c["before"], c["after"]) for c in body["changes"]}
     assert changes["status"] == ("open", "resolved")
     assert changes["resolved_at"] == (None, "2025-03-04T18:00:00Z")
     assert changes["first_responded_at"] == (None, "2025-03-04T17:00:00Z")
     assert "severity" not in changes  # B, then A, then back to B
     assert [h["severity"] for h in changes["severity_history"][1]] == ["B", "A", "B"]
-    assert [e["version"] for e in body["events"]] == [3, 4, 5, 6, 7]
+    assert [e["version"] for e in body["events"]] == [3, 4, 5, 6, 7, 8]
     assert [e["type"].split(".")[2] for e in body["events"]] == [
         "escalated",
         "customer_unresponsive",
         "downgraded",
         "responded",
         "resolved",
+        "survey_invited",
     ]
 
 
@@ -193,8 +195,8 @@ def test_a_diff_by_versions_from_before_the_opening(
     assert {c["field"]: c["after"] for c in body["changes"]}["status"] == "awaiting_assessment"
     assert all(c["before"] is None for c in body["changes"])
     # Without an end: up to the latest version (the reopen).
-    body = audit_get(client, api_on_db, f"/cases/{past.case_id}/diff", from_version=7).json()
-    assert body["to_version"] == 8
+    body = audit_get(client, api_on_db, f"/cases/{past.case_id}/diff", from_version=8).json()
+    assert body["to_version"] == 9
     assert {c["field"]: c["after"] for c in body["changes"]}["status"] == "open"
 
 

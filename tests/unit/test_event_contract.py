@@ -59,6 +59,8 @@ PUBLIC = {
     # Resolved's closure reason is a policy code; other events' `reason` is free text,
     # classified personal per type in the contract, which wins over this list.
     *("reason", "out_of_scope"),
+    # A survey invitation's `to`: the kind of contact (email, phone), never the address.
+    "to",
     # Service incidents: what they affect and the summary every customer reads.
     *("incident_id", "services", "categories", "summary", "started_at", "ended_at"),
 }
