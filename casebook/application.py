@@ -2,10 +2,10 @@
 
 Commands are run by one writer thread in batches (group commit): each command is
 checked against its aggregate, and the aggregates of the whole batch are saved in
-one transaction together with idempotency records, case index rows and the origins
-of commands that came through the API. If that transaction fails on a conflict,
-every command of the batch is retried alone, so one conflicting command never sinks
-the others.
+one transaction together with idempotency records, case index rows, the origins of
+commands that came through the API and the messages their events decided to send. If
+that transaction fails on a conflict, every command of the batch is retried alone, so
+one conflicting command never sinks the others.
 
 It stays one module so that a batch's life (prepare, save together, retry alone, answer)
 reads from top to bottom; the rows a batch writes are in `casebook.batch_rows`.

@@ -225,7 +225,7 @@ def test_the_timeline_lists_case_entries_in_time_order(
     response = audit_get(client, api_on_db, f"/cases/{past.case_id}/timeline")
     assert response.status_code == 200, response.text
     entries = response.json()["entries"]
-    assert [e["seq"] for e in entries] == list(range(1, 9))
+    assert [e["seq"] for e in entries] == list(range(1, 10))
     assert [e["occurred_at"] for e in entries] == sorted(e["occurred_at"] for e in entries)
     escalation = entries[2]
     assert escalation["event_type"] == "casebook.case.escalated.v1"
@@ -246,7 +246,7 @@ def test_verification_reports_the_first_broken_link(
             "unmodified": True,
             "complete": True,
             "chains": 1,
-            "entries": 8,
+            "entries": 9,
             "breaks": [],
             "missing_entries": 0,
             "incomplete_chains": 0,
@@ -263,7 +263,7 @@ def test_verification_reports_the_first_broken_link(
         assert broken["breaks"][0]["seq"] == 5
         assert broken["breaks"][0]["reason"] == "its content does not match its hash"
         whole = audit_get(own_client, api, "/verification").json()
-        assert whole["chains"] == 2 and whole["entries"] == 9  # and the organisation's
+        assert whole["chains"] == 2 and whole["entries"] == 10  # and the organisation's
         assert [b["description"] for b in whole["breaks"]] == [
             b["description"] for b in broken["breaks"]
         ]

@@ -103,13 +103,13 @@ def test_timeline_in_time_order(cli: CliRunner, clean_database: Database, past: 
     result = cli("audit", "timeline", str(past.case_id), db=clean_database)
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 9
     assert "case #3  casebook.case.escalated.v1  bob (agent, api)" in lines[2]
     assert "severity: B -> A" in lines[2]
     body = json.loads(
         cli("audit", "timeline", str(past.case_id), "--json", db=clean_database).stdout
     )
-    assert [e["seq"] for e in body["entries"]] == list(range(1, 9))
+    assert [e["seq"] for e in body["entries"]] == list(range(1, 10))
     unknown = cli("audit", "timeline", "00000000-0000-4000-8000-000000000000", db=clean_database)
     assert unknown.code == 1 and "case-exists" in unknown.stderr
 
@@ -119,7 +119,7 @@ def test_verify_names_the_first_broken_link_and_exits_1(
 ) -> None:
     whole = cli("audit", "verify", db=clean_database)
     assert whole.code == 0, whole.stderr
-    assert whole.stdout == "the audit log: 9 entries in 2 chain(s): intact\n"
+    assert whole.stdout == "the audit log: 10 entries in 2 chain(s): intact\n"
     assert "verifying" in whole.stderr  # the progress display
     with psycopg.connect(clean_database.url, autocommit=True) as conn:
         conn.execute(

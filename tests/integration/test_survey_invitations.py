@@ -17,7 +17,12 @@ from casebook.database import Database
 from casebook.supervision import BOARD, Backoff, supervised
 from domain.values import Role
 from messaging.delivery import NotificationDelivery, outbox_messages
-from messaging.notifications import Notification, NotificationNotSent, TableNotifier
+from messaging.notifications import (
+    Notification,
+    NotificationNotSent,
+    SmtpNotifier,
+    TableNotifier,
+)
 from tests.integration.api_support import (
     REGISTERED_EMAIL,
     REGISTERED_PHONE,
@@ -27,8 +32,10 @@ from tests.integration.api_support import (
     running_api,
 )
 from tests.integration.conftest import CliRunner
+from tests.integration.smtp_support import Inbox, smtp_server
 
 pytestmark = pytest.mark.integration
+__all__ = ["smtp_server"]  # the fixture, used by name
 
 
 @pytest.fixture
@@ -125,6 +132,23 @@ def test_the_notifier_part_delivers_the_invitation_and_the_customer_answers_once
     again_resolved = command(client, api, f"/cases/{case_id}/resolution", resolution)
     assert again_resolved["events"] == ["casebook.case.resolved.v2"]
     assert len(kept(clean_database)) == 1
+
+
+def test_the_notifier_part_delivers_the_invitation_by_smtp(
+    api: Api, client: TestClient, clean_database: Database, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    case_id, _ = resolved_case(client, api, preferred_contact="email")
+    notifier = SmtpNotifier("127.0.0.1", port, "support@casebook.example")
+
+    with psycopg.connect(clean_database.url, autocommit=True) as conn:
+        assert NotificationDelivery(clean_database.url, notifier).deliver_due(conn) == 1
+
+    [(sender, recipients, mail)] = inbox.messages
+    assert (sender, recipients) == ("support@casebook.example", [REGISTERED_EMAIL])
+    body = mail.get_payload(decode=True).decode()
+    assert case_id in str(mail["Subject"]) and case_id in body
+    assert kept(clean_database)[0].state == "delivered"
 
 
 class FlakyNotifier:
