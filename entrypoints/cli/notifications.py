@@ -36,7 +36,7 @@ def list_notifications(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Newest this many.")] = 20,
 ) -> None:
-    """Newest first: when, organisation, kind, recipient, subject, then the message."""
+    """Newest first: the notifier outbox with each message's state, then kept messages."""
     settings = get_settings()
     configure_logging(settings, stream="stderr")
     with command_database(settings) as db, psycopg.connect(db.url) as conn:
@@ -72,8 +72,7 @@ def _outbox_line(message: OutboxMessage) -> str:
 
 @notifications_app.command("deliver")
 def deliver_notifications() -> None:
-    """Deliver kept messages through the configured notifier until Ctrl-C or SIGTERM
-    (`casebook run` does this itself)."""
+    """Deliver the kept messages through the configured notifier until Ctrl-C or SIGTERM."""
     from entrypoints.background import run_standalone
     from entrypoints.cli.relay import stop_on_signals
     from entrypoints.notifier_service import NotifierService

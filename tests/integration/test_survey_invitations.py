@@ -3,15 +3,21 @@ kept with it, and the notifier part that delivers it through the notifier port."
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from structlog.testing import capture_logs
 
 from casebook.database import Database
 from casebook.supervision import BOARD, Backoff, supervised
@@ -182,7 +188,27 @@ def test_a_refused_message_is_retried_shown_as_trouble_and_never_lost(
     troubles: list[str] = []
     stop = threading.Event()
     part = threading.Thread(target=supervised(name, delivery.run, Backoff(0.1, 0.2)), args=(stop,))
-    part.start()
+    with capture_logs() as logs:
+        part.start()
+        run_until_delivered(name, troubles, clean_database, stop, part)
+    assert "did not take the message" in troubles[0]
+    failures = [entry for entry in logs if entry["event"] == "notification.failed"]
+    assert [entry["attempt"] for entry in failures] == [1, 2, 3]  # each failure logged once
+    assert REGISTERED_EMAIL not in str(logs) and "portal" not in str(logs)  # nor the message
+    [delivered] = notifier.delivered
+    assert case_id in delivered.message
+    [message] = kept(clean_database)
+    assert (message.state, message.attempts) == ("delivered", 4)
+
+
+def run_until_delivered(
+    name: str,
+    troubles: list[str],
+    clean_database: Database,
+    stop: threading.Event,
+    part: threading.Thread,
+) -> None:
+    """Watch the part fail twice (noting its trouble), then deliver and be healthy again."""
     try:
 
         def failed_twice() -> bool:
@@ -202,11 +228,6 @@ def test_a_refused_message_is_retried_shown_as_trouble_and_never_lost(
         stop.set()
         part.join(5)
         BOARD.forget(name)
-    assert "did not take the message" in troubles[0]
-    [delivered] = notifier.delivered
-    assert case_id in delivered.message
-    [message] = kept(clean_database)
-    assert (message.state, message.attempts) == ("delivered", 4)
 
 
 def test_notifications_list_tells_delivered_pending_and_failed_apart(
@@ -237,3 +258,26 @@ def test_notifications_list_tells_delivered_pending_and_failed_apart(
     assert "  failed  " in line_of(failed_case) and "did not take" in line_of(failed_case)
     assert "  pending  " in line_of(pending_case)
     assert "kept by the embedded notifier:" in lines
+
+
+def test_notifications_deliver_runs_the_notifier_part_alone_until_sigterm(
+    api: Api, client: TestClient, clean_database: Database
+) -> None:
+    resolved_case(client, api)
+    env = {**os.environ, "CASEBOOK_DATABASE_URL": clean_database.url}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "casebook"), "notifications", "deliver"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: kept(clean_database)[0].state == "delivered", seconds=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    with psycopg.connect(clean_database.url) as conn:
+        [[kept_by_table]] = conn.execute("SELECT count(*) FROM casebook_notifications").fetchall()
+    assert kept_by_table == 1
