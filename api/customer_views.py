@@ -29,6 +29,7 @@ _SHOWN: dict[str, tuple[str, ...]] = {
     "note_added": ("text",),
     "resolved": ("resolution", "reason"),
     "reopened": (),
+    "survey_invited": ("to",),  # the kind of contact, as the customer chose it
     "satisfaction_recorded": ("score", "comment"),
     "linked_to_incident": ("incident_id",),
 }

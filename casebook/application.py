@@ -2,10 +2,10 @@
 
 Commands are run by one writer thread in batches (group commit): each command is
 checked against its aggregate, and the aggregates of the whole batch are saved in
-one transaction together with idempotency records, case index rows and the origins
-of commands that came through the API. If that transaction fails on a conflict,
-every command of the batch is retried alone, so one conflicting command never sinks
-the others.
+one transaction together with idempotency records, case index rows, the origins of
+commands that came through the API and the messages their events decided to send. If
+that transaction fails on a conflict, every command of the batch is retried alone, so
+one conflicting command never sinks the others.
 
 It stays one module so that a batch's life (prepare, save together, retry alone, answer)
 reads from top to bottom; the rows a batch writes are in `casebook.batch_rows`.
@@ -34,6 +34,7 @@ from casebook.batch_rows import (
     changes_listing,
     incident_rows,
     index_row,
+    notification_rows,
     one_per_aggregate,
     origin_rows,
     result_of,
@@ -355,6 +356,7 @@ class Casebook(StoreReads):
                 idempotency=[r for r in records if r is not None],
                 case_index=index,
                 incident_index=incident_rows(ready),
+                notifications=notification_rows(ready),
                 expected_reads=reads,
                 origins=origins,
             )

@@ -2,7 +2,7 @@
 
 The write side (`casebook.application`) saves a batch's aggregates in one transaction
 with the rows derived here: the origin of each recorded event, the case index rows for
-listings, and each command's result.
+listings, the messages to send, and each command's result.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from casebook import commands as c
 from casebook.event_types import event_type
 from casebook.handlers import Written, target_id
 from casebook.incident_index import IncidentRow, row_of
+from casebook.pending_notifications import PendingMessage, invitations
 from casebook.reads import CaseSummary
 from casebook.store import OriginRow
 from casebook.writer import Pending
@@ -96,6 +97,16 @@ def changes_listing(aggregate: Written) -> bool:
 def incident_rows(ready: list[Prepared]) -> list[IncidentRow]:
     """The index row of every incident the batch changed (every incident event does)."""
     return [row_of(p.aggregate) for p in ready if isinstance(p.aggregate, ServiceIncident)]
+
+
+def notification_rows(ready: list[Prepared]) -> list[PendingMessage]:
+    """The messages the batch's events decided to send (survey invitations)."""
+    return [
+        m
+        for p in ready
+        if isinstance(p.aggregate, ServiceRequest)
+        for m in invitations(p.aggregate)
+    ]
 
 
 def index_row(case: Written) -> CaseSummary:

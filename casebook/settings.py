@@ -203,7 +203,8 @@ class Settings(BaseSettings):
         default=30,
         gt=0,
         description="Longest wait before a failed relay, consumer, timer, checkpointer or "
-        "outbox publisher is started again (the wait doubles from 0.5 s up to this).",
+        "outbox publisher is started again (the wait doubles from 0.5 s up to this), and "
+        "before an undelivered survey invitation is tried again (doubling from 1 s).",
     )
     metrics_require_key: bool = Field(
         default=False,
@@ -256,9 +257,9 @@ class Settings(BaseSettings):
     )
     notifier: Literal["table", "smtp"] = Field(
         default="table",
-        description="Where one-time caller verification codes are sent: table (kept in "
-        "casebook_notifications, read with `casebook notifications list`) or smtp (e-mail "
-        "through smtp_host; codes for a registered phone cannot go by SMTP).",
+        description="Where one-time caller verification codes and survey invitations are "
+        "sent: table (kept in casebook_notifications, read with `casebook notifications "
+        "list`) or smtp (e-mail through smtp_host; messages to a phone cannot go by SMTP).",
     )
     smtp_host: str = Field(default="localhost", description="SMTP server (notifier smtp).")
     smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of smtp_host.")

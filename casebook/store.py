@@ -1,7 +1,8 @@
 """The event store: eventsourcing's PostgreSQL recorder plus the write side's tables.
 
-Idempotency records, the case index and command origins are written by the same
-transaction that inserts the events (sent in one round trip), after the notification-log
+Idempotency records, the case index, command origins and the messages to send (survey
+invitations, `casebook.pending_notifications`) are written by the same transaction
+that inserts the events (sent in one round trip), after the notification-log
 table lock is taken: a command's events, its idempotency record, its index row and its
 origin are committed together or not at all, and the lock orders those writes so
 concurrent batches cannot deadlock. The relay reads each event's origin with the event
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -26,7 +27,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from casebook import incident_index
+from casebook import incident_index, pending_notifications
 from casebook.commands import Origin
 from casebook.reads import CaseSummary
 
@@ -90,8 +91,9 @@ _INSERT_ORIGINS = (
 
 
 class CasebookRecorder(PostgresApplicationRecorder):
-    """Inserts events with the idempotency records, case and incident index rows, origins
-    and read checks given to `save`, in one round trip; reads notifications with their origins."""
+    """Inserts events with the idempotency records, case and incident index rows, origins,
+    messages to send and read checks given to `save`, in one round trip; reads
+    notifications with their origins."""
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -139,6 +141,9 @@ class CasebookRecorder(PostgresApplicationRecorder):
                             incident_index.upsert_parameters(incidents),
                             prepare=False,
                         )
+                    if messages := kwargs.get("notifications", ()):
+                        rows = [astuple(m) for m in messages]
+                        control.execute(pending_notifications.INSERT, _columns(rows), prepare=False)
                     control.execute("COMMIT")
                     pipeline.sync()
                     return [row["notification_id"] for row in events.fetchall()]

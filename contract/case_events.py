@@ -144,6 +144,7 @@ ENUM_OF_FIELD: dict[str, type[StrEnum]] = {
     "preferred_contact": ContactKind,
     "kind": ContactKind,
     "send_to_kind": ContactKind,
+    "to": ContactKind,  # survey_invited: the kind of contact, never the address
     "visibility": NoteVisibility,
     "purchase_channel": PurchaseChannel,
 }

@@ -1,11 +1,14 @@
 """Messages to people: the notifier port and its two adapters.
 
-casebook sends one kind of message today, the one-time code of a caller verification
-(policy §2), to a phone or e-mail registered in the organisation's profile. Where it goes
-is a deployment's choice (`CASEBOOK_NOTIFIER`): the embedded default keeps each message
-in `casebook_notifications` for `casebook notifications list` (a support desk without a
-mail server, a demo, the tests); `smtp` sends e-mail through a mail server. The message
-is what goes out, so it holds the code: nothing here logs it.
+casebook sends two kinds of message: the one-time code of a caller verification (policy
+§2), to a phone or e-mail registered in the organisation's profile, sent from the API
+before the request is recorded; and the satisfaction survey invitation of a resolution
+(§6), kept by the write side with its event and delivered by the notifier part
+(`messaging.delivery`). Where they go is a deployment's choice (`CASEBOOK_NOTIFIER`):
+the embedded default keeps each message in `casebook_notifications` for `casebook
+notifications list` (a support desk without a mail server, a demo, the tests); `smtp`
+sends e-mail through a mail server. A message is what goes out (a code, an address):
+nothing here logs it.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ class ServiceRequest(ClockedAggregate):
     NoteAdded = events.NoteAdded
     Resolved = events.Resolved
     Reopened = events.Reopened
+    SurveyInvited = events.SurveyInvited
     SatisfactionRecorded = events.SatisfactionRecorded
     LinkedToIncident = events.LinkedToIncident
 
@@ -331,12 +332,7 @@ class ServiceRequest(ClockedAggregate):
     ) -> None:
         """Resolve the case for a reason of the policy (support staff, after a response)."""
         self._require_workable(at)
-        rules.require_staff(by, "resolve a case")
-        if self.first_responded_at is None:
-            raise errors.ResolveNeedsFirstResponse(
-                "Respond to the customer before resolving the case."
-            )
-        rules.require_text(resolution, "the resolution")
+        rules.check_resolution(by, resolution, responded=self.first_responded_at is not None)
         self.trigger_event(
             self.Resolved,
             resolution=resolution,
@@ -346,6 +342,8 @@ class ServiceRequest(ClockedAggregate):
             by=by,
             at=at,
         )
+        if self.satisfaction is None:  # one answer per case: invited until it is given
+            self.trigger_event(self.SurveyInvited, to=self.preferred_contact.value, by=by, at=at)
 
     @event(Resolved)
     def _resolved(self, reason: str, at: datetime) -> None:

@@ -216,6 +216,21 @@ class Reopened(Aggregate.Event):
     at: datetime
 
 
+class SurveyInvited(Aggregate.Event):
+    """The customer was invited to answer the satisfaction survey (§6).
+
+    Recorded with the `Resolved` it follows, while the case has no answer yet: a case
+    reopened and resolved again is invited again until it is answered, never after.
+    `to` is the contact kind the invitation goes to (the case's preferred one), never
+    the address: the write side keeps the message for the notifier part to deliver.
+    """
+
+    class_version = 1
+    to: str  # a ContactKind value
+    by: Actor
+    at: datetime
+
+
 class SatisfactionRecorded(Aggregate.Event):
     """The customer's satisfaction survey answer (§6)."""
 

@@ -84,6 +84,14 @@ def require_text(text: str, what: str) -> None:
         raise errors.RequiredTextMissing(f"Please give {what}.")
 
 
+def check_resolution(by: Actor, resolution: str, *, responded: bool) -> None:
+    """Refuse a resolution by anyone but staff, before a first response, or without text."""
+    require_staff(by, "resolve a case")
+    if not responded:
+        raise errors.ResolveNeedsFirstResponse("Respond to the customer before resolving the case.")
+    require_text(resolution, "the resolution")
+
+
 def check_incident_link(
     incident_id: UUID, linked: UUID | None, by: Actor, *, opening: bool
 ) -> None:

@@ -18,6 +18,7 @@ from entrypoints.cli.db import command_database
 from entrypoints.cli.relay import relay_beside_api
 from entrypoints.cli.serve import serve_api, signals_stop_once, write_side
 from entrypoints.logging import configure_logging
+from entrypoints.notifier_service import NotifierService
 from entrypoints.sla_service import sla_beside_api
 from messaging.kafka_clients import check_brokers
 
@@ -70,6 +71,7 @@ def run_command() -> None:
                 ),
                 "casebook-sla": sla_beside_api(db, with_kafka, bootstrap).run,
                 "casebook-audit": audit_beside_api(db, with_kafka, bootstrap).run,
+                "casebook-notifier": NotifierService(db, settings).run,
                 "casebook-part-reports": PartReporter(db.url, settings.part_unhealthy_seconds).run,
             }
         ) as background,
@@ -89,14 +91,15 @@ def run_command() -> None:
             f"{settings.topic_prefix}.sla-events.v1",
             "  SLA:       tracker running (consumer group sla); GET /queue for the agent queue",
             "  audit:     trail running (consumer group audit); casebook audit --help",
+            "  notifier:  delivering survey invitations; casebook notifications list",
             f"  API docs:  {base}/docs",
             f"  demo:      {demo}",
             "  demo API keys (send as 'Authorization: Bearer <key>'):",
             *(f"    {role.value:<10} {token}" for role, token in tokens.items()),
             f"  the portal key acts for a customer admin: add 'Casebook-On-Behalf-Of: "
             f"{DEMO_ADMIN}'",
-            "  Ctrl-C stops the API, the relay, the SLA tracker, the audit trail, the broker and "
-            "the database.",
+            "  Ctrl-C stops the API, the relay, the SLA tracker, the audit trail, the notifier, "
+            "the broker and the database.",
             "",
         ]
         print("\n".join(lines), flush=True)

@@ -33,6 +33,7 @@ CASE_EVENTS: dict[str, frozenset[str]] = {
         "reopened",
         "satisfaction_recorded",
         "linked_to_incident",
+        "survey_invited",  # no clock or report figure depends on it
     )
 } | {
     "opened": frozenset({"1", "2", "3", "4", "5"}),

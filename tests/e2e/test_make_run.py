@@ -77,6 +77,19 @@ def wait_for_queue(base: str, headers: dict[str, str], ready: Any) -> list[dict[
     return items
 
 
+def wait_for_part(base: str, headers: dict[str, str], name: str) -> dict[str, Any]:
+    """The part `name` as GET /status shows it, once it is listed (or fail)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{base}/status", headers=headers)
+        assert response.status_code == 200, response.text
+        found = [p for p in response.json()["parts"] if p["part"] == name]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never listed on /status")
+
+
 def test_run_serves_the_demo_and_keeps_its_data_across_restarts(data_home: Path) -> None:
     port = free_port()
     with casebook_run(data_home / "var", port) as (base, keys):
@@ -100,6 +113,9 @@ def test_run_serves_the_demo_and_keeps_its_data_across_restarts(data_home: Path)
         queue = wait_for_queue(base, agent, lambda items: items and items[0]["clock"])
         assert queue[0]["case_id"] == str(DEMO_CASE)
         assert queue[0]["clock"]["state"] == "running"
+        # The notifier part (survey invitations) runs beside the others.
+        admin = {"Authorization": f"Bearer {keys['admin']}"}
+        assert wait_for_part(base, admin, "notifier")["state"] == "running"
 
     with casebook_run(data_home / "var", port) as (base, keys):
         agent = {"Authorization": f"Bearer {keys['agent']}"}

@@ -102,7 +102,7 @@ def test_a_complete_log_is_intact(cli: CliRunner, clean_database: Database) -> N
     past = live_a_case(clean_database)
     published(clean_database)
     one = cli("audit", "verify", str(past.case_id), db=clean_database)
-    assert (one.code, one.stdout) == (0, f"case {past.case_id}: 8 entries in 1 chain(s): intact\n")
+    assert (one.code, one.stdout) == (0, f"case {past.case_id}: 9 entries in 1 chain(s): intact\n")
     body = json.loads(cli("audit", "verify", "--json", db=clean_database).stdout)
     assert (body["intact"], body["unmodified"], body["complete"]) == (True, True, True)
     assert body["missing_entries"] == 0 and body["missing"] == []
@@ -281,7 +281,7 @@ def test_settle_waits_for_entries_still_on_their_way(
         late.join()
     assert (result.code, result.stdout) == (
         0,
-        f"case {past.case_id}: 8 entries in 1 chain(s): intact\n",
+        f"case {past.case_id}: 9 entries in 1 chain(s): intact\n",
     )
 
 

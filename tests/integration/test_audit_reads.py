@@ -90,9 +90,10 @@ def test_severity_changes_and_the_reopen_show_as_they_were(
     assert at(4)["severity"] == "A"  # the customer did not answer
     assert at(5)["severity"] == "B"  # downgraded on that record
     assert [h["severity"] for h in at(5)["severity_history"]] == ["B", "A", "B"]
-    assert (at(7)["status"], at(7)["resolved_at"]) == ("resolved", "2025-03-04T18:00:00Z")
-    assert (at(8)["status"], at(8)["resolved_at"]) == ("open", None)  # reopened
-    assert at(8, later=timedelta(days=400))["version"] == 8
+    # Resolved (version 7) and its survey invitation (8) at one instant.
+    assert (at(8)["status"], at(8)["resolved_at"]) == ("resolved", "2025-03-04T18:00:00Z")
+    assert (at(9)["status"], at(9)["resolved_at"]) == ("open", None)  # reopened
+    assert at(9, later=timedelta(days=400))["version"] == 9
 
 
 def test_an_instant_before_the_opening_names_the_field(
@@ -116,7 +117,7 @@ def test_an_instant_before_the_opening_names_the_field(
             "query.version",
         ),
         ({}, 422, "audit-query-is-valid", "query.at"),
-        ({"version": 9}, 404, "case-version-exists", "query.version"),
+        ({"version": 10}, 404, "case-version-exists", "query.version"),
         ({"version": 0}, 422, "request-is-valid", "query.version"),
     ],
 )
@@ -159,25 +160,26 @@ def test_a_diff_lists_each_changed_field_and_the_events_between(
         f"/cases/{past.case_id}/diff",
         **{
             "from": (past.instants[2] + HOUR / 2).isoformat(),
-            "to": (past.instants[7] + HOUR / 2).isoformat(),
+            "to": (past.instants[8] + HOUR / 2).isoformat(),
         },
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["from_version"], body["to_version"]) == (2, 7)
+    assert (body["from_version"], body["to_version"]) == (2, 8)
     changes = {c["field"]: (c["before"], c["after"]) for c in body["changes"]}
     assert changes["status"] == ("open", "resolved")
     assert changes["resolved_at"] == (None, "2025-03-04T18:00:00Z")
     assert changes["first_responded_at"] == (None, "2025-03-04T17:00:00Z")
     assert "severity" not in changes  # B, then A, then back to B
     assert [h["severity"] for h in changes["severity_history"][1]] == ["B", "A", "B"]
-    assert [e["version"] for e in body["events"]] == [3, 4, 5, 6, 7]
+    assert [e["version"] for e in body["events"]] == [3, 4, 5, 6, 7, 8]
     assert [e["type"].split(".")[2] for e in body["events"]] == [
         "escalated",
         "customer_unresponsive",
         "downgraded",
         "responded",
         "resolved",
+        "survey_invited",
     ]
 
 
@@ -193,8 +195,8 @@ def test_a_diff_by_versions_from_before_the_opening(
     assert {c["field"]: c["after"] for c in body["changes"]}["status"] == "awaiting_assessment"
     assert all(c["before"] is None for c in body["changes"])
     # Without an end: up to the latest version (the reopen).
-    body = audit_get(client, api_on_db, f"/cases/{past.case_id}/diff", from_version=7).json()
-    assert body["to_version"] == 8
+    body = audit_get(client, api_on_db, f"/cases/{past.case_id}/diff", from_version=8).json()
+    assert body["to_version"] == 9
     assert {c["field"]: c["after"] for c in body["changes"]}["status"] == "open"
 
 
@@ -223,7 +225,7 @@ def test_the_timeline_lists_case_entries_in_time_order(
     response = audit_get(client, api_on_db, f"/cases/{past.case_id}/timeline")
     assert response.status_code == 200, response.text
     entries = response.json()["entries"]
-    assert [e["seq"] for e in entries] == list(range(1, 9))
+    assert [e["seq"] for e in entries] == list(range(1, 10))
     assert [e["occurred_at"] for e in entries] == sorted(e["occurred_at"] for e in entries)
     escalation = entries[2]
     assert escalation["event_type"] == "casebook.case.escalated.v1"
@@ -244,7 +246,7 @@ def test_verification_reports_the_first_broken_link(
             "unmodified": True,
             "complete": True,
             "chains": 1,
-            "entries": 8,
+            "entries": 9,
             "breaks": [],
             "missing_entries": 0,
             "incomplete_chains": 0,
@@ -261,7 +263,7 @@ def test_verification_reports_the_first_broken_link(
         assert broken["breaks"][0]["seq"] == 5
         assert broken["breaks"][0]["reason"] == "its content does not match its hash"
         whole = audit_get(own_client, api, "/verification").json()
-        assert whole["chains"] == 2 and whole["entries"] == 9  # and the organisation's
+        assert whole["chains"] == 2 and whole["entries"] == 10  # and the organisation's
         assert [b["description"] for b in whole["breaks"]] == [
             b["description"] for b in broken["breaks"]
         ]

@@ -29,10 +29,10 @@ def test_state_at_an_instant_and_at_a_version(
     assert result.code == 0, result.stderr
     assert result.stdout.startswith(f"case {past.case_id} at version 3 (2025-03-03T12:00:00Z)")
     assert "  severity: A\n" in result.stdout
-    result = cli("audit", "state", str(past.case_id), "--version", "7", "--json", db=clean_database)
+    result = cli("audit", "state", str(past.case_id), "--version", "8", "--json", db=clean_database)
     assert result.code == 0, result.stderr
     body = json.loads(result.stdout)
-    assert body["version"] == 7 and body["state"] == past.states[7]
+    assert body["version"] == 8 and body["state"] == past.states[8]
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_state_at_an_instant_and_at_a_version(
         (["--at", "2025-03-04T12:00:00"], "--at needs a UTC offset"),
         (["--at", "yesterday"], "--at 'yesterday' is not an ISO 8601 instant"),
         (["--at", "2025-03-03T09:59:59Z"], "is before case"),
-        (["--version", "99"], "has 8 version(s)"),
+        (["--version", "99"], "has 9 version(s)"),
         ([], "give --at (an instant) or --version"),
     ],
 )
@@ -60,7 +60,7 @@ def test_diff_between_instants_and_versions(
     cli: CliRunner, clean_database: Database, past: CasePast
 ) -> None:
     start = (past.instants[6] + timedelta(minutes=1)).isoformat()
-    end = (past.instants[8] + timedelta(minutes=1)).isoformat()
+    end = (past.instants[9] + timedelta(minutes=1)).isoformat()
     result = cli(
         "audit", "diff", str(past.case_id), "--from", start, "--to", end, db=clean_database
     )
@@ -71,7 +71,8 @@ def test_diff_between_instants_and_versions(
     assert any(
         line.startswith("  v7  2025-03-04T18:00:00Z  casebook.case.resolved.v2") for line in lines
     )
-    assert any(line.startswith("  v8  ") and "reopened" in line for line in lines)
+    assert any(line.startswith("  v8  ") and "survey_invited" in line for line in lines)
+    assert any(line.startswith("  v9  ") and "reopened" in line for line in lines)
     result = cli(
         "audit",
         "diff",
@@ -102,13 +103,13 @@ def test_timeline_in_time_order(cli: CliRunner, clean_database: Database, past: 
     result = cli("audit", "timeline", str(past.case_id), db=clean_database)
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 8
+    assert len(lines) == 9
     assert "case #3  casebook.case.escalated.v1  bob (agent, api)" in lines[2]
     assert "severity: B -> A" in lines[2]
     body = json.loads(
         cli("audit", "timeline", str(past.case_id), "--json", db=clean_database).stdout
     )
-    assert [e["seq"] for e in body["entries"]] == list(range(1, 9))
+    assert [e["seq"] for e in body["entries"]] == list(range(1, 10))
     unknown = cli("audit", "timeline", "00000000-0000-4000-8000-000000000000", db=clean_database)
     assert unknown.code == 1 and "case-exists" in unknown.stderr
 
@@ -118,7 +119,7 @@ def test_verify_names_the_first_broken_link_and_exits_1(
 ) -> None:
     whole = cli("audit", "verify", db=clean_database)
     assert whole.code == 0, whole.stderr
-    assert whole.stdout == "the audit log: 9 entries in 2 chain(s): intact\n"
+    assert whole.stdout == "the audit log: 10 entries in 2 chain(s): intact\n"
     assert "verifying" in whole.stderr  # the progress display
     with psycopg.connect(clean_database.url, autocommit=True) as conn:
         conn.execute(

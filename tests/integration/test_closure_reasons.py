@@ -81,7 +81,7 @@ def test_every_closure_reason_of_the_policy_resolves_a_case_and_is_recorded(
         response = resolve(client, api, case_id, reason.value)
         assert response.status_code == 200, (reason, response.text)
         events = response.json()["events"]
-        assert events == ["casebook.case.resolved.v2"], events
+        assert events == ["casebook.case.resolved.v2", "casebook.case.survey_invited.v1"], events
 
 
 def test_an_unknown_closure_reason_is_refused_naming_the_field(

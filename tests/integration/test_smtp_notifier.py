@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import email
-import socket
-from collections.abc import Iterator
-from email.message import Message
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from casebook.database import Database
@@ -18,38 +12,11 @@ from casebook.settings import Settings
 from domain.values import Role
 from messaging.notifications import Notification, NotificationNotSent, SmtpNotifier
 from tests.integration.api_support import REGISTERED_EMAIL, register_acme, running_api
+from tests.integration.smtp_support import Inbox, free_port, smtp_server
 from tests.integration.verification_support import confirm, open_for_caller, request_code
 
 pytestmark = pytest.mark.integration
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], Message]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        parsed = email.message_from_bytes(envelope.content)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), parsed))
-        return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
+__all__ = ["smtp_server"]  # the fixture, used by name
 
 
 def test_the_smtp_notifier_delivers_an_email(smtp_server: tuple[Inbox, int]) -> None:

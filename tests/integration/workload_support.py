@@ -45,7 +45,8 @@ def work_case(casebook: Casebook, organisation_id: uuid.UUID, index: int, events
     if responds:
         steps.append(c.Respond(case_id, "Looking into it"))
     resolve = responds and index % 4 == 0  # a case is resolved after a first response
-    notes = events - 2 - len(steps) - resolve
+    # A resolution records two events: Resolved and its SurveyInvited.
+    notes = events - 2 - len(steps) - 2 * resolve
     steps.extend(c.AddNote(case_id, f"note {n}", NoteVisibility.INTERNAL) for n in range(notes))
     if resolve:
         steps.append(c.Resolve(case_id, "Fixed", "fixed"))

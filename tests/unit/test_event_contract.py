@@ -30,6 +30,7 @@ from projections.audit.checkpoint import EVENT_TYPE as CHECKPOINT_TYPE
 from projections.audit.checkpoint import public_pem, sign
 from projections.audit.schema import CHECKPOINT_TOPIC
 from projections.sla.events import sla_event
+from projections.sla.projection import CASE_EVENTS
 from projections.sla.schema import SLA_EVENT_TYPES
 from tests.unit.conftest import (
     ADA,
@@ -59,6 +60,8 @@ PUBLIC = {
     # Resolved's closure reason is a policy code; other events' `reason` is free text,
     # classified personal per type in the contract, which wins over this list.
     *("reason", "out_of_scope"),
+    # A survey invitation's `to`: the kind of contact (email, phone), never the address.
+    "to",
     # Service incidents: what they affect and the summary every customer reads.
     *("incident_id", "services", "categories", "summary", "started_at", "ended_at"),
 }
@@ -285,6 +288,20 @@ def test_no_contact_detail_or_code_digest_reaches_the_default_payloads(
     assert requested.code_digest not in json.dumps(
         [analytics_payload(e, include_personal=True) for e in recorded]
     )
+
+
+def test_the_published_survey_invitation_names_the_contact_kind_not_the_address(
+    by_type: dict[str, Any],
+) -> None:
+    invited = analytics_payload(by_type["casebook.case.survey_invited.v1"], include_personal=True)
+    preferred = by_type["casebook.case.opened.v5"].preferred_contact
+    assert set(invited) == {"to", "by", "at"} and invited["to"] == preferred
+
+
+def test_the_sla_tracker_knows_every_case_event_type_on_the_topic() -> None:
+    case_types = [kind.split(".") for kind in EVENT_CLASSES if kind.startswith("casebook.case.")]
+    unknown = [f"{name}.{v}" for _, _, name, v in case_types if v[1:] not in CASE_EVENTS[name]]
+    assert unknown == []
 
 
 def test_every_field_is_classified_as_public_personal_or_secret() -> None:

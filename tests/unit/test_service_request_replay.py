@@ -49,8 +49,9 @@ def test_a_full_lifecycle_replays_to_the_same_state(
     for domain_event in recorded:
         replayed = domain_event.mutate(replayed)
     assert replayed == case
-    assert [type(e).__name__ for e in recorded][-3:] == [
+    assert [type(e).__name__ for e in recorded][-4:] == [
         "Resolved",
+        "SurveyInvited",
         "SatisfactionRecorded",
         "Reopened",
     ]

@@ -341,7 +341,7 @@ def test_a_case_resolves_for_every_closure_reason_of_the_policy(
     reason: str, responded: ServiceRequest, policy: Policy, clock: Clock
 ) -> None:
     responded.resolve(reason=reason, resolution="Done", policy=policy, by=AGENT, at=clock.tick())
-    resolved = responded.collect_events()[-1]
+    resolved, _invited = responded.collect_events()[-2:]
     assert (resolved.reason, responded.closure_reason) == (reason, reason)
     assert resolved.out_of_scope == reason.startswith("out_of_scope_")
 

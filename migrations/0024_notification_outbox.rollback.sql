@@ -1,0 +1,1 @@
+DROP TABLE casebook_notification_outbox;
