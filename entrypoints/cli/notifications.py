@@ -47,7 +47,7 @@ def list_notifications(
     for message in outbox:
         typer.echo(_outbox_line(message))
         typer.echo(f"  {message.subject}")
-    if found:
+    if found and outbox:  # headings only where two kinds of line need telling apart
         typer.echo("kept by the embedded notifier:")
     for sent in found:
         when = sent.created_at.isoformat(timespec="seconds")

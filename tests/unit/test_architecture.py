@@ -82,9 +82,9 @@ def test_a_forbidden_import_breaks_the_contract(tree: Path, module: str, forbidd
 ROOMS = (*PACKAGES, COMPOSITION_ROOT)
 LONGEST_MODULE = 430  # "about 400 lines"; the case aggregate holds one method per action
 EXPLAINED_ABOVE = 300
-# Three aggregates' commands, handlers and index rows; the outbound clients live in
-# messaging/, so growth here is the write side's own.
-WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3600
+# Three aggregates' commands, handlers and index rows, the notifications their commands
+# leave to send, and the settings of every part; the outbound clients live in messaging/.
+WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3700
 
 
 def modules() -> list[Path]:
