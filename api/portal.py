@@ -70,8 +70,8 @@ def acting_principal(request: Request, principal: Principal) -> Principal:
     if principal.role is not Role.PORTAL:
         if named:
             raise OnBehalfOfNotAllowed(
-                f"{ON_BEHALF_OF} is for the customer portal's keys; a {principal.role.value} "
-                "key acts as itself."
+                f"{ON_BEHALF_OF} is for the customer portal's keys; {principal.role.value} "
+                "keys act as themselves."
             )
         return principal
     if len(named) != 1 or not _PRINCIPAL.match(named[0]):

@@ -129,6 +129,7 @@ def test_a_portal_request_names_exactly_one_customer(api: Api, client: TestClien
     for response in (missing, spaced):
         found = problem(response, 422, "portal-acts-for-one-customer")
         assert found["errors"][0]["field"] == f"header.{ON_BEHALF_OF}"
+        assert "signed-in customer admin" in found["detail"]
 
 
 def test_only_the_portal_may_act_for_a_customer(api: Api, client: TestClient) -> None:
@@ -140,22 +141,29 @@ def test_only_the_portal_may_act_for_a_customer(api: Api, client: TestClient) ->
         headers=api.as_(Role.AGENT, **{ON_BEHALF_OF: "ada"}),
     )
 
-    problem(staff, 403, "only-the-portal-acts-for-customers")
+    found = problem(staff, 403, "only-the-portal-acts-for-customers")
+    assert "agent keys act as themselves" in found["detail"]
 
 
 @pytest.mark.parametrize(
-    ("change", "rule", "field"),
+    ("change", "rule", "field", "says"),
     [
         (
             {"channel": "phone", "caller_phone": REGISTERED_PHONE},
             "portal-opens-online",
             "body.channel",
+            "send channel `online`",
         ),
-        ({"requester_id": "ada2"}, "portal-opens-for-its-customer", "body.requester_id"),
+        (
+            {"requester_id": "ada2"},
+            "portal-opens-for-its-customer",
+            "body.requester_id",
+            "the requester must be ada",
+        ),
     ],
 )
 def test_the_portal_opens_online_for_its_own_customer_only(
-    api: Api, client: TestClient, change: dict[str, str], rule: str, field: str
+    api: Api, client: TestClient, change: dict[str, str], rule: str, field: str, says: str
 ) -> None:
     organisation_id = register_acme(client, api, admins=["ada", "ada2"])
 
@@ -165,7 +173,9 @@ def test_the_portal_opens_online_for_its_own_customer_only(
         headers=portal(api),
     )
 
-    assert problem(refused, 422, rule)["errors"][0]["field"] == field
+    found = problem(refused, 422, rule)
+    assert found["errors"][0]["field"] == field
+    assert says in found["detail"]
 
 
 def test_a_customer_reply_withdraws_the_unresponsive_record_a_downgrade_needs(
@@ -361,6 +371,7 @@ def test_a_partner_customer_is_offered_the_partner_first_and_may_go_on_to_us(
     )
 
     found = problem(offered, 409, "partner-customers-see-partner-contact-first")
+    assert "partner_contact_acknowledged true" in found["detail"]
     assert found["partner"] == {"name": "Resell Ltd", "contact": "help@resell.example"}
     assert filed == stored  # nothing was filed
     assert went_on.status_code == 201, went_on.text

@@ -98,3 +98,4 @@ def test_an_online_request_came_in_on_no_line(api: Api, client: TestClient) -> N
 
     assert refused.status_code == 422, refused.text
     assert refused.json()["rule"] == "support-line-only-for-phone-requests"
+    assert "not one opened online" in refused.json()["detail"]
