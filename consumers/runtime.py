@@ -49,6 +49,7 @@ from messaging.kafka_clients import (
 
 log = structlog.get_logger("casebook.consumers")
 
+METADATA_MAX_AGE_MS = 5_000
 ConsumerFactory = Callable[[dict[str, Any]], KafkaConsumer]
 POLL_TIMEOUT_MS = 500
 STATUS_INTERVAL_S = 10.0
@@ -120,6 +121,10 @@ class ConsumerRuntime:
             "fetch_max_wait_ms": fetch_max_wait_ms(self._settings),
             "session_timeout_ms": session,
             "heartbeat_interval_ms": max(session // 4, 100),
+            # A topic made a moment ago may first be described without its partitions (no
+            # leader yet); the group then assigns nothing until the next metadata refresh,
+            # five minutes away by default. Look again every few seconds instead.
+            "metadata_max_age_ms": METADATA_MAX_AGE_MS,
         }
 
     def run(self, stop: threading.Event) -> None:
