@@ -253,10 +253,13 @@ def part_as_of(args: argparse.Namespace, server: Database) -> dict[str, Any]:
         casebook = Casebook.connect(database, settings)
         try:
             (case_id,) = seed(casebook, 1)
+            # A resolution records two events (the survey invitation with it): stop once
+            # the case has its events rather than after one command per event.
             for command in long_case_commands(case_id, args.case_events):
-                casebook.execute(command, c.CommandContext(AGENT))
+                if casebook.execute(command, c.CommandContext(AGENT)).version >= args.case_events:
+                    break
             events = list(casebook.store.events.get(case_id))
-            if len(events) != args.case_events:
+            if len(events) < args.case_events:
                 raise RuntimeError(f"the case has {len(events)} events")
             middle_at = events[len(events) // 2 - 1].at
             latest = Point(None, len(events), "at", "version")
