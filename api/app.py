@@ -16,7 +16,17 @@ from api.middleware import RequestContext
 from api.rate_limits import RateLimits
 from api.read_models import ReadModels
 from api.request_limits import RequestLimits
-from api.routes import audit, cases, evidence, health, incidents, organisations, sla, support_lines
+from api.routes import (
+    audit,
+    cases,
+    evidence,
+    health,
+    incidents,
+    organisations,
+    privacy,
+    sla,
+    support_lines,
+)
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
@@ -76,6 +86,7 @@ def create_app(
     app.include_router(sla.router)
     app.include_router(audit.router)
     app.include_router(evidence.router)
+    app.include_router(privacy.router)
     app.include_router(health.router)
     app.include_router(health.status_router)
     app.include_router(health.metrics_router(settings.metrics_require_key))

@@ -94,6 +94,9 @@ ROLE_MATRIX: Mapping[str, frozenset[Role]] = {
     "update_incident": frozenset({SUPERVISOR}),
     "close_incident": frozenset({SUPERVISOR}),
     "service_health": CASE_WORKERS | WITH_PORTAL,
+    # personal data: the platform admin answers erasure and access requests
+    "erase_personal_data": frozenset({ADMIN}),
+    "export_subject_data": frozenset({ADMIN}),
     # SLA, as tracked by the SLA consumer
     "agent_queue": CASE_WORKERS,
     "get_case_sla": CASE_READERS,

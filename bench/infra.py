@@ -9,6 +9,7 @@ shrinks every part to seconds so that CI notices a broken bench without measurin
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import tempfile
 import time
@@ -35,6 +36,7 @@ from entrypoints.migrate import apply_migrations
 
 BROKER_KINDS = ("tansu", "apache")
 BROKER_KIND_VARIABLE = "CASEBOOK_KAFKA_BROKER_KIND"
+MASTER_KEY_VARIABLE = "CASEBOOK_PRIVACY_MASTER_KEY_FILE"
 AT_END_TIMEOUT_S = 60.0
 
 
@@ -80,20 +82,35 @@ def bench_database(url: str | None) -> Iterator[Database]:
     With a URL, that server (checked once, for a one-line error instead of a traceback
     from deep inside a bench); without, an embedded server whose data lives in a
     temporary directory removed with the server, so a run leaves nothing behind.
+    Either way its processes seal personal data with a master key made for the run.
     """
-    if url is not None:
-        try:
-            server = parse_database_url(url)
-            probe(server)
-        except DatabaseUnavailable as error:
-            raise SystemExit(f"bench: {error}") from None
-        yield server
-        return
-    with (
-        tempfile.TemporaryDirectory(prefix="casebook-bench-") as tmp,
-        embedded_server(Path(tmp) / "pg") as server,
-    ):
-        yield server
+    with tempfile.TemporaryDirectory(prefix="casebook-bench-") as tmp, _master_key(Path(tmp)):
+        if url is not None:
+            try:
+                server = parse_database_url(url)
+                probe(server)
+            except DatabaseUnavailable as error:
+                raise SystemExit(f"bench: {error}") from None
+            yield server
+            return
+        with embedded_server(Path(tmp) / "pg") as server:
+            yield server
+
+
+@contextmanager
+def _master_key(directory: Path) -> Iterator[None]:
+    """Settings read the master key's file from the environment, as a deployment sets it."""
+    path = directory / "privacy-master-key"
+    path.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    previous = os.environ.get(MASTER_KEY_VARIABLE)
+    os.environ[MASTER_KEY_VARIABLE] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(MASTER_KEY_VARIABLE, None)
+        else:
+            os.environ[MASTER_KEY_VARIABLE] = previous
 
 
 def describe_database(server: Database) -> str:

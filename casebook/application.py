@@ -23,7 +23,7 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, PersistenceError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, PersistenceError
 from eventsourcing.utils import Environment
 
 from casebook import commands as c
@@ -63,6 +63,9 @@ from domain.incidents import ServiceIncident
 from domain.organisations import Organisation
 from domain.policy import Policy
 from domain.transcodings import register_domain_transcodings
+from privacy.keyring import Keyring
+from privacy.master_key import load_master_key
+from privacy.sealing import SealedAsDict, SealingMapper, scope_of
 
 log = structlog.get_logger("casebook.write")
 
@@ -72,16 +75,44 @@ OTHERS_WRITE_WINDOW_S = 60.0
 
 
 class EventStore(Application[UUID]):
-    """eventsourcing's application, configured only from casebook's settings."""
+    """eventsourcing's application, configured only from casebook's settings; with a
+    master key, personal fields are sealed under data keys (`privacy`)."""
 
     name = "Casebook"  # tables: casebook_events
+
+    def __init__(
+        self, env: Any = None, *, master_key: bytes | None = None, key_cache_seconds: float = 2.0
+    ) -> None:
+        super().__init__(env=env)
+        self.mapper: SealingMapper
+        if master_key is not None:
+            connection = self.recorder.datastore.get_connection  # type: ignore[attr-defined]
+            self.mapper.keyring = Keyring(connection, master_key, cache_seconds=key_cache_seconds)
+
+    @classmethod
+    def open(
+        cls, database: Database, settings: Settings, *, create_tables: bool = True
+    ) -> EventStore:
+        """The store on `database`, sealing with the settings' master key."""
+        return cls(
+            env=eventsourcing_env(database, settings, create_tables=create_tables),
+            master_key=load_master_key(
+                settings.privacy_master_key_file,
+                embedded_data_dir=settings.data_dir if settings.uses_embedded_database else None,
+            ),
+            key_cache_seconds=settings.privacy_key_cache_seconds,
+        )
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         return Environment(name, dict(env or {}))
 
+    def construct_mapper(self) -> Mapper[UUID]:
+        return SealingMapper(self.construct_transcoder())
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder)
+        transcoder.register(SealedAsDict())
 
 
 class CommandWriter(Protocol):
@@ -142,8 +173,7 @@ class Casebook(StoreReads):
         (see `casebook.writer_process`); this process only reads, and the writer's
         process made the tables.
         """
-        creates = writer_address is None
-        store = EventStore(env=eventsourcing_env(database, settings, create_tables=creates))
+        store = EventStore.open(database, settings, create_tables=writer_address is None)
         return cls(
             store,
             policy or load_policy(settings.policy_file),
@@ -348,9 +378,11 @@ class Casebook(StoreReads):
         origins = [row for p in ready for row in origin_rows(p)]
         saved = [a for p in ready for a in (p.aggregate, *p.also)]
         written = {a.id for a in saved}
+        scopes = {a.id: scope for a in saved if (scope := scope_of(a)) is not None}
         # An aggregate written in this batch was read in its batch state: nothing to check.
         reads = sorted({r for p in ready for r in p.reads if r[0] not in written})
         try:
+            self.store.mapper.seal_streams(scopes)
             self.store.save(
                 *saved,
                 idempotency=[r for r in records if r is not None],

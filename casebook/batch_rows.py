@@ -85,6 +85,7 @@ _LISTING_EVENTS = (
     ServiceRequest.Downgraded,
     ServiceRequest.Resolved,
     ServiceRequest.Reopened,
+    ServiceRequest.PersonalDataErased,  # the title reads as erased
 )
 
 
@@ -119,4 +120,5 @@ def index_row(case: Written) -> CaseSummary:
         severity=str(case.severity) if case.severity else None,
         title=case.title,
         opened_at=case.opened_at,
+        requester_id=case.requester_id,
     )

@@ -293,6 +293,23 @@ class LinkCaseToIncident:
     incident_id: UUID
 
 
+@dataclass(frozen=True)
+class EraseCaseData:
+    """Record that a case's personal data was erased (its data key is already destroyed)."""
+
+    case_id: UUID
+    subject: str | None  # the data subject whose erasure reached it; None: its organisation's
+    reason: str
+
+
+@dataclass(frozen=True)
+class EraseOrganisationData:
+    """Record that an organisation's own personal data (its contacts) was erased."""
+
+    organisation_id: UUID
+    reason: str
+
+
 # --- service incidents -------------------------------------------------------------
 
 
@@ -336,6 +353,7 @@ OrganisationCommand = (
     | ChangeLocale
     | RequestCallerVerification
     | ConfirmCallerVerification
+    | EraseOrganisationData
 )
 CaseCommand = (
     OpenRequest
@@ -350,6 +368,7 @@ CaseCommand = (
     | Reopen
     | RecordSatisfaction
     | LinkCaseToIncident
+    | EraseCaseData
 )
 IncidentCommand = DeclareIncident | UpdateIncident | CloseIncident
 Command = OrganisationCommand | CaseCommand | IncidentCommand

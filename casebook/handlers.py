@@ -13,6 +13,7 @@ from uuid import UUID
 
 from casebook import commands as c
 from domain.cases import ServiceRequest
+from domain.erasure import erase_personal_data
 from domain.incidents import IncidentAnswer, ServiceIncident, incident_to_link
 from domain.organisations import Organisation
 from domain.policy import Policy
@@ -164,6 +165,8 @@ def _organisation_command(command: c.OrganisationCommand, work: Work) -> Organis
             )
         case c.ConfirmCallerVerification():
             org.confirm_caller_verification(command.verification_id, command.code, by=by, at=at)
+        case c.EraseOrganisationData():
+            erase_personal_data(org, subject=None, reason=command.reason, by=by, at=at)
     return org
 
 
@@ -245,6 +248,8 @@ def _case_command(command: c.CaseCommand, work: Work) -> ServiceRequest:
         case c.Reopen():
             org = work.load.organisation(case.organisation_id)
             case.reopen(reason=command.reason, policy=policy, organisation=org, by=by, at=at)
+        case c.EraseCaseData():
+            erase_personal_data(case, subject=command.subject, reason=command.reason, by=by, at=at)
         case c.LinkCaseToIncident():
             incident = work.load.incident(command.incident_id, consulted=False)
             case.link_to_incident(incident.id, by=by, at=at)

@@ -51,6 +51,7 @@ class CaseSummary:
     severity: str | None
     title: str
     opened_at: datetime
+    requester_id: str | None = None  # whose data key seals it (privacy erase --subject)
 
 
 @dataclass(frozen=True)

@@ -250,6 +250,18 @@ class Settings(BaseSettings):
         description="Ed25519 private key (PEM) that signs audit checkpoints. Unset: "
         "generated under data_dir when embedded; required with an external database.",
     )
+    privacy_master_key_file: Path | None = Field(
+        default=None,
+        description="The master key (32 random bytes, base64, one line) that wraps the data "
+        "keys sealing personal data. Unset: generated under data_dir when embedded; required "
+        "with an external database. Losing it loses every personal field.",
+    )
+    privacy_key_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long a process reuses a data key it opened for reading; an erasure "
+        "made by another process takes effect there within this time.",
+    )
     audit_checkpoint_seconds: float = Field(
         default=10,
         gt=0,

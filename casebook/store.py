@@ -60,10 +60,11 @@ _INSERT_IDEMPOTENCY = (
 # always carries the newest state.
 _UPSERT_CASE_INDEX = (
     "INSERT INTO casebook_case_index (case_id, organisation_id, category, status, severity,"
-    " title, opened_at) SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::timestamptz[])"
+    " title, opened_at, requester_id) SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[],"
+    " %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])"
     " ON CONFLICT (case_id) DO UPDATE SET status = EXCLUDED.status,"
-    " severity = EXCLUDED.severity, title = EXCLUDED.title"
+    " severity = EXCLUDED.severity, title = EXCLUDED.title,"
+    " requester_id = EXCLUDED.requester_id"
 )
 
 
@@ -191,6 +192,7 @@ class CasebookRecorder(PostgresApplicationRecorder):
                     r.severity,
                     r.title,
                     r.opened_at,
+                    r.requester_id,
                 )
                 for r in sorted(latest.values(), key=lambda row: row.case_id)
             ]

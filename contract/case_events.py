@@ -17,6 +17,7 @@ from domain.cases import NoteVisibility, ServiceRequest
 from domain.incidents import ServiceIncident
 from domain.organisations import Organisation, PurchaseChannel
 from domain.values import Agreement, Category, ContactKind, Severity
+from privacy.fields import personal_fields
 
 TOPIC = "casebook.case-events.v1"
 # Event types no longer written but still on the topic (records published before their
@@ -100,32 +101,9 @@ def _by_type(table: dict[type, tuple[str, ...]]) -> dict[str, frozenset[str]]:
     return {kind: frozenset(table.get(cls, ())) for kind, cls in EVENT_CLASSES.items()}
 
 
-# Phones, e-mails and people's contacts, plus free text: people type names, numbers
-# and addresses into titles, notes and reasons, and nothing can tell them apart. An
-# incident's summary is not: supervisors write it for every customer to read.
+# Sealed in the event store and left off the topics by default (privacy.fields).
 PERSONAL_FIELDS: dict[str, frozenset[str]] = _by_type(
-    {
-        ServiceRequest.Opened: (
-            "contact_phone",
-            "contact_email",
-            "caller_phone",
-            "title",
-            "description",
-        ),
-        ServiceRequest.Escalated: ("reason",),
-        ServiceRequest.CustomerUnresponsive: ("requested",),
-        ServiceRequest.Downgraded: ("reason", "evidence_requested"),
-        ServiceRequest.Responded: ("message_summary",),
-        ServiceRequest.NoteAdded: ("text",),
-        ServiceRequest.Resolved: ("resolution",),
-        ServiceRequest.Reopened: ("reason",),
-        ServiceRequest.SatisfactionRecorded: ("comment",),
-        Organisation.Registered: ("phones", "emails", "partner_contact"),
-        Organisation.ContactRegistered: ("value",),
-        Organisation.ContactRemoved: ("value",),
-        Organisation.PurchaseChannelChanged: ("partner_contact",),
-        Organisation.CallerVerificationRequested: ("caller_phone", "send_to"),
-    }
+    {cls: personal_fields(cls) for cls in EVENT_CLASSES.values() if personal_fields(cls)}
 )
 # A short numeric code is guessable offline from its digest: never published.
 SECRET_FIELDS: dict[str, frozenset[str]] = _by_type(

@@ -103,3 +103,8 @@ class Actor:
     def is_support_staff(self) -> bool:
         """Agents and supervisors work cases on the provider's side."""
         return self.role in (Role.AGENT, Role.SUPERVISOR)
+
+
+# What a personal field reads as once its data key was destroyed (crypto-shredding,
+# docs/privacy.md): the value is gone for good, the event and its other fields stay.
+ERASED = "[erased]"

@@ -12,7 +12,7 @@ from psycopg import sql
 from casebook.application import EventStore
 from casebook.database import Database
 from casebook.settings import Settings
-from casebook.store import CasebookRecorder, OriginNotification, eventsourcing_env
+from casebook.store import CasebookRecorder, OriginNotification
 from consumers.rebuild import Batches, StoreSource, Tables
 from consumers.records import Raw
 from relay.cloudevents import CASE_EVENTS, record_for, topic_name
@@ -86,7 +86,7 @@ class CaseEventsFromStore(StoreSource):
         return int(row[0]) if row else 0
 
     def batches(self, resume: dict[int, int]) -> Batches:
-        store = EventStore(env=eventsourcing_env(self._db, self._settings))
+        store = EventStore.open(self._db, self._settings)
         try:
             recorder = store.recorder
             assert isinstance(recorder, CasebookRecorder)  # eventsourcing_env names it

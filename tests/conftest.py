@@ -13,10 +13,13 @@ from casebook.policy_source import load_policy
 from domain.policy import Policy
 from tests.directories import private_directory
 from tests.generous_limits import GENEROUS_LIMITS
+from tests.master_key import MASTER_KEY_VARIABLE, session_master_key_file
 
 # Every Settings() of the suite, and every process it starts with this environment.
 for _name, _limit in GENEROUS_LIMITS.items():
     os.environ.setdefault(_name, _limit)
+if MASTER_KEY_VARIABLE not in os.environ:
+    os.environ[MASTER_KEY_VARIABLE] = str(session_master_key_file())
 
 # Kafka fixtures (kafka_broker, kafka_topic) for any test that asks for them.
 pytest_plugins = ["tests.kafka"]

@@ -12,6 +12,7 @@ from eventsourcing.domain import event
 
 from domain.cases import errors, events, opening, rules
 from domain.cases.state import (
+    INITIAL_ASSESSMENT,
     CaseStatus,
     Note,
     NoteVisibility,
@@ -50,6 +51,7 @@ class ServiceRequest(ClockedAggregate):
     SurveyInvited = events.SurveyInvited
     SatisfactionRecorded = events.SatisfactionRecorded
     LinkedToIncident = events.LinkedToIncident
+    PersonalDataErased = events.PersonalDataErased  # recorded by domain.erasure
 
     @classmethod
     def open(
@@ -180,7 +182,7 @@ class ServiceRequest(ClockedAggregate):
 
     @event(SeverityAssigned)
     def _severity_assigned(self, severity: str, at: datetime) -> None:
-        self._change_severity(at, severity, "initial assessment")
+        self._change_severity(at, severity, INITIAL_ASSESSMENT)
         self.status = CaseStatus.OPEN
 
     def escalate(

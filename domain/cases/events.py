@@ -16,10 +16,12 @@ the same deadlines.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.cases.erasure import forget_case
 from domain.sla.waiting import WaitingEstimate
 from domain.values import Actor
 
@@ -252,3 +254,23 @@ class LinkedToIncident(Aggregate.Event):
     incident_id: UUID
     by: Actor
     at: datetime
+
+
+class PersonalDataErased(Aggregate.Event):
+    """The case's personal data was erased on an erasure request (crypto-shredding:
+    its data key was destroyed, docs/privacy.md); from here on its personal fields,
+    in this event's past, read as erased.
+
+    `subject` names the data subject whose erasure reached it; None when the whole
+    organisation's personal data was erased. `reason` names the request (a ticket, a
+    letter): it stays readable for the audit, so it must hold no personal data.
+    """
+
+    class_version = 1
+    subject: str | None
+    reason: str
+    by: Actor
+    at: datetime
+
+    def apply(self, aggregate: Any) -> None:
+        forget_case(aggregate)

@@ -24,6 +24,10 @@ class NoteVisibility(StrEnum):
     CUSTOMER = "customer"
 
 
+# The reason the severity history gives its first entry (not typed by anyone).
+INITIAL_ASSESSMENT = "initial assessment"
+
+
 class SeverityChange(NamedTuple):
     """One entry of the severity history: when, to what, and why."""
 

@@ -53,6 +53,7 @@ class Organisation(ClockedAggregate):
     CallerVerificationExpired = events.CallerVerificationExpired
     CallerVerificationLocked = events.CallerVerificationLocked
     CallerVerificationUsed = events.CallerVerificationUsed
+    PersonalDataErased = events.PersonalDataErased  # recorded by domain.erasure
 
     @classmethod
     def register(

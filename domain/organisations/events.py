@@ -12,10 +12,12 @@ Every event says who did it (`by`) and when it happened on the caller's clock (`
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.organisations.erasure import forget_organisation
 from domain.values import Actor
 
 
@@ -170,3 +172,23 @@ class CallerVerificationUsed(Aggregate.Event):
     case_id: UUID
     by: Actor
     at: datetime
+
+
+class PersonalDataErased(Aggregate.Event):
+    """The organisation's personal data was erased on an erasure request (crypto-shredding:
+    its data key was destroyed, docs/privacy.md); from here on its personal fields,
+    in this event's past, read as erased.
+
+    `subject` names the data subject whose erasure reached it; None when the whole
+    organisation's personal data was erased. `reason` names the request (a ticket, a
+    letter): it stays readable for the audit, so it must hold no personal data.
+    """
+
+    class_version = 1
+    subject: str | None
+    reason: str
+    by: Actor
+    at: datetime
+
+    def apply(self, aggregate: Any) -> None:
+        forget_organisation(aggregate)

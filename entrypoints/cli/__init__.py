@@ -22,6 +22,7 @@ from entrypoints.cli.dlq import DlqRefused, consumers_app, dlq_app
 from entrypoints.cli.keys import KeyNotActive, keys_app
 from entrypoints.cli.notifications import notifications_app
 from entrypoints.cli.policy import policy_app
+from entrypoints.cli.privacy import privacy_app
 from entrypoints.cli.projections import projections_app
 from entrypoints.cli.relay import relay_command
 from entrypoints.cli.run import run_command
@@ -30,6 +31,8 @@ from entrypoints.cli.serve import serve_command
 from entrypoints.cli.sla import sla_app
 from entrypoints.migrate import MigrationFailed
 from messaging.kafka_clients import KafkaMisconfigured, TopicRefused
+from privacy.envelope import KeyUnusable
+from privacy.master_key import MasterKeyUnavailable
 from projections.audit.signing import SigningKeyUnavailable
 
 # Failures of the machinery around the domain: reported in one line, exit code 1.
@@ -43,6 +46,8 @@ _OPERATIONAL_ERRORS = (
     KafkaMisconfigured,
     TopicRefused,
     OutageTooLong,
+    MasterKeyUnavailable,
+    KeyUnusable,
 )
 
 app = typer.Typer(
@@ -62,6 +67,7 @@ app.add_typer(projections_app, name="projections")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(notifications_app, name="notifications")
+app.add_typer(privacy_app, name="privacy")
 app.command("migrate")(migrate_command)
 app.command("serve")(serve_command)
 app.command("run")(run_command)

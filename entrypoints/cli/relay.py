@@ -27,12 +27,11 @@ def relay_command() -> None:
     configure_logging(settings)
     bootstrap = required_brokers(settings, "`casebook run` starts a local broker instead")
     from casebook.application import EventStore
-    from casebook.store import eventsourcing_env
     from relay.relay import Relay
 
     # Outermost: a signal while the database stops is noted, not a KeyboardInterrupt.
     with stop_on_signals() as stop, command_database(settings, waiting=stop) as db:
-        store = EventStore(env=eventsourcing_env(db, settings))
+        store = EventStore.open(db, settings)
         try:
             relay = Relay(store, db, settings, bootstrap_servers=bootstrap)
             run_standalone("relay", {"relay": relay.run}, stop, settings, db.url)

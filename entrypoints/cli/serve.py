@@ -65,11 +65,16 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
 
     from casebook.application import Casebook
     from casebook.writer_process import writer_service
+    from privacy.master_key import EMBEDDED_KEY_NAME
 
     casebook = Casebook.connect(db, settings)
     try:
         with writer_service(casebook) as writer:
             os.environ["CASEBOOK_DATABASE_URL"] = db.url
+            if settings.privacy_master_key_file is None and settings.uses_embedded_database:
+                # The workers see the database as external: name the key made beside it.
+                key = settings.data_dir.resolve() / EMBEDDED_KEY_NAME
+                os.environ["CASEBOOK_PRIVACY_MASTER_KEY_FILE"] = str(key)
             os.environ["CASEBOOK_WRITER_ADDRESS"] = writer.address
             # The writer's batch leader must get the interpreter lock back quickly
             # after each database round trip, as in serve_api.

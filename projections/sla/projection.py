@@ -34,6 +34,7 @@ CASE_EVENTS: dict[str, frozenset[str]] = {
         "satisfaction_recorded",
         "linked_to_incident",
         "survey_invited",  # no clock or report figure depends on it
+        "personal_data_erased",  # neither: only personal fields are forgotten
     )
 } | {
     "opened": frozenset({"1", "2", "3", "4", "5"}),

@@ -49,6 +49,7 @@ def ids(api: Api, client: TestClient) -> Iterator[dict[str, str]]:
         "case_id": case_id,
         "incident_id": declared.json()["aggregate_id"],
         "principal_id": "nobody",
+        "subject": "ada",
         "verification_id": str(uuid.uuid4()),
     }
     close_open_incidents(api.casebook)

@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = (
     "domain",
+    "privacy",
     "casebook",
     "contract",
     "messaging",
@@ -83,8 +84,9 @@ ROOMS = (*PACKAGES, COMPOSITION_ROOT)
 LONGEST_MODULE = 430  # "about 400 lines"; the case aggregate holds one method per action
 EXPLAINED_ABOVE = 300
 # Three aggregates' commands, handlers and index rows, the notifications their commands
-# leave to send, and the settings of every part; the outbound clients live in messaging/.
-WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3700
+# leave to send, erasures of personal data, and the settings of every part; the outbound
+# clients live in messaging/, data keys and sealing in privacy/.
+WRITE_SIDE_AND_INFRASTRUCTURE_MAX = 3900
 
 
 def modules() -> list[Path]:

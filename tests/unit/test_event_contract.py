@@ -19,6 +19,7 @@ from casebook.event_types import event_type, payload
 from contract.case_event_schemas import json_schema
 from contract.case_events import EVENT_CLASSES, PERSONAL_FIELDS, SECRET_FIELDS, analytics_payload
 from domain.cases import NoteVisibility, ServiceRequest
+from domain.erasure import erase_personal_data
 from domain.incidents import ServiceIncident
 from domain.organisations import PurchaseChannel
 from domain.policy import Policy
@@ -60,6 +61,8 @@ PUBLIC = {
     # Resolved's closure reason is a policy code; other events' `reason` is free text,
     # classified personal per type in the contract, which wins over this list.
     *("reason", "out_of_scope"),
+    # An erasure's data subject: a principal id, as public as `requester_id`.
+    "subject",
     # A survey invitation's `to`: the kind of contact (email, phone), never the address.
     "to",
     # Service incidents: what they affect and the summary every customer reads.
@@ -167,6 +170,9 @@ def recorded(make_organisation: MakeOrganisation, policy: Policy, clock: Clock) 
     outage.update(summary="Mail delivery is delayed", by=SUPERVISOR, at=clock.tick())
     case.link_to_incident(outage.id, by=AGENT, at=clock.tick())
     outage.close(ended_at=clock.tick(), by=SUPERVISOR, at=clock.tick())
+    erasure = {"reason": "Erasure request DSR-7", "by": SUPERVISOR}
+    erase_personal_data(case, subject="ada", at=clock.tick(), **erasure)
+    erase_personal_data(acme, subject=None, at=clock.tick(), **erasure)
     # Round-trip through the store's mapper: the relay publishes decoded events.
     mapper = EventStore().mapper
     events = [*acme.collect_events(), *case.collect_events(), *outage.collect_events()]
