@@ -171,16 +171,51 @@ def registry_with(*collectors: Collector, shared_dir: Path | None = None) -> Col
     """
     instruments: list[Collector | CollectorRegistry] = [REGISTRY, POOLS]
     if shared_dir is not None:
-        # prometheus-client's multiprocess module has no type hints.
-        instruments = [MultiProcessCollector(None, path=str(shared_dir))]  # type: ignore[no-untyped-call]
+        instruments = [SharedInstruments(shared_dir)]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Combined(*instruments, PARTS, *collectors))
     return registry
 
 
+class SharedInstruments(Collector):
+    """The counters, histograms and live gauges every process wrote in `shared_dir`, summed.
+
+    A process that stops cleanly drops its live gauges itself (`process_ended`); those of
+    a process that was killed are dropped here, before they would be summed.
+    """
+
+    def __init__(self, shared_dir: Path) -> None:
+        self._dir = shared_dir
+        # prometheus-client's multiprocess module has no type hints.
+        self._files = MultiProcessCollector(None, path=str(shared_dir))  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        for pid in _gone(self._dir):
+            mark_process_dead(pid, str(self._dir))  # type: ignore[no-untyped-call]
+        metrics: Iterable[Metric] = self._files.collect()
+        return metrics
+
+
 def process_ended(shared_dir: Path) -> None:
     """Drop this process's live gauges from `shared_dir` (its counters stay counted)."""
     mark_process_dead(os.getpid(), str(shared_dir))  # type: ignore[no-untyped-call]
+
+
+def _gone(shared_dir: Path) -> set[int]:
+    """Processes with live gauges in `shared_dir` (files `gauge_live<mode>_<pid>.db`) that
+    no longer exist."""
+    tails = {file.stem.rpartition("_")[2] for file in shared_dir.glob("gauge_live*_*.db")}
+    return {int(tail) for tail in tails if tail.isdigit() and not _exists(int(tail))}
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, the process is only looked up
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: it exists
+        return True
+    return True
 
 
 def watch_pool(pool: Any) -> None:

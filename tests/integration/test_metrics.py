@@ -4,6 +4,7 @@ for Prometheus, public or behind an admin key, and still answering without a dat
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -204,6 +205,46 @@ def test_two_workers_answer_every_scrape_for_both_and_read_the_database_once(
     scraped = [value(found, COUNT, **_metrics) or 0 for found in scrapes]
     assert scraped == sorted(scraped) and scraped[-1] - scraped[0] >= SCRAPES - 2, scraped
     assert not list(metrics_dir.glob("gauge_livesum_*.db")), "a stopped process's pools count"
+
+
+def test_a_killed_worker_keeps_its_requests_counted_and_its_pools_leave_the_sums(
+    clean_database: Database, tmp_path: Path
+) -> None:
+    metrics_dir = tmp_path / "api-metrics"
+    env = {"CASEBOOK_API_METRICS_DIR": str(metrics_dir)}
+    with casebook_serve(clean_database, workers=2, env=env) as base:
+
+        def healthz(_: int) -> int:
+            return httpx.get(f"{base}/healthz").status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert list(pool.map(healthz, range(REQUESTS))) == [200] * REQUESTS
+
+        def scrape() -> Samples:
+            return samples(httpx.get(f"{base}/metrics", timeout=10).text)
+
+        found = until(scrape, lambda s: value(s, COUNT, **_healthz) == REQUESTS, timeout=10)
+        assert value(found, COUNT, **_healthz) == REQUESTS
+        before = until(lambda: _live(metrics_dir), lambda pids: len(pids) == 2, timeout=10)
+        assert len(before) == 2, before
+        killed = min(before)
+        os.kill(killed, signal.SIGKILL)
+        # uvicorn starts another process in its place; its pools join the sums.
+        after = until(lambda: _live(metrics_dir) - before, lambda pids: len(pids) == 1, timeout=60)
+        assert len(after) == 1, after
+        found = until(
+            scrape,
+            lambda s: value(s, "casebook_db_pool_max", pool="keys") == 10,
+            timeout=10,
+        )
+        assert value(found, "casebook_db_pool_max", pool="keys") == 10
+        assert _live(metrics_dir) == before - {killed} | after
+    assert value(found, COUNT, **_healthz) == REQUESTS
+
+
+def _live(metrics_dir: Path) -> set[int]:
+    """The processes whose pool gauges are in the directory."""
+    return {int(file.stem.rpartition("_")[2]) for file in metrics_dir.glob("gauge_livesum_*.db")}
 
 
 _healthz = {"route": "/healthz", "method": "GET", "status": "200"}
