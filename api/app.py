@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -56,13 +57,15 @@ def create_app(
     read_models: ReadModels,
     *,
     notifier: Notifier | None = None,
+    shared_metrics_dir: Path | None = None,
 ) -> FastAPI:
     """The HTTP API over `casebook`, authenticating with `keys`, probing `database`,
     reading the projections through `read_models` (closed when the app shuts down).
 
     Everything comes from the caller (the composition root, or a test): the app builds
     no service of its own. Without a `notifier`, messages go where `settings.notifier`
-    says (the embedded table through the read models' pool, by default).
+    says (the embedded table through the read models' pool, by default). With
+    `shared_metrics_dir`, `/metrics` answers for every API process writing there.
     """
     app = FastAPI(
         title="casebook",
@@ -77,7 +80,9 @@ def create_app(
     app.state.settings = settings
     app.state.read_models = read_models
     app.state.notifier = notifier or notifier_from(settings, read_models.connection)
-    app.state.metrics = registry_with(DatabaseCollector(database.url))
+    app.state.metrics = registry_with(
+        DatabaseCollector(database.url), shared_dir=shared_metrics_dir
+    )
     app.router.add_event_handler("shutdown", app.state.read_models.close)
     app.include_router(cases.router)
     app.include_router(organisations.router)

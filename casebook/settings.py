@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     api_workers: int = Field(
         default=1, ge=1, description="API processes `casebook serve` starts on its port."
     )
+    api_metrics_dir: Path | None = Field(
+        default=None,
+        description="Directory where the API processes of `casebook serve --workers N` "
+        "(N > 1) keep their metric files (`*.db`), so that `GET /metrics` sums them. "
+        "`serve` deletes the files a previous run left there when it starts (one `serve` "
+        "per directory) and sets this, and prometheus-client's PROMETHEUS_MULTIPROC_DIR, "
+        "for its API processes. Unset: a fresh temporary directory, removed at stop.",
+    )
     api_trusted_proxies: str = Field(
         default="",
         description="Proxies whose X-Forwarded-For/-Proto the API believes (addresses or "

@@ -108,7 +108,8 @@ def metrics_router(require_key: bool) -> APIRouter:
 
 
 def metrics(request: Request) -> Response:
-    """This process's metrics in Prometheus text format: requests, write batches, parts,
-    pools, and the relay, consumers, SLA clocks and audit checkpoints as stored."""
+    """The API's metrics in Prometheus text format (of every API process with `serve
+    --workers N`): requests, write batches, parts, pools, and the relay, consumers, SLA
+    clocks and audit checkpoints as stored."""
     registry: CollectorRegistry = request.app.state.metrics
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

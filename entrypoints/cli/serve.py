@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -59,7 +62,8 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
     The API processes parse HTTP, authenticate and read; they hand every command to
     this process's writer over a Unix socket, so all of them share one aggregate cache
     and one group commit. They reach the database this process opened (embedded or
-    not) and the writer through settings handed down in their environment.
+    not), the writer and their shared metrics directory through settings handed down
+    in their environment.
     """
     import uvicorn
 
@@ -69,7 +73,7 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
 
     casebook = Casebook.connect(db, settings)
     try:
-        with writer_service(casebook) as writer:
+        with writer_service(casebook) as writer, shared_metrics_dir(settings):
             os.environ["CASEBOOK_DATABASE_URL"] = db.url
             if settings.privacy_master_key_file is None and settings.uses_embedded_database:
                 # The workers see the database as external: name the key made beside it.
@@ -97,6 +101,37 @@ def serve_workers(db: Database, settings: Settings, host: str, port: int, worker
                 )
     finally:
         casebook.close()
+
+
+@contextmanager
+def shared_metrics_dir(settings: Settings) -> Iterator[Path]:
+    """An empty directory for the API processes' metric files, named in the environment
+    they inherit (`api_metrics_dir`, and prometheus-client's PROMETHEUS_MULTIPROC_DIR,
+    which it reads when imported); a temporary one is removed at the end.
+    """
+    configured = settings.api_metrics_dir
+    try:
+        if configured is None:
+            path = Path(tempfile.mkdtemp(prefix="casebook-metrics-"))
+        else:
+            path = configured.resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            # A killed run's files would be summed with this run's: only prometheus-client's
+            # own files go, in case the setting names a directory holding anything else.
+            for stale in path.glob("*.db"):
+                stale.unlink()
+    except OSError as error:
+        where = configured or tempfile.gettempdir()
+        typer.echo(
+            f"casebook: error: metrics directory {where}: {error.strerror or error}", err=True
+        )
+        raise typer.Exit(1) from None
+    os.environ["CASEBOOK_API_METRICS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    try:
+        yield path
+    finally:
+        if configured is None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

@@ -6,13 +6,18 @@ own fixtures and their scope.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +33,9 @@ from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
 from domain.values import Role
+from entrypoints.broker import free_port
 from projections.sla.policies import target_book
+from tests.generous_limits import GENEROUS_LIMITS
 
 REGISTERED_PHONE = "+48 22 123 45 67"
 REGISTERED_EMAIL = "it@acme.example"
@@ -151,3 +158,41 @@ def serving(app: FastAPI, **options: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def casebook_serve(
+    database: Database, *, workers: int, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`casebook serve --workers N` on `database` in a process of its own until the block
+    ends (then Ctrl-C, and its exit awaited); yields its base URL once `/readyz` answers.
+
+    Only `env`'s casebook and prometheus-client variables reach it, beside the database's.
+    """
+    port = free_port()
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("CASEBOOK_") and name != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    own = {"CASEBOOK_DATABASE_URL": database.url, "CASEBOOK_LOG_LEVEL": "warning"}
+    executable = str(Path(sys.executable).parent / "casebook")
+    server = subprocess.Popen(
+        [executable, "serve", "--port", str(port), "--workers", str(workers)],
+        env=inherited | GENEROUS_LIMITS | own | (env or {}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)

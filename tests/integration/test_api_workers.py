@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -19,8 +13,7 @@ from api.keys import KeyRole, KeyStore
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
-from entrypoints.broker import free_port
-from tests.generous_limits import GENEROUS_LIMITS
+from tests.integration.api_support import casebook_serve
 from tests.integration.write_side import open_request, register_organisation
 
 pytestmark = pytest.mark.integration
@@ -28,30 +21,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def two_workers(clean_database: Database) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
-    env |= GENEROUS_LIMITS
-    env |= {"CASEBOOK_DATABASE_URL": clean_database.url, "CASEBOOK_LOG_LEVEL": "warning"}
-    executable = str(Path(sys.executable).parent / "casebook")
-    server = subprocess.Popen(
-        [executable, "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with casebook_serve(clean_database, workers=2) as base:
         yield base
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
 
 
 def test_two_worker_processes_keep_every_case_history_whole(

@@ -3,24 +3,33 @@ for Prometheus, public or behind an admin key, and still answering without a dat
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import registry_with
+from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
 from domain.values import Role
 from entrypoints.background import serve_metrics
 from entrypoints.broker import Broker
 from projections.metrics import DatabaseCollector
-from tests.integration.api_support import open_case, register_acme, running_api
+from tests.integration.api_support import casebook_serve, open_case, register_acme, running_api
 from tests.integration.pipeline_support import until, whole_system
+from tests.integration.write_side import register_organisation
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +148,136 @@ def test_a_standalone_process_serves_its_metrics_on_its_port(database: Database)
         response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     assert response.status_code == 200
     assert value(samples(response.text), "casebook_metrics_database_up") == 1
+
+
+REQUESTS = 60
+SCRAPES = 8
+COUNT = "casebook_http_request_duration_seconds_count"
+
+
+def test_two_workers_answer_every_scrape_for_both_and_read_the_database_once(
+    clean_database: Database, tmp_path: Path
+) -> None:
+    metrics_dir = tmp_path / "api-metrics"
+    _leave_requests_of_a_killed_run(metrics_dir, requests=1000)
+    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
+    try:
+        register_organisation(casebook)
+    finally:
+        casebook.close()
+    with psycopg.connect(clean_database.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO casebook_relay_positions (relay, position)"
+            " SELECT 'behind', max(notification_id) - 1 FROM casebook_events"
+        )
+    env = {"CASEBOOK_API_METRICS_DIR": str(metrics_dir)}
+    with casebook_serve(clean_database, workers=2, env=env) as base:
+
+        def healthz(_: int) -> int:
+            return httpx.get(f"{base}/healthz").status_code
+
+        # One connection per request, several at once: both processes take some.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(healthz, range(REQUESTS)))
+        assert statuses == [200] * REQUESTS
+        scrapes: list[Samples] = []
+
+        def scrape() -> Samples:
+            response = httpx.get(f"{base}/metrics", timeout=10)
+            assert response.status_code == 200, response.text
+            scrapes.append(samples(response.text))
+            return scrapes[-1]
+
+        # The last request is counted just after its answer was sent: wait for it once.
+        until(scrape, lambda s: value(s, COUNT, **_healthz) == REQUESTS, timeout=10)
+        scrapes.clear()
+        for _ in range(SCRAPES):
+            scrape()
+        per_process = _healthz_counts_per_process(metrics_dir)
+
+    assert len(per_process) == 2 and all(per_process), per_process
+    for found in scrapes:
+        assert value(found, COUNT, **_healthz) == REQUESTS
+        assert value(found, "casebook_relay_lag", relay="behind") == 1
+        assert value(found, "casebook_metrics_database_up") == 1
+        # Each process's key pool may open 5 connections (db_pool_size 10, halved).
+        assert value(found, "casebook_db_pool_max", pool="keys") == 10
+    scraped = [value(found, COUNT, **_metrics) or 0 for found in scrapes]
+    assert scraped == sorted(scraped) and scraped[-1] - scraped[0] >= SCRAPES - 2, scraped
+    assert not list(metrics_dir.glob("gauge_livesum_*.db")), "a stopped process's pools count"
+
+
+def test_a_killed_worker_keeps_its_requests_counted_and_its_pools_leave_the_sums(
+    clean_database: Database, tmp_path: Path
+) -> None:
+    metrics_dir = tmp_path / "api-metrics"
+    env = {"CASEBOOK_API_METRICS_DIR": str(metrics_dir)}
+    with casebook_serve(clean_database, workers=2, env=env) as base:
+
+        def healthz(_: int) -> int:
+            return httpx.get(f"{base}/healthz").status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert list(pool.map(healthz, range(REQUESTS))) == [200] * REQUESTS
+
+        def scrape() -> Samples:
+            return samples(httpx.get(f"{base}/metrics", timeout=10).text)
+
+        found = until(scrape, lambda s: value(s, COUNT, **_healthz) == REQUESTS, timeout=10)
+        assert value(found, COUNT, **_healthz) == REQUESTS
+        before = until(lambda: _live(metrics_dir), lambda pids: len(pids) == 2, timeout=10)
+        assert len(before) == 2, before
+        killed = min(before)
+        os.kill(killed, signal.SIGKILL)
+        # uvicorn starts another process in its place; its pools join the sums.
+        after = until(lambda: _live(metrics_dir) - before, lambda pids: len(pids) == 1, timeout=60)
+        assert len(after) == 1, after
+        found = until(
+            scrape,
+            lambda s: value(s, "casebook_db_pool_max", pool="keys") == 10,
+            timeout=10,
+        )
+        assert value(found, "casebook_db_pool_max", pool="keys") == 10
+        assert _live(metrics_dir) == before - {killed} | after
+    assert value(found, COUNT, **_healthz) == REQUESTS
+
+
+def _live(metrics_dir: Path) -> set[int]:
+    """The processes whose pool gauges are in the directory."""
+    return {int(file.stem.rpartition("_")[2]) for file in metrics_dir.glob("gauge_livesum_*.db")}
+
+
+_healthz = {"route": "/healthz", "method": "GET", "status": "200"}
+_metrics = {"route": "/metrics", "method": "GET", "status": "200"}
+
+
+def _leave_requests_of_a_killed_run(metrics_dir: Path, *, requests: int) -> None:
+    """The files an API process of an earlier `serve` leaves when it is killed."""
+    count = (
+        "from api.middleware import REQUEST_SECONDS\n"
+        f"for _ in range({requests}):\n"
+        "    REQUEST_SECONDS.labels('/healthz', 'GET', '200').observe(0.001)\n"
+    )
+    metrics_dir.mkdir()
+    env = os.environ | {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    subprocess.run([sys.executable, "-c", count], env=env, check=True)
+    assert list(metrics_dir.glob("histogram_*.db"))
+
+
+def _healthz_counts_per_process(metrics_dir: Path) -> list[float]:
+    """`/healthz` requests each API process counted, from its own file."""
+    counts = []
+    for file in sorted(metrics_dir.glob("histogram_*.db")):
+        merged = MultiProcessCollector.merge([str(file)])
+        counts.append(
+            sum(
+                sample.value
+                for family in merged
+                for sample in family.samples
+                if sample.name == COUNT and sample.labels == _healthz
+            )
+        )
+    return counts
 
 
 def _generate(collector: DatabaseCollector) -> str:
