@@ -40,7 +40,14 @@ import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.keys import KeyRole, KeyStore
-from bench.infra import add_arguments, bench_database, describe_database, fresh_database, parse_args
+from bench.infra import (
+    MASTER_KEY_VARIABLE,
+    add_arguments,
+    bench_database,
+    describe_database,
+    fresh_database,
+    parse_args,
+)
 from bench.memory import MIB, PeakRss
 from bench.organisation import AuditedOrganisation, audited_organisation
 from casebook.database import Database
@@ -54,6 +61,7 @@ LIMIT_MIB = 200 * 10**6 / MIB  # the export's limit, 200 MB, in MiB
 
 def _environment(database: Database) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
+    env[MASTER_KEY_VARIABLE] = os.environ[MASTER_KEY_VARIABLE]  # set by bench_database
     return env | {"CASEBOOK_DATABASE_URL": database.url, "CASEBOOK_LOG_LEVEL": "warning"}
 
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from casebook.database import Database
 from tests.generous_limits import GENEROUS_LIMITS
 from tests.kafka import RunningBroker
+from tests.master_key import MASTER_KEY_VARIABLE
 
 # The clean-stop promise is 5 s. A 2-core machine shared with other runs gets three times
 # that before a test fails; a stop that waits out join timeouts (30 s each) fails.
@@ -117,6 +118,7 @@ def clean_env(**settings: str) -> dict[str, str]:
     """The test's environment without its CASEBOOK_ settings, plus `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
     env |= GENEROUS_LIMITS  # agents write thousands of commands with one key
+    env[MASTER_KEY_VARIABLE] = os.environ[MASTER_KEY_VARIABLE]  # the suite's servers are external
     return env | {f"CASEBOOK_{name.upper()}": value for name, value in settings.items()}
 
 

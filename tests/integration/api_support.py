@@ -36,6 +36,7 @@ from domain.values import Role
 from entrypoints.broker import free_port
 from projections.sla.policies import target_book
 from tests.generous_limits import GENEROUS_LIMITS
+from tests.master_key import MASTER_KEY_VARIABLE
 
 REGISTERED_PHONE = "+48 22 123 45 67"
 REGISTERED_EMAIL = "it@acme.example"
@@ -175,7 +176,11 @@ def casebook_serve(
         for name, value in os.environ.items()
         if not name.startswith("CASEBOOK_") and name != "PROMETHEUS_MULTIPROC_DIR"
     }
-    own = {"CASEBOOK_DATABASE_URL": database.url, "CASEBOOK_LOG_LEVEL": "warning"}
+    own = {
+        "CASEBOOK_DATABASE_URL": database.url,
+        "CASEBOOK_LOG_LEVEL": "warning",
+        MASTER_KEY_VARIABLE: os.environ[MASTER_KEY_VARIABLE],
+    }
     executable = str(Path(sys.executable).parent / "casebook")
     server = subprocess.Popen(
         [executable, "serve", "--port", str(port), "--workers", str(workers)],

@@ -244,7 +244,9 @@ def test_the_command_line_erases_an_organisation_and_exports_a_subject(
         db=clean_database,
     )
     assert erased.code == 0, erased.stderr
-    assert "2 data key(s) destroyed, 1 case(s) reached, 2 erasure event(s) recorded" in erased.stdout
+    assert (
+        "2 data key(s) destroyed, 1 case(s) reached, 2 erasure event(s) recorded" in erased.stdout
+    )
 
     casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
     try:
