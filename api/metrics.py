@@ -192,7 +192,7 @@ class SharedInstruments(Collector):
     def collect(self) -> Iterable[Metric]:
         for pid in _gone(self._dir):
             mark_process_dead(pid, str(self._dir))  # type: ignore[no-untyped-call]
-        metrics: Iterable[Metric] = self._files.collect()
+        metrics: Iterable[Metric] = self._files.collect()  # type: ignore[no-untyped-call]
         return metrics
 
 

@@ -65,7 +65,7 @@ from domain.policy import Policy
 from domain.transcodings import register_domain_transcodings
 from privacy.keyring import Keyring
 from privacy.master_key import load_master_key
-from privacy.sealing import SealedAsDict, SealingMapper, scope_of
+from privacy.sealing import SealedAsDict, SealingMapper, holds_personal_data, scope_of
 
 log = structlog.get_logger("casebook.write")
 
@@ -378,7 +378,7 @@ class Casebook(StoreReads):
         origins = [row for p in ready for row in origin_rows(p)]
         saved = [a for p in ready for a in (p.aggregate, *p.also)]
         written = {a.id for a in saved}
-        scopes = {a.id: scope for a in saved if (scope := scope_of(a)) is not None}
+        scopes = {a.id: scope for a in saved if (scope := scope_of(a)) and holds_personal_data(a)}
         # An aggregate written in this batch was read in its batch state: nothing to check.
         reads = sorted({r for p in ready for r in p.reads if r[0] not in written})
         try:

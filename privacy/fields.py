@@ -10,7 +10,6 @@ erasure's reason: it names the request, and the audit keeps it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 
 from domain.cases import events as case_events
 from domain.organisations import events as organisation_events
@@ -33,10 +32,13 @@ PERSONAL_FIELDS_OF: Mapping[type, tuple[str, ...]] = {
 }
 
 
-@cache
+_FOUND: dict[type, tuple[str, ...]] = {}
+
+
 def personal_fields(event_class: type) -> tuple[str, ...]:
     """The personal fields of an event class (an aggregate's subclass of one above)."""
-    for cls in event_class.__mro__:
-        if cls in PERSONAL_FIELDS_OF:
-            return PERSONAL_FIELDS_OF[cls]
-    return ()
+    found = _FOUND.get(event_class)
+    if found is None:
+        listed = (PERSONAL_FIELDS_OF[c] for c in event_class.__mro__ if c in PERSONAL_FIELDS_OF)
+        found = _FOUND[event_class] = next(listed, ())
+    return found

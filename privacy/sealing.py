@@ -54,6 +54,16 @@ def scope_of(aggregate: object) -> Scope | None:
     return None
 
 
+def holds_personal_data(aggregate: Any) -> bool:
+    """True when an event about to be saved has a personal field to seal."""
+    events: list[object] = list(aggregate.pending_events)
+    return any(
+        vars(event).get(name) is not None
+        for event in events
+        for name in personal_fields(type(event))
+    )
+
+
 class NoDataKey(RuntimeError):
     """An event with personal data was about to be stored without its stream's key."""
 
