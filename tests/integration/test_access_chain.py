@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.rows import dict_row
 
+from api.keys import KeyRole, KeyStore
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
+from entrypoints.broker import free_port
 from entrypoints.migrate import MIGRATIONS_DIR, apply_migrations
 from projections.audit.access_chain import record_hash
 from projections.audit.checkpoint import FORMAT, problem
 from projections.audit.checkpointer import checkpoint_now
 from projections.audit.queries import Access, record_access
 from projections.audit.verify import Verification, verify_log
+from tests.generous_limits import GENEROUS_LIMITS
 from tests.integration.conftest import CliRunner, DatabaseFactory
 
 pytestmark = pytest.mark.integration
@@ -184,6 +194,46 @@ def test_concurrent_writers_append_one_chain(clean_database: Database) -> None:
     with psycopg.connect(clean_database.url) as conn:
         seqs = [r[0] for r in conn.execute("SELECT seq FROM casebook_audit_access ORDER BY seq")]
     assert seqs == list(range(1, writers * each + 1))
+
+
+def test_api_processes_reading_at_once_append_one_chain(clean_database: Database) -> None:
+    Casebook.connect(clean_database, Settings(database_url=clean_database.url)).close()
+    token = KeyStore.for_database(clean_database).create(KeyRole.AGENT).token
+    port, reads = free_port(), 90
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
+    env |= GENEROUS_LIMITS | {
+        "CASEBOOK_DATABASE_URL": clean_database.url,
+        "CASEBOOK_LOG_LEVEL": "warning",
+    }
+    executable = str(Path(sys.executable).parent / "casebook")
+    server = subprocess.Popen(
+        [executable, "serve", "--port", str(port), "--workers", "3"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+
+        def get(number: int) -> int:
+            headers = {"Authorization": f"Bearer {token}", "X-Access-Reason": f"r{number}"}
+            return httpx.get(f"{base}/queue", headers=headers, timeout=30).status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(get, range(reads)))
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert statuses == [200] * reads
+    result = verified(clean_database)
+    assert (result.intact, result.access_records, result.breaks) == (True, reads, [])
 
 
 def test_verify_names_a_broken_access_log_and_exits_1(
