@@ -469,6 +469,16 @@ def test_export_then_verify_bundle_from_the_command_line(
     assert verified.code == 0, verified.stderr
     assert verified.stdout.startswith("OK: 3 entries in 1 chains")
 
+    edited = tmp_path / "edited.zip"  # one count in the manifest lowered, nothing else
+    with zipfile.ZipFile(out) as original, zipfile.ZipFile(edited, "w") as copy:
+        for name in original.namelist():
+            data = original.read(name)
+            copy.writestr(name, data.replace(b'"count": 3', b'"count": 2', 1))
+    refused = cli("audit", "verify-bundle", str(edited), db=db)
+    assert refused.code == 1 and len(refused.stderr.splitlines()) == 1
+    assert refused.stderr.startswith(f"casebook: error: {edited}: manifest.json has SHA-256 ")
+    assert refused.stderr.rstrip().endswith("the manifest was changed")
+
     other = tmp_path / "other.pem"
     other.write_bytes(private_pem(Ed25519PrivateKey.generate()))
     wrong = cli("audit", "verify-bundle", str(out), "--public-key", str(other), db=db)

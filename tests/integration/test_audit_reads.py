@@ -269,6 +269,13 @@ def test_verification_reports_the_first_broken_link(
         assert [b["description"] for b in whole["breaks"]] == [
             b["description"] for b in broken["breaks"]
         ]
+        # An access record changed afterwards is the whole log's break too.
+        with psycopg.connect(own.url, autocommit=True) as conn:
+            conn.execute("UPDATE casebook_audit_access SET reason = 'audit' WHERE seq = 2")
+        again = audit_get(own_client, api, "/verification").json()
+        [access] = [b for b in again["breaks"] if b["stream"] == "access"]
+        assert (access["subject"], access["seq"]) == ("log", 2)
+        assert access["reason"] == "its content does not match its hash"
 
 
 def test_only_auditors_reach_the_audit_routes(
