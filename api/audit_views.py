@@ -236,6 +236,11 @@ class AccessView(BaseModel):
     on_behalf_of: str | None = Field(
         default=None, description="The customer admin a portal key read for (role portal)."
     )
+    seq: int = Field(description="Its place in the access log's hash chain (1, 2, ...).")
+    hash: str = Field(
+        description="SHA-256 of its canonical encoding and the record before it's hash: what "
+        "a checkpoint's access_hash names."
+    )
 
 
 class AccessPageView(BaseModel):

@@ -35,7 +35,7 @@ class Access:
 
 _ACCESS_COLUMNS = (
     "access_id, at, principal_id, role, route, method, path, case_id, organisation_id, "
-    "reason, request_id, client_address, on_behalf_of"
+    "reason, request_id, client_address, on_behalf_of, seq, hash"
 )
 _HEAD = "casebook_audit_access_head"
 
