@@ -129,12 +129,13 @@ def field_changes(before: CaseAsOf, after: CaseAsOf) -> list[tuple[str, Any, Any
 
 
 class BreakView(BaseModel):
-    """The first entry of a chain that does not link, and why."""
+    """The first entry of a chain that does not link, and why (stream `access`, subject
+    `log`: the access log's chain; then `seq` and `entry_id` are the access record's)."""
 
     stream: str
     subject: str
     seq: int | None
-    entry_id: int | None
+    entry_id: int | None = Field(description="The entry's id, or the access record's access_id.")
     reason: str
     description: str
 
@@ -189,6 +190,10 @@ class VerificationView(BaseModel):
     )
     chains: int
     entries: int
+    access_records: int = Field(
+        description="Access records checked (their chain, its head and the signed heads); "
+        "0 for a case's verification, which leaves the access log out."
+    )
     breaks: list[BreakView]
     missing_entries: int = Field(description="Stored events without an entry, in all.")
     incomplete_chains: int
@@ -205,6 +210,7 @@ class VerificationView(BaseModel):
             complete=result.complete,
             chains=result.chains,
             entries=result.entries,
+            access_records=result.access_records,
             breaks=[BreakView.of(b) for b in result.breaks],
             missing_entries=found.missing_entries if found else 0,
             incomplete_chains=found.incomplete_chains if found else 0,
@@ -229,6 +235,11 @@ class AccessView(BaseModel):
     client_address: str | None
     on_behalf_of: str | None = Field(
         default=None, description="The customer admin a portal key read for (role portal)."
+    )
+    seq: int = Field(description="Its place in the access log's hash chain (1, 2, ...).")
+    hash: str = Field(
+        description="SHA-256 of its canonical encoding and the record before it's hash: what "
+        "a checkpoint's access_hash names."
     )
 
 

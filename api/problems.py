@@ -40,7 +40,7 @@ from domain.errors import DomainError, NotFound, OutOfOrderTimestamp
 from domain.incidents import errors as incident_errors
 from domain.organisations import errors as org_errors
 from messaging.notifications import NotificationNotSent
-from projections.audit.evidence import EvidenceUnavailable
+from projections.audit.evidence import EvidenceCannotBeSigned, EvidenceUnavailable
 
 log = structlog.get_logger("casebook.api")
 
@@ -97,6 +97,7 @@ STATUS: dict[type[Exception], int] = {
     # the database is down or refusing: nothing was written, try again later
     WriteUnavailable: 503,
     AccessNotRecorded: 503,
+    EvidenceCannotBeSigned: 503,  # no signing key: the operator configures one
     NotReady: 503,
     es.OperationalError: 503,
     es.InterfaceError: 503,

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.keys import KeyRole, KeyStore
@@ -59,19 +60,39 @@ SMOKE = {"cases": 40}
 LIMIT_MIB = 200 * 10**6 / MIB  # the export's limit, 200 MB, in MiB
 
 
-def _environment(database: Database) -> dict[str, str]:
+def _environment(database: Database, key_file: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
     env[MASTER_KEY_VARIABLE] = os.environ[MASTER_KEY_VARIABLE]  # set by bench_database
-    return env | {"CASEBOOK_DATABASE_URL": database.url, "CASEBOOK_LOG_LEVEL": "warning"}
+    return env | {
+        "CASEBOOK_DATABASE_URL": database.url,
+        "CASEBOOK_LOG_LEVEL": "warning",
+        "CASEBOOK_AUDIT_SIGNING_KEY_FILE": str(key_file),
+    }
 
 
 @contextmanager
-def api_worker(database: Database) -> Iterator[tuple[str, psutil.Process]]:
-    """`casebook serve` with one worker on `database`: its base URL and its process."""
+def api_worker(database: Database, key: Ed25519PrivateKey) -> Iterator[tuple[str, psutil.Process]]:
+    """`casebook serve` with one worker on `database`, signing bundles with `key`: its
+    base URL and its process."""
     port = free_port()
+    with tempfile.TemporaryDirectory(prefix="casebook-bench-key-") as keys:
+        key_file = Path(keys) / "audit-key.pem"
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        with _serving(port, _environment(database, key_file)) as served:
+            yield served
+
+
+@contextmanager
+def _serving(port: int, env: dict[str, str]) -> Iterator[tuple[str, psutil.Process]]:
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "casebook"), "serve", "--port", str(port)],
-        env=_environment(database),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -94,13 +115,13 @@ def api_worker(database: Database) -> Iterator[tuple[str, psutil.Process]]:
 
 
 def measure_bundle(
-    database: Database, organisation: AuditedOrganisation, out: Path
+    database: Database, organisation: AuditedOrganisation, out: Path, key: Ed25519PrivateKey
 ) -> tuple[float, int]:
     """(a): the API worker's peak RSS growth while it streams the bundle, and its size."""
     token = KeyStore.for_database(database).create(KeyRole.AUDITOR).token
     headers = {"Authorization": f"Bearer {token}"}
     with (
-        api_worker(database) as (base, worker),
+        api_worker(database, key) as (base, worker),
         httpx.Client(base_url=base, headers=headers, timeout=600) as http,
     ):
         warm = http.get(f"/audit/cases/{organisation.lived_case}/evidence")
@@ -172,7 +193,7 @@ def main() -> None:
             flush=True,
         )
         with tempfile.TemporaryDirectory(prefix="casebook-bench-bundle-") as tmp:
-            bundle, size = measure_bundle(database, organisation, Path(tmp) / "bundle.zip")
+            bundle, size = measure_bundle(database, organisation, Path(tmp) / "bundle.zip", key)
             stream = measure_raw(database, organisation, "stream", Path(tmp) / "stream.zip")
             held = measure_raw(database, organisation, "all", Path(tmp) / "all.zip")
     print(f"  (a) bundle ({size / MIB:.0f} MiB zip): API worker RSS growth {bundle:.1f} MiB")

@@ -255,8 +255,10 @@ class Settings(BaseSettings):
 
     audit_signing_key_file: Path | None = Field(
         default=None,
-        description="Ed25519 private key (PEM) that signs audit checkpoints. Unset: "
-        "generated under data_dir when embedded; required with an external database.",
+        description="Ed25519 private key (PEM) that signs audit checkpoints and evidence "
+        "bundles' manifests (the audit service, `casebook audit export` and API processes "
+        "serving bundles read it). Unset: generated under data_dir when embedded; required "
+        "with an external database.",
     )
     privacy_master_key_file: Path | None = Field(
         default=None,

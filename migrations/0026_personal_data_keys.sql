@@ -1,7 +1,7 @@
 -- Crypto-shredding (docs/privacy.md): the data keys that seal personal fields of events,
 -- each wrapped under the master key, and the erasures that destroyed some of them.
 -- An erased key keeps its row (id, scope, when, by which erasure) without its key.
--- depends: 0024_notification_outbox
+-- depends: 0025_access_chain
 CREATE TABLE casebook_erasures (
     erasure_id bigserial PRIMARY KEY,
     requested_at timestamptz NOT NULL DEFAULT now(),

@@ -1,9 +1,12 @@
 """Evidence routes (role `auditor` only): bundles of audit entries with their proofs.
 
 The answer is the same zip `casebook audit export` writes; `casebook audit verify-bundle`
-checks it offline. It streams: the refusals (no such case, a log that no longer matches
-its checkpoints) come before the first byte; then the zip is sent as it is written, so an
-organisation of any size costs the worker little memory.
+checks it offline. Its manifest is signed with the audit signing key, which the API
+process loads as the checkpointer does (`CASEBOOK_AUDIT_SIGNING_KEY_FILE`; generated in
+the data directory when embedded); without one the bundle is refused, 503
+`evidence-is-signed`. It streams: the refusals (no such case, no key, a log that no
+longer matches its checkpoints) come before the first byte; then the zip is sent as it
+is written, so an organisation of any size costs the worker little memory.
 """
 
 from __future__ import annotations
@@ -14,15 +17,23 @@ from typing import Annotated
 from uuid import UUID
 
 import anyio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import Caller, CasebookApp, GuardedRoute, Reads
+from api.deps import AppSettings, Caller, CasebookApp, GuardedRoute, Reads
 from api.problems import problem_responses
 from api.read_models import ReadModels
 from api.schemas import QueryInstant
-from projections.audit.evidence import EvidenceRequest, EvidenceRequestInvalid, exporting
+from casebook.settings import Settings
+from projections.audit.evidence import (
+    EvidenceCannotBeSigned,
+    EvidenceRequest,
+    EvidenceRequestInvalid,
+    exporting,
+)
+from projections.audit.signing import SigningKeyUnavailable, load_signing_key
 
 router = APIRouter(prefix="/audit", tags=["audit"], route_class=GuardedRoute)
 ZIP = "application/zip"
@@ -44,6 +55,7 @@ Until = Annotated[
 def export_case_evidence(
     case_id: UUID,
     caller: Caller,
+    settings: AppSettings,
     reads: Reads,
     casebook: CasebookApp,
     since: Since = None,
@@ -54,7 +66,7 @@ def export_case_evidence(
     asked = EvidenceRequest(
         case_id=str(case_id), since=_aware(since, "since"), until=_aware(until, "until")
     )
-    return _bundle(reads, asked, f"case-{case_id}")
+    return _bundle(settings, reads, asked, f"case-{case_id}")
 
 
 @router.get(
@@ -63,6 +75,7 @@ def export_case_evidence(
 def export_organisation_evidence(
     organisation_id: UUID,
     caller: Caller,
+    settings: AppSettings,
     reads: Reads,
     casebook: CasebookApp,
     since: Since = None,
@@ -75,7 +88,7 @@ def export_organisation_evidence(
         since=_aware(since, "since"),
         until=_aware(until, "until"),
     )
-    return _bundle(reads, asked, f"organisation-{organisation_id}")
+    return _bundle(settings, reads, asked, f"organisation-{organisation_id}")
 
 
 def _aware(at: datetime | None, name: str) -> datetime | None:
@@ -84,10 +97,18 @@ def _aware(at: datetime | None, name: str) -> datetime | None:
     return at
 
 
-def _bundle(reads: ReadModels, asked: EvidenceRequest, name: str) -> StreamingResponse:
+def _bundle(
+    settings: Settings, reads: ReadModels, asked: EvidenceRequest, name: str
+) -> StreamingResponse:
     if asked.since is not None and asked.until is not None and asked.since >= asked.until:
         raise EvidenceRequestInvalid("since must be before until", "query.until")
-    chunks = _bundle_chunks(reads, asked)
+    try:
+        key = load_signing_key(settings)
+    except SigningKeyUnavailable as error:
+        raise EvidenceCannotBeSigned(
+            f"Evidence bundles are signed, and this API process has no signing key: {error}"
+        ) from None
+    chunks = _bundle_chunks(reads, asked, key)
     next(chunks)  # opens the snapshot: a refusal is a problem response, not a cut-off zip
     return StreamingResponse(
         _sent(chunks),
@@ -96,12 +117,14 @@ def _bundle(reads: ReadModels, asked: EvidenceRequest, name: str) -> StreamingRe
     )
 
 
-def _bundle_chunks(reads: ReadModels, asked: EvidenceRequest) -> Generator[bytes, None, None]:
+def _bundle_chunks(
+    reads: ReadModels, asked: EvidenceRequest, key: Ed25519PrivateKey
+) -> Generator[bytes, None, None]:
     """b"" once the bundle's snapshot is open and checked, then the bundle's bytes; the
     read connection is held until the last byte (or until closed)."""
     with reads.connection() as conn, exporting(conn, asked, now=datetime.now(UTC)) as bundle:
         yield b""
-        yield from bundle.chunks()
+        yield from bundle.chunks(key)
 
 
 async def _sent(chunks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:

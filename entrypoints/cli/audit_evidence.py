@@ -1,8 +1,9 @@
 """`casebook audit` commands: evidence bundles, their offline verification, checkpoints.
 
-`export` reads the database (the operator's own access); `verify-bundle` needs nothing
-but the file, and optionally the public key the auditor expects; `checkpoint` signs a
-checkpoint now, so an export made right after covers every entry.
+`export` reads the database (the operator's own access) and signs the bundle's manifest
+with the audit signing key; `verify-bundle` needs nothing but the file, and optionally
+the public key the auditor expects; `checkpoint` signs a checkpoint now, so an export
+made right after covers every entry.
 """
 
 from __future__ import annotations
@@ -63,8 +64,10 @@ def export_command(
         str | None, typer.Option("--until", help="Before this instant (ISO 8601 with offset).")
     ] = None,
 ) -> None:
-    """Write an evidence bundle: a case's (or organisation's) audit entries with proofs."""
+    """Write an evidence bundle: a case's (or organisation's) audit entries with proofs,
+    its manifest signed with the audit signing key (as `checkpoint` finds it)."""
     from projections.audit.evidence import EvidenceRequest, EvidenceUnavailable, exporting
+    from projections.audit.signing import load_signing_key
 
     if (case is None) == (organisation is None):
         raise typer.BadParameter("give exactly one of --case and --organisation")
@@ -87,7 +90,7 @@ def export_command(
                     raise EvidenceRefused(
                         f"no audit entries for {asked} in that period; nothing written"
                     )
-                _write(out, export.chunks())
+                _write(out, export.chunks(load_signing_key(settings)))
         except EvidenceUnavailable as error:
             raise EvidenceRefused(str(error)) from None
     typer.echo(
@@ -121,7 +124,8 @@ def verify_bundle_command(
         typer.Option("--public-key", help="The key the checkpoints must be signed with (PEM)."),
     ] = None,
 ) -> None:
-    """Check a bundle offline: file hash, entry hashes and links, proofs, signatures."""
+    """Check a bundle offline: its files, the manifest's signature, file hash, entry hashes
+    and links, segment ends, proofs, checkpoint signatures."""
     from projections.audit.bundle import BundleInvalid, verify_bundle
     from projections.audit.checkpoint import load_public_pem
 

@@ -170,8 +170,10 @@ def verify_command(
         typer.echo(VerificationView.of(result).model_dump_json())
     else:
         what = f"case {case_id}" if case_id is not None else "the audit log"
+        access = f" and {result.access_records} access record(s)" if case_id is None else ""
         typer.echo(
-            f"{what}: {result.entries} entries in {result.chains} chain(s): {_state(result)}"
+            f"{what}: {result.entries} entries in {result.chains} chain(s){access}: "
+            f"{_state(result)}"
         )
         if result.breaks:
             typer.echo("modified:")

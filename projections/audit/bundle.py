@@ -1,20 +1,20 @@
 """Evidence bundles: the file format and its offline verification (no database).
 
-Pure. A bundle is a zip of `entries.jsonl` (one audit entry per line, its columns as
-JSON, in chain order) and `manifest.json`: what was asked, when it was exported, the
-SHA-256 of entries.jsonl, each chain segment's start link, each entry's covering
-checkpoint and Merkle inclusion proof, the covering checkpoints (signed) and the newest
-checkpoint at export time, and the public keys that signed them. Entries appended after
-the newest checkpoint are listed as `uncovered`: their links are checked, but no
-signature vouches for them yet. `evidence` writes bundles piece by piece (`bundle_stream`).
+Pure. A bundle is a zip of exactly three files: `entries.jsonl` (one audit entry per
+line, its columns as JSON, in chain order), `manifest.json` (what was asked, when it was
+exported, the SHA-256 of entries.jsonl, each chain segment's start link and end, each
+entry's covering checkpoint and Merkle inclusion proof, the covering checkpoints (signed)
+and the newest checkpoint at export time, the key that signed the manifest and the public
+keys) and `signature.json`, the manifest's signature (`bundle_signature`). Entries
+appended after the newest checkpoint are listed as `uncovered`: their links are checked,
+and the manifest's signature vouches for them. Format 1 (an unsigned manifest) is refused.
+`evidence` writes bundles piece by piece (`bundle_stream`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import groupby
@@ -22,17 +22,28 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from projections.audit import bundle_signature
+from projections.audit.bundle_files import (
+    ENTRIES,
+    FORMAT,
+    MANIFEST,
+    BundleInvalid,
+    Members,
+    read_zip,
+)
 from projections.audit.chain import GENESIS, canonical, first_break
 from projections.audit.checkpoint import Checkpoint, fingerprint, load_public_pem, problem
 from projections.audit.merkle import leaf_hash, root_from_proof
 
-FORMAT = "casebook-evidence-bundle/1"
-ENTRIES = "entries.jsonl"
-MANIFEST = "manifest.json"
-
-
-class BundleInvalid(ValueError):
-    """A bundle that does not verify; the message names the first problem found."""
+__all__ = [
+    "ENTRIES",
+    "FORMAT",
+    "MANIFEST",
+    "BundleInvalid",
+    "Verified",
+    "entry_line",
+    "verify_bundle",
+]
 
 
 @dataclass(frozen=True)
@@ -61,39 +72,33 @@ def entry_line(entry: Mapping[str, Any]) -> bytes:
     return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def read_zip(data: bytes) -> tuple[bytes, dict[str, Any]]:
-    """entries.jsonl's bytes and the parsed manifest."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-            for name in (MANIFEST, ENTRIES):
-                if name not in names:
-                    raise BundleInvalid(f"the bundle has no {name}")
-            entries, manifest_bytes = archive.read(ENTRIES), archive.read(MANIFEST)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as error:
-        raise BundleInvalid(f"not an evidence bundle (a zip file): {error}") from None
-    try:
-        manifest = json.loads(manifest_bytes)
-    except ValueError as error:
-        raise BundleInvalid(f"{MANIFEST} is not JSON: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleInvalid(f"{MANIFEST}: unknown format (expected {FORMAT})")
-    return entries, manifest
-
-
 def verify_bundle(data: bytes, expected_key: Ed25519PublicKey | None = None) -> Verified:
     """Check everything a bundle claims; raise BundleInvalid naming the first problem."""
-    entries_bytes, manifest = read_zip(data)
+    members = read_zip(data)
     try:
-        return _verify(entries_bytes, manifest, expected_key)
+        keys = _check_keys(members.manifest["public_keys"], expected_key)
+        _check_signature(members, keys)
+        return _verify(members.entries, members.manifest, keys)
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, BundleInvalid):
             raise
         raise BundleInvalid(f"{MANIFEST} is malformed ({error!r})") from None
 
 
+def _check_signature(members: Members, keys: dict[str, Ed25519PublicKey]) -> None:
+    """The manifest is the one its signature covers, signed by the key it names."""
+    try:
+        document = bundle_signature.parse(members.signature)
+    except ValueError as error:
+        raise BundleInvalid(str(error)) from None
+    digest = hashlib.sha256(members.manifest_bytes).hexdigest()
+    why = bundle_signature.problem(document, digest, keys, members.manifest.get("signed_by"))
+    if why is not None:
+        raise BundleInvalid(why)
+
+
 def _verify(
-    entries_bytes: bytes, manifest: dict[str, Any], expected_key: Ed25519PublicKey | None
+    entries_bytes: bytes, manifest: dict[str, Any], keys: dict[str, Ed25519PublicKey]
 ) -> Verified:
     listed = manifest["entries"]
     digest = hashlib.sha256(entries_bytes).hexdigest()
@@ -109,7 +114,6 @@ def _verify(
         )
     chains = _check_chains(entries, manifest["chains"])
     _check_scope(manifest["chains"], manifest["request"])
-    keys = _check_keys(manifest["public_keys"], expected_key)
     checkpoints = _check_checkpoints(manifest["checkpoints"], keys)
     uncovered = _check_proofs(entries, manifest, checkpoints)
     used = sorted({c.key_fingerprint for c in checkpoints.values()})
@@ -154,10 +158,12 @@ def _check_chains(entries: list[dict[str, Any]], segments: list[dict[str, Any]])
         found = first_break(stream, subject, links, start=start)
         if found is not None:
             raise BundleInvalid(f"{ENTRIES}: {found.describe()}")
-        if int(links[-1]["seq"]) != int(segment["last_seq"]):
+        last = links[-1]
+        if (int(last["seq"]), last["hash"]) != (int(segment["last_seq"]), segment["last_hash"]):
             raise BundleInvalid(
-                f"{ENTRIES}: the {stream} chain of {subject} ends at entry {links[-1]['seq']}, "
-                f"the manifest says {segment['last_seq']}"
+                f"{ENTRIES}: the {stream} chain of {subject} ends at entry {last['seq']} "
+                f"(hash {str(last['hash'])[:16]}...), the manifest says entry "
+                f"{segment['last_seq']} (hash {str(segment['last_hash'])[:16]}...)"
             )
     for stream, subject in sorted(expected.keys() - seen):
         raise BundleInvalid(f"{ENTRIES}: the {stream} chain of {subject} is missing")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,11 +43,11 @@ ORIGIN_FIELDS = ("api_key_id", "client_address", "request_id")
 
 def canonical(entry: Mapping[str, Any]) -> bytes:
     """The bytes an entry's hash covers."""
-    body = {name: _plain(entry.get(name)) for name in HASHED_FIELDS}
+    body = {name: plain(entry.get(name)) for name in HASHED_FIELDS}
     for name in ORIGIN_FIELDS:
         value = entry.get(name)
         if value is not None:
-            body[name] = _plain(value)
+            body[name] = plain(value)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -59,15 +59,16 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
 _AS_IS = frozenset({str, int, float, bool, type(None)})
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value as the canonical encoding writes it (instants in UTC, UUIDs as text)."""
     if type(value) in _AS_IS:  # most values: a shortcut, same result as below
         return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="microseconds")
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)  # UUIDs
@@ -82,10 +83,11 @@ class Break:
     seq: int | None
     entry_id: int | None
     reason: str
+    kind: str = "entry"  # what the chain links: audit entries, or access records ("record")
 
     def describe(self) -> str:
-        where = f"entry {self.seq}" if self.seq is not None else "the chain's head"
-        ident = f" (entry id {self.entry_id})" if self.entry_id is not None else ""
+        where = f"{self.kind} {self.seq}" if self.seq is not None else "the chain's head"
+        ident = f" ({self.kind} id {self.entry_id})" if self.entry_id is not None else ""
         return f"{self.stream} {self.subject}: {where}{ident}: {self.reason}"
 
 
@@ -96,36 +98,38 @@ def first_break(
     *,
     head: tuple[int, str] | None = None,
     start: tuple[int, str] = (0, GENESIS),
+    kind: str = "entry",
+    hash_of: Callable[[Mapping[str, Any]], str] = entry_hash,
+    id_name: str = "entry_id",
 ) -> Break | None:
     """The first link that fails in one chain (entries in log order), or None.
 
     `start` is the (seq, hash) the first entry follows: the genesis for a whole chain, or
     the entry before a period an evidence bundle covers. `head` is the (seq, hash) the
     projection recorded as the chain's head, if known: entries removed from the end are
-    found through it.
+    found through it. `kind`, `hash_of` and `id_name` serve other chains of the same shape
+    (the access log's records).
     """
     expected_seq, previous = start[0] + 1, start[1]
     for entry in entries:
-        seq, entry_id = int(entry["seq"]), entry.get("entry_id")
+        seq = int(entry["seq"])
+        reason = None
         if seq < expected_seq:
-            return Break(
-                stream, subject, seq, entry_id, f"entry {seq} appears again or out of order"
-            )
-        if seq > expected_seq:
+            reason = f"{kind} {seq} appears again or out of order"
+        elif seq > expected_seq:
             missing = expected_seq if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
-            return Break(stream, subject, seq, entry_id, f"entry {missing} is missing before it")
-        if entry["prev_hash"] != previous:
-            return Break(stream, subject, seq, entry_id, "it does not link to the entry before it")
-        if entry_hash(entry) != entry["hash"]:
-            return Break(stream, subject, seq, entry_id, "its content does not match its hash")
+            reason = f"{kind} {missing} is missing before it"
+        elif entry["prev_hash"] != previous:
+            reason = f"it does not link to the {kind} before it"
+        elif hash_of(entry) != entry["hash"]:
+            reason = "its content does not match its hash"
+        if reason is not None:
+            return Break(stream, subject, seq, entry.get(id_name), reason, kind)
         previous, expected_seq = entry["hash"], seq + 1
     if head is not None and (expected_seq - 1, previous) != head:
         last = expected_seq - 1
-        return Break(
-            stream,
-            subject,
-            None,
-            None,
-            f"the chain ends at entry {last} but its recorded head is entry {head[0]}",
-        )
+        reason = f"the chain ends at {kind} {last} but its recorded head is {kind} {head[0]}"
+        if last == head[0]:
+            reason = f"{kind} {last} is not the recorded head (its hash differs)"
+        return Break(stream, subject, None, None, reason, kind)
     return None

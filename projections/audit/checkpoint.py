@@ -3,6 +3,10 @@
 Pure. A checkpoint covers the entries with entry_id in (after, upto], in entry_id order:
 their Merkle root, their count, and the digest of the checkpoint before it, so the
 checkpoints form a chain of their own and none can be dropped or replaced unnoticed.
+From format 2 it also signs the access log's head (`access_seq`, `access_hash`), so
+access records cannot be cut from its end unnoticed; a format-2 checkpoint may cover no
+new entry (count 0) when only the access log moved. Format-1 checkpoints have no access
+fields and keep their signed bytes, so they still verify.
 The signed bytes are the canonical JSON of the fields below (keys sorted, no spaces,
 UTF-8); the digest is SHA-256 of those bytes and the signature Ed25519 over them.
 """
@@ -20,7 +24,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-FORMAT = "casebook-audit-checkpoint/1"
+FORMAT = "casebook-audit-checkpoint/2"
+FORMAT_1 = "casebook-audit-checkpoint/1"  # before the access log was signed
 EVENT_TYPE = "casebook.audit.checkpoint_signed.v1"
 
 
@@ -38,12 +43,20 @@ class Checkpoint:
     key_fingerprint: str
     digest: str = ""
     signature: str = ""  # base64
+    access_seq: int | None = None  # format 2: the access log's head, its seq and hash
+    access_hash: str | None = None
+
+    @property
+    def format(self) -> str:
+        return FORMAT_1 if self.access_seq is None else FORMAT
 
     def body(self) -> dict[str, Any]:
         """The signed fields."""
         fields = asdict(self)
         del fields["digest"], fields["signature"]
-        return {"format": FORMAT, **fields}
+        if self.access_seq is None:
+            del fields["access_seq"], fields["access_hash"]
+        return {"format": self.format, **fields}
 
     def signed_bytes(self) -> bytes:
         return json.dumps(self.body(), sort_keys=True, separators=(",", ":")).encode()
@@ -53,10 +66,12 @@ class Checkpoint:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Checkpoint:
-        if data.get("format") != FORMAT:
+        if data.get("format") not in (FORMAT_1, FORMAT):
             raise ValueError(f"unknown checkpoint format {data.get('format')!r}")
-        names = cls.__dataclass_fields__.keys()
-        missing = sorted(set(names) - data.keys())
+        names = set(cls.__dataclass_fields__.keys())
+        if data["format"] == FORMAT_1:
+            names -= {"access_seq", "access_hash"}
+        missing = sorted(names - data.keys())
         if missing:
             raise ValueError(f"checkpoint lacks {', '.join(missing)}")
         return cls(**{name: data[name] for name in names})
@@ -72,8 +87,9 @@ def sign(
     merkle_root: bytes,
     prev_digest: str,
     created_at: datetime,
+    access_head: tuple[int, str],
 ) -> Checkpoint:
-    """A new checkpoint, digested and signed with `key`."""
+    """A new checkpoint (format 2), digested and signed with `key`."""
     unsigned = Checkpoint(
         number=number,
         after=after,
@@ -83,6 +99,8 @@ def sign(
         prev_digest=prev_digest,
         created_at=created_at.astimezone(UTC).isoformat(timespec="microseconds"),
         key_fingerprint=fingerprint(key.public_key()),
+        access_seq=access_head[0],
+        access_hash=access_head[1],
     )
     signed = unsigned.signed_bytes()
     return Checkpoint(

@@ -4,8 +4,10 @@ A checkpoint covers every entry appended since the previous one. entry_id comes 
 sequence, so an entry with a lower id may still be uncommitted when a higher one is
 visible: the bound is taken under a SHARE lock on the entries table, which waits for
 every transaction inserting entries to finish (and briefly holds new ones back), so no
-entry can later appear at or below it. The checkpoint and its outbox row are written in
-one transaction; an advisory lock keeps two checkpointers from numbering alike.
+entry can later appear at or below it. A checkpoint also signs the access log's head
+(read once per round, so a busy access log cannot keep a round signing), and is made
+when entries were appended or that head moved. The checkpoint and its outbox row are
+written in one transaction; an advisory lock keeps two checkpointers from numbering alike.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ OUTBOX_SUBJECT = "audit-log"  # one key: every checkpoint on one partition, in o
 MAX_ENTRIES = 100_000  # per checkpoint, so a backlog is signed in bounded transactions
 _COLUMNS = (
     "number, after_entry_id, upto_entry_id, count, merkle_root, prev_digest, created_at, "
-    "key_fingerprint, digest, signature"
+    "key_fingerprint, digest, signature, access_seq, access_hash"
 )
 
 
@@ -48,6 +50,12 @@ def committed_bound(conn: psycopg.Connection[Any]) -> int:
     return int(found[0]) if found else 0
 
 
+def access_head(conn: psycopg.Connection[Any]) -> tuple[int, str]:
+    """The access log's head (seq, hash): (0, genesis) before its first record."""
+    row = conn.execute("SELECT seq, hash FROM casebook_audit_access_head").fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
 def checkpoint_now(
     conn: psycopg.Connection[Any],
     key: Ed25519PrivateKey,
@@ -57,11 +65,12 @@ def checkpoint_now(
 ) -> list[Checkpoint]:
     """Sign checkpoints over every committed entry not yet covered; the new ones."""
     bound = committed_bound(conn)
+    head = access_head(conn)
     made: list[Checkpoint] = []
     while True:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('casebook:audit-checkpoints'))")
-            made_one = _checkpoint_once(conn, key, bound, clock(), max_entries)
+            made_one = _checkpoint_once(conn, key, (bound, head), clock(), max_entries)
         if made_one is None:
             return made
         made.append(made_one)
@@ -70,10 +79,11 @@ def checkpoint_now(
 def _checkpoint_once(
     conn: psycopg.Connection[Any],
     key: Ed25519PrivateKey,
-    bound: int,
+    bounds: tuple[int, tuple[int, str]],
     now: datetime,
     max_entries: int,
 ) -> Checkpoint | None:
+    bound, head = bounds
     last = latest(conn)
     number, after, prev = (last.number, last.upto, last.digest) if last else (0, 0, GENESIS)
     rows = conn.execute(
@@ -81,23 +91,26 @@ def _checkpoint_once(
         "WHERE entry_id > %s AND entry_id <= %s ORDER BY entry_id LIMIT %s",
         (after, bound, max_entries),
     ).fetchall()
-    if not rows:
+    signed_head = (last.access_seq, last.access_hash) if last else (None, None)
+    head_moved = signed_head != head and not (head[0] == 0 and signed_head[0] is None)
+    if not rows and not head_moved:
         return None
     tree = MerkleTree.of_entries([hash_ for _, hash_ in rows])
     checkpoint = sign(
         key,
         number=number + 1,
         after=after,
-        upto=int(rows[-1][0]),
+        upto=int(rows[-1][0]) if rows else after,
         count=len(rows),
         merkle_root=tree.root,
         prev_digest=prev,
         created_at=now,
+        access_head=head,
     )
     pem = public_pem(key.public_key())
     conn.execute(
         f"INSERT INTO casebook_audit_checkpoints ({_COLUMNS}, public_key) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             checkpoint.number,
             checkpoint.after,
@@ -109,6 +122,8 @@ def _checkpoint_once(
             checkpoint.key_fingerprint,
             checkpoint.digest,
             checkpoint.signature,
+            checkpoint.access_seq,
+            checkpoint.access_hash,
             pem,
         ),
     )
@@ -143,7 +158,8 @@ def event_id(checkpoint: Checkpoint) -> str:
 
 
 def _from_row(row: tuple[Any, ...]) -> Checkpoint:
-    number, after, upto, count, root, prev, created, fingerprint, digest, signature = row
+    number, after, upto, count, root, prev, created, fingerprint, digest, signature = row[:10]
+    access_seq, access_hash = row[10:12]
     return Checkpoint(
         number=number,
         after=after,
@@ -155,6 +171,8 @@ def _from_row(row: tuple[Any, ...]) -> Checkpoint:
         key_fingerprint=fingerprint,
         digest=digest,
         signature=signature,
+        access_seq=access_seq,
+        access_hash=access_hash,
     )
 
 
@@ -175,6 +193,18 @@ def covering(conn: psycopg.Connection[Any], entry_ids: list[int]) -> list[Checkp
         (entry_ids,),
     ).fetchall()
     return [_from_row(row) for row in rows]
+
+
+def signed_access_heads(conn: psycopg.Connection[Any]) -> list[tuple[Checkpoint, str, list[str]]]:
+    """Each checkpoint that signed the access log's head (format 2), by number, with its
+    public key's PEM and the hashes the access log now holds at that head's seq."""
+    rows = conn.execute(
+        f"SELECT {', '.join(f'c.{c.strip()}' for c in _COLUMNS.split(','))}, c.public_key, "
+        "coalesce((SELECT array_agg(a.hash ORDER BY a.access_id) FROM casebook_audit_access a "
+        "WHERE a.seq = c.access_seq), '{}') FROM casebook_audit_checkpoints c "
+        "WHERE c.access_seq > 0 ORDER BY c.number"
+    ).fetchall()
+    return [(_from_row(row), row[12], list(row[13])) for row in rows]
 
 
 def public_keys(conn: psycopg.Connection[Any], fingerprints: set[str]) -> dict[str, str]:

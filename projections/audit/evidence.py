@@ -3,10 +3,11 @@
 A case's bundle holds its case and SLA chains; an organisation's, its own chain and the
 case and SLA chains of its cases. Of each chain it holds the entries that happened
 (occurred_at) in [since, until) and every entry between them, so each segment is
-contiguous and links to the entry before it (its start link). Entries the newest
-checkpoint does not cover yet are listed as uncovered rather than signed on the spot:
-exporting needs no signing key (`casebook audit checkpoint` signs one first if wanted).
-All of it is read in one REPEATABLE READ snapshot.
+contiguous and links to the entry before it (its start link) and names its last entry
+(seq and hash). Entries the newest checkpoint does not cover yet are listed as uncovered
+(`casebook audit checkpoint` signs one first if wanted); the manifest's signature, made
+with the audit signing key as the last member is written, vouches for them and for the
+rest. All of it is read in one REPEATABLE READ snapshot.
 
 An export streams: what it will hold, and whether the log still matches the checkpoints
 covering it, is read before the first byte; then the entries are read through a
@@ -18,7 +19,6 @@ with the entries themselves or their proofs.
 from __future__ import annotations
 
 import hashlib
-from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,29 +26,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.rows import dict_row
 
 from domain.errors import DomainError
 from projections.audit import checkpointer
 from projections.audit.bundle import ENTRIES, FORMAT, MANIFEST, entry_line
+from projections.audit.bundle_signature import SIGNATURE, signature_json
 from projections.audit.bundle_stream import batched, json_pieces, zip_stream
 from projections.audit.chain import GENESIS
-from projections.audit.checkpoint import Checkpoint
+from projections.audit.checkpoint import Checkpoint, fingerprint, public_pem
+from projections.audit.evidence_queries import entries_query, entry_ids, starts
 from projections.audit.projection import ENTRY_COLUMNS
 from projections.audit.proofs import CheckpointTree, Proofs
-
-_CASE_SCOPE = "subject = %(case)s AND stream IN ('case', 'sla')"
-_ORGANISATION_SCOPE = (
-    "((stream = 'organisation' AND subject = %(organisation)s) OR (stream IN ('case', 'sla') "
-    "AND subject IN (SELECT case_id FROM casebook_audit_entries "
-    "WHERE stream = 'case' AND organisation_id = %(organisation)s)))"
-)
 
 
 class EvidenceUnavailable(DomainError):
     """The audit log no longer matches a signed checkpoint that covers the entries asked for."""
 
     rule = "audit-log-matches-checkpoints"
+
+
+class EvidenceCannotBeSigned(DomainError):
+    """A bundle's manifest is signed with the audit signing key, which this process lacks."""
+
+    rule = "evidence-is-signed"
 
 
 class EvidenceRequestInvalid(DomainError):
@@ -94,11 +96,16 @@ class Export:
 
 
 def export_bundle(
-    conn: psycopg.Connection[Any], request: EvidenceRequest, *, now: datetime
+    conn: psycopg.Connection[Any],
+    request: EvidenceRequest,
+    *,
+    now: datetime,
+    key: Ed25519PrivateKey,
 ) -> Export:
-    """The bundle for `request` in one piece (small bundles, tests); see `exporting`."""
+    """The bundle for `request` in one piece, signed with `key` (small bundles, tests);
+    see `exporting`."""
     with exporting(conn, request, now=now) as bundle:
-        data = b"".join(bundle.chunks())
+        data = b"".join(bundle.chunks(key))
     return Export(data, bundle.entries, bundle.chains, bundle.checkpoints, bundle.uncovered)
 
 
@@ -124,7 +131,7 @@ class BundleExport:
         self._conn = conn
         self._request = request
         self._now = now
-        self._ids = _entry_ids(conn, request)
+        self._ids = entry_ids(conn, request)
         covering = checkpointer.covering(conn, list(self._ids))
         self._proofs = Proofs(_checked_trees(conn, covering))
         self._newest = checkpointer.latest(conn)
@@ -136,17 +143,32 @@ class BundleExport:
         self.checkpoints = len(self._included)
         self.uncovered = sum(1 for i in self._ids if not self._proofs.covers(i))
         self.chains = 0
-        self._segments: dict[tuple[str, str], list[int]] = {}  # first seq, last seq, count
+        self._segments: dict[tuple[str, str], list[Any]] = {}  # first, last seq, count, hash
         self._digest = hashlib.sha256()
 
-    def chunks(self) -> Iterator[bytes]:
-        """The zip's bytes: entries.jsonl as the entries are read, then manifest.json."""
+    def chunks(self, key: Ed25519PrivateKey) -> Iterator[bytes]:
+        """The zip's bytes: entries.jsonl as the entries are read, then manifest.json, then
+        signature.json (the manifest's, by `key`)."""
+        manifest = hashlib.sha256()
+
+        def manifest_pieces() -> Iterator[bytes]:
+            for piece in batched(self._manifest(key)):
+                manifest.update(piece)
+                yield piece
+
+        def signature() -> Iterator[bytes]:  # read once manifest.json is written
+            yield signature_json(manifest.hexdigest(), key)
+
         yield from zip_stream(
-            [(ENTRIES, batched(self._entry_lines())), (MANIFEST, batched(self._manifest()))]
+            [
+                (ENTRIES, batched(self._entry_lines())),
+                (MANIFEST, manifest_pieces()),
+                (SIGNATURE, signature()),
+            ]
         )
 
     def _entry_lines(self) -> Iterator[bytes]:
-        query, params = _entries_query(self._request, f"e.entry_id, {_ENTRY_FIELDS}")
+        query, params = entries_query(self._request, f"e.entry_id, {_ENTRY_FIELDS}")
         with self._conn.cursor(name="evidence_entries", row_factory=dict_row) as cursor:
             cursor.itersize = 2000
             read = 0
@@ -157,23 +179,27 @@ class BundleExport:
                 read += 1
                 line = entry_line(entry) + b"\n"
                 self._digest.update(line)
-                self._add_to_segment(entry["stream"], str(entry["subject"]), int(entry["seq"]))
+                self._add_to_segment(entry)
                 yield line
         if read != len(self._ids):
             raise RuntimeError("the audit log changed within one snapshot")
         self.chains = len(self._segments)
 
-    def _add_to_segment(self, stream: str, subject: str, seq: int) -> None:
-        segment = self._segments.get((stream, subject))
+    def _add_to_segment(self, entry: dict[str, Any]) -> None:
+        chain, seq = (entry["stream"], str(entry["subject"])), int(entry["seq"])
+        segment = self._segments.get(chain)
         if segment is None:
-            self._segments[(stream, subject)] = [seq, seq, 1]
+            self._segments[chain] = [seq, seq, 1, entry["hash"]]
         else:
-            segment[1], segment[2] = seq, segment[2] + 1
+            segment[1:] = seq, segment[2] + 1, entry["hash"]
 
-    def _manifest(self) -> Iterator[str]:
+    def _manifest(self, key: Ed25519PrivateKey) -> Iterator[str]:
         newest, ids, proofs = self._newest, self._ids, self._proofs
+        signer = fingerprint(key.public_key())
+        keys = self._keys | {signer: public_pem(key.public_key())}
         manifest = {
             "format": FORMAT,
+            "signed_by": signer,
             "request": self._request.as_json(),
             "exported_at": self._now.astimezone(UTC).isoformat(timespec="microseconds"),
             "entries": {
@@ -187,83 +213,30 @@ class BundleExport:
             "uncovered": (i for i in ids if not proofs.covers(i)),
             "uncovered_means": UNCOVERED_MEANS,
             "checkpoints": [c.as_json() for _, c in sorted(self._included.items())],
-            "public_keys": [
-                {"fingerprint": f, "pem": pem} for f, pem in sorted(self._keys.items())
-            ],
+            "public_keys": [{"fingerprint": f, "pem": pem} for f, pem in sorted(keys.items())],
         }
         yield from json_pieces(manifest)
         yield "\n"
 
     def _chains(self) -> Iterator[dict[str, Any]]:
-        starts = _starts(self._conn, self._segments)
-        for (stream, subject), (first, last, count) in self._segments.items():
+        first_links = starts(self._conn, self._segments)
+        for (stream, subject), (first, last, count, last_hash) in self._segments.items():
             yield {
                 "stream": stream,
                 "subject": subject,
                 "start": {
                     "seq": first - 1,
-                    "hash": GENESIS if first == 1 else starts.get((stream, subject), ""),
+                    "hash": GENESIS if first == 1 else first_links.get((stream, subject), ""),
                 },
                 "first_seq": first,
                 "last_seq": last,
+                "last_hash": last_hash,
                 "count": count,
             }
 
 
 UNCOVERED_MEANS = "appended after the newest checkpoint: links checked, not yet signed"
 _ENTRY_FIELDS = ", ".join(f"e.{c.strip()}" for c in ENTRY_COLUMNS.split(","))
-
-
-def _entries_query(request: EvidenceRequest, columns: str) -> tuple[str, dict[str, Any]]:
-    """The entries of the bundle (`columns` of them), in chain order."""
-    scope = _CASE_SCOPE if request.case_id is not None else _ORGANISATION_SCOPE
-    query = (
-        "WITH chains AS (SELECT stream, subject, min(seq) AS first_seq, max(seq) AS last_seq "
-        f"FROM casebook_audit_entries WHERE {scope} "
-        "AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s) "
-        "AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s) "
-        "GROUP BY stream, subject) "
-        f"SELECT {columns} "
-        "FROM casebook_audit_entries e JOIN chains c USING (stream, subject) "
-        "WHERE e.seq BETWEEN c.first_seq AND c.last_seq "
-        "ORDER BY e.stream, e.subject, e.seq, e.entry_id"
-    )
-    params = {
-        "case": request.case_id,
-        "organisation": request.organisation_id,
-        "since": request.since,
-        "until": request.until,
-    }
-    return query, params
-
-
-def _entry_ids(conn: psycopg.Connection[Any], request: EvidenceRequest) -> array[int]:
-    query, params = _entries_query(request, "e.entry_id")
-    ids = array("q")
-    with conn.cursor() as cursor:
-        for (entry_id,) in cursor.execute(query, params):
-            ids.append(entry_id)
-    return ids
-
-
-def _starts(
-    conn: psycopg.Connection[Any], segments: dict[tuple[str, str], list[int]]
-) -> dict[tuple[str, str], str]:
-    """The hash each segment's first entry links to (the entry before the period)."""
-    wanted = [
-        (s, subject, seg[0] - 1) for (s, subject), seg in sorted(segments.items()) if seg[0] > 1
-    ]
-    if not wanted:
-        return {}
-    streams, subjects, seqs = (list(column) for column in zip(*wanted, strict=True))
-    rows = conn.execute(
-        "SELECT DISTINCT ON (e.stream, e.subject) e.stream, e.subject, e.hash "
-        "FROM casebook_audit_entries e "
-        "JOIN unnest(%s::text[], %s::uuid[], %s::int[]) AS k(stream, subject, seq) "
-        "USING (stream, subject, seq) ORDER BY e.stream, e.subject, e.entry_id",
-        (streams, subjects, seqs),
-    ).fetchall()
-    return {(stream, str(subject)): hash_ for stream, subject, hash_ in rows}
 
 
 def _checked_trees(

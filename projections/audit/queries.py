@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
 
+from projections.audit.access_chain import HASHED_FIELDS, record_hash
+from projections.audit.chain import GENESIS
 from projections.audit.projection import ENTRY_COLUMNS
 
 
@@ -32,32 +35,62 @@ class Access:
 
 _ACCESS_COLUMNS = (
     "access_id, at, principal_id, role, route, method, path, case_id, organisation_id, "
-    "reason, request_id, client_address, on_behalf_of"
+    "reason, request_id, client_address, on_behalf_of, seq, hash"
 )
+_HEAD = "casebook_audit_access_head"
 
 
 def record_access(conn: psycopg.Connection[Any], access: Access) -> int:
-    """Insert one access record (the caller owns the transaction); its id."""
+    """Append one access record to the access chain (the caller owns the transaction); its
+    id. The head row's lock, held to the end of the transaction, makes concurrent writers
+    (every API process) append one after another, each linking to the one before."""
+    head = _locked_head(conn)
+    record = {
+        **asdict(access),
+        "case_id": _uuid(access.case_id),
+        "organisation_id": _uuid(access.organisation_id),
+        "seq": head["seq"] + 1,
+        "at": head["now"],
+        "prev_hash": head["hash"],
+    }
+    record["hash"] = record_hash(record)
     row = conn.execute(
-        "INSERT INTO casebook_audit_access (principal_id, role, route, method, path, case_id, "
-        "organisation_id, reason, request_id, client_address, on_behalf_of) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING access_id",
-        (
-            access.principal_id,
-            access.role,
-            access.route,
-            access.method,
-            access.path,
-            access.case_id,
-            access.organisation_id,
-            access.reason,
-            access.request_id,
-            access.client_address,
-            access.on_behalf_of,
-        ),
+        f"WITH added AS (INSERT INTO casebook_audit_access ({', '.join(_INSERTED)}) "
+        f"VALUES ({', '.join(f'%({name})s' for name in _INSERTED)}) "
+        "RETURNING access_id, seq, hash) "
+        f"UPDATE {_HEAD} SET seq = added.seq, hash = added.hash FROM added "
+        "RETURNING added.access_id",
+        record,
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+_INSERTED = (*HASHED_FIELDS, "hash")
+
+
+def _locked_head(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """The chain's head, locked, and the time the next record is written (read with the
+    lock: a writer that waited for it writes the time it got it)."""
+    with conn.cursor(row_factory=dict_row) as cursor:
+        for _ in range(2):
+            found = cursor.execute(
+                f"SELECT seq, hash, clock_timestamp() AS now FROM {_HEAD} FOR UPDATE"
+            ).fetchone()
+            if found is not None:
+                return found
+            # No head row (an emptied log): the chain starts again from the genesis. A head
+            # deleted under an existing chain shows in verification as a repeated record 1.
+            cursor.execute(
+                f"INSERT INTO {_HEAD} (seq, hash) VALUES (0, %s) ON CONFLICT DO NOTHING",
+                (GENESIS,),
+            )
+    raise RuntimeError(f"{_HEAD} has no row")  # pragma: no cover - inserted just above
+
+
+def _uuid(value: str | None) -> str | None:
+    # As the database gives it back, so the hash verification recomputes is this one.
+    return str(UUID(value)) if value is not None else None
 
 
 def timeline(conn: psycopg.Connection[Any], case_id: str) -> list[dict[str, Any]]:

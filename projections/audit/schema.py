@@ -7,6 +7,7 @@ from typing import Any
 from contract.schema_parts import DECIMAL, DRAFT, GAP_RULE, SCHEMA_BASE, text
 from projections.audit.checkpoint import EVENT_TYPE as CHECKPOINT_TYPE
 from projections.audit.checkpoint import FORMAT as CHECKPOINT_FORMAT
+from projections.audit.checkpoint import FORMAT_1 as CHECKPOINT_FORMAT_1
 from projections.sla.schema import sla_headers
 
 CHECKPOINT_TOPIC = "casebook.audit-checkpoints.v1"
@@ -17,11 +18,20 @@ def checkpoint_json_schema() -> dict[str, Any]:
     hex64 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
     count = {"type": "integer", "minimum": 0}
     properties: dict[str, Any] = {
-        "format": {"const": CHECKPOINT_FORMAT, "description": "Version of the signed encoding."},
+        "format": {
+            "enum": [CHECKPOINT_FORMAT_1, CHECKPOINT_FORMAT],
+            "description": "Version of the signed encoding: 2 adds access_seq and "
+            "access_hash (1: checkpoints signed before the access log was).",
+        },
         "number": count | {"minimum": 1, "description": "1, 2, ... with no gaps."},
         "after": count | {"description": "The previous checkpoint's upto (0 for the first)."},
-        "upto": count | {"description": "The last audit entry id covered."},
-        "count": count | {"minimum": 1, "description": "Entries with id in (after, upto]."},
+        "upto": count
+        | {"description": "The last audit entry id covered (= after when count is 0)."},
+        "count": count
+        | {
+            "description": "Entries with id in (after, upto]; 0 (format 2) when only the "
+            "access log moved."
+        },
         "merkle_root": hex64
         | {"description": "RFC 6962 Merkle root of those entries' hashes in entry id order."},
         "prev_digest": hex64 | {"description": "The previous checkpoint's digest (zeros first)."},
@@ -35,7 +45,12 @@ def checkpoint_json_schema() -> dict[str, Any]:
             "no spaces) of every field but digest, signature and public_key.",
         },
         "public_key": {"type": "string", "description": "The signing key's public half, PEM."},
+        "access_seq": count
+        | {"description": "Format 2: the access log's head when signed, its record's seq."},
+        "access_hash": hex64
+        | {"description": "Format 2: that record's hash (zeros before the first record)."},
     }
+    optional = {"access_seq", "access_hash"}
     return {
         "$schema": DRAFT,
         "$id": f"{SCHEMA_BASE}events/{CHECKPOINT_TYPE}.json",
@@ -44,7 +59,7 @@ def checkpoint_json_schema() -> dict[str, Any]:
         "the previous checkpoint, by their Merkle root, chained to that checkpoint.",
         "type": "object",
         "additionalProperties": False,
-        "required": sorted(properties),
+        "required": sorted(properties.keys() - optional),
         "properties": properties,
     }
 

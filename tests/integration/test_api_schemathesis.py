@@ -7,10 +7,13 @@ must be no 5xx, a status the document declares, and a body matching its schema.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis  # its pytest plugin (schema.parametrize) does not run on pytest 9: plain @given
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, seed, settings
 from schemathesis import GenerationMode
@@ -21,8 +24,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.roles import ROLE_MATRIX
+from casebook.database import Database
+from casebook.settings import Settings
 from domain.values import Role
-from tests.integration.api_support import Api, open_case, register_acme
+from tests.integration.api_support import Api, open_case, register_acme, running_api
 
 # The API is the same code over either server, whose storage the other suites cover on
 # both; fuzzing it once, on the default server, keeps the suite inside its time budget.
@@ -31,6 +36,23 @@ pytestmark = pytest.mark.integration
 # Prefer the role that gets furthest into each route (case work before reading).
 PREFERENCE = (Role.AGENT, Role.ADMIN, Role.SUPERVISOR, Role.AUDITOR)
 EXAMPLES = 15  # per operation and mode
+
+
+@pytest.fixture(scope="module")
+def api(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The API as deployed, with an audit signing key: without one, evidence bundles are
+    refused with a 503 on purpose (test_audit_evidence.py), which is no promise broken."""
+    key_file = tmp_path_factory.mktemp("audit-key") / "audit-key.pem"
+    key_file.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    settings = Settings(database_url=database.url, audit_signing_key_file=key_file)
+    with running_api(database, settings=settings) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from casebook.settings import Settings
 from domain.cases import NoteVisibility
 from domain.values import Role, Severity
 from projections.audit.bundle import BundleInvalid, verify_bundle
+from projections.audit.bundle_signature import signature_json
 from projections.audit.checkpoint import Checkpoint, fingerprint, problem
 from projections.audit.checkpointer import checkpoint_now, covered_hashes, latest
 from projections.audit.evidence import EvidenceRequest, EvidenceUnavailable, export_bundle
@@ -64,7 +65,7 @@ class Audited:
     def export(self, **asked: Any) -> bytes:
         with psycopg.connect(self.database.url) as conn:
             request = EvidenceRequest(**({"case_id": str(self.case_id)} | asked))
-            return export_bundle(conn, request, now=datetime.now(UTC)).data
+            return export_bundle(conn, request, now=datetime.now(UTC), key=KEY).data
 
 
 @pytest.fixture
@@ -200,11 +201,18 @@ def members(bundle: bytes) -> tuple[bytes, dict[str, Any]]:
         return archive.read("entries.jsonl"), json.loads(archive.read("manifest.json"))
 
 
-def rebuilt(entries: bytes, manifest: dict[str, Any]) -> bytes:
+def rebuilt(
+    entries: bytes, manifest: dict[str, Any], *, signed_by: Ed25519PrivateKey | None = KEY
+) -> bytes:
+    """A bundle of these files, its manifest signed again by `signed_by` (by default the
+    audit key, so the checks behind the signature are reached; None: unsigned)."""
+    manifest_bytes = json.dumps(manifest).encode()
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("entries.jsonl", entries)
-        archive.writestr("manifest.json", json.dumps(manifest))
+        archive.writestr("manifest.json", manifest_bytes)
+        if signed_by is not None:
+            archive.writestr("signature.json", signature_json(sha256(manifest_bytes), signed_by))
     return out.getvalue()
 
 
@@ -272,6 +280,11 @@ def _claim_uncovered(entries: bytes, manifest: dict[str, Any]) -> tuple[bytes, d
     return entries, manifest | {"proofs": rest, "uncovered": [proof["entry_id"]]}
 
 
+def _cut_segment_end(entries: bytes, manifest: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    cut = b"".join(entries.splitlines(keepends=True)[:-1])
+    return cut, with_entries(manifest, cut)  # the segment's recorded end left as it was
+
+
 @pytest.mark.parametrize(
     ("tamper", "message"),
     [
@@ -283,18 +296,117 @@ def _claim_uncovered(entries: bytes, manifest: dict[str, Any]) -> tuple[bytes, d
         (_swap_signatures, "checkpoint 1: its signature does not verify"),
         (_claim_uncovered, "is listed as uncovered, but is covered"),
         (_other_case, "is not case 00000000-0000-0000-0000-000000000001's"),
+        (_cut_segment_end, "ends at entry 4 (hash "),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else "",
 )
 def test_a_modified_bundle_names_what_is_wrong(
     audited: Audited, tamper: Tamper, message: str
 ) -> None:
+    """Even with its manifest signed again by the audit key, what the manifest claims is
+    checked: these hold however the bundle was signed."""
     audited.checkpoint()
     respond_and_audit(audited)
     audited.checkpoint()
     entries, manifest = tamper(*members(audited.export()))
     with pytest.raises(BundleInvalid, match=message.replace("(", r"\(").replace(")", r"\)")):
         verify_bundle(rebuilt(entries, manifest))
+
+
+def _cut_and_make_consistent(
+    entries: bytes, manifest: dict[str, Any]
+) -> tuple[bytes, dict[str, Any]]:
+    lines = entries.splitlines(keepends=True)
+    cut, last = b"".join(lines[:-1]), json.loads(lines[-2])
+    [segment] = manifest["chains"]
+    chain = segment | {"last_seq": last["seq"], "last_hash": last["hash"], "count": 4}
+    return cut, with_entries(manifest, cut) | {"chains": [chain], "proofs": manifest["proofs"][:-1]}
+
+
+def _edit_exported_at(entries: bytes, manifest: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    return entries, manifest | {"exported_at": "2020-01-01T00:00:00.000000+00:00"}
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (_edit_entry, "entries.jsonl has SHA-256"),
+        (_edit_exported_at, "the manifest was changed"),
+        (_edit_entry_and_its_hash, "the manifest was changed"),
+        (_cut_and_make_consistent, "the manifest was changed"),
+        (_alter_root, "the manifest was changed"),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else "",
+)
+def test_a_bundle_changed_after_signing_fails_on_its_signature(
+    audited: Audited, tamper: Tamper, message: str
+) -> None:
+    audited.checkpoint()
+    respond_and_audit(audited)
+    audited.checkpoint()
+    bundle = audited.export()
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    entries, manifest = tamper(*members(bundle))
+    if manifest != json.loads(files["manifest.json"]):
+        files["manifest.json"] = json.dumps(manifest).encode()
+    with pytest.raises(BundleInvalid, match=message):
+        verify_bundle(zipped(files | {"entries.jsonl": entries}))
+
+
+def test_the_manifest_signature_covers_every_byte_of_the_manifest(audited: Audited) -> None:
+    audited.checkpoint()
+    bundle = audited.export()
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    assert list(files) == ["entries.jsonl", "manifest.json", "signature.json"]
+    spaced = files["manifest.json"].replace(b'": ', b'":  ', 1)  # same meaning, other bytes
+    with pytest.raises(BundleInvalid, match="the manifest was changed"):
+        verify_bundle(zipped(files | {"manifest.json": spaced}))
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_a_bundle_with_a_file_extra_missing_or_wrongly_signed_is_refused(
+    audited: Audited,
+) -> None:
+    audited.checkpoint()
+    bundle = audited.export()
+    with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    assert verify_bundle(zipped(files), KEY.public_key()).entries == 3
+    mallory = Ed25519PrivateKey.generate()
+    digest = sha256(files["manifest.json"])
+    forged = json.loads(signature_json(digest, KEY)) | {
+        "signature": json.loads(signature_json(digest, mallory))["signature"]
+    }
+    cases = {
+        "the bundle holds a file it should not: notes.txt": files | {"notes.txt": b"hi"},
+        "the bundle has no signature.json": {k: v for k, v in files.items() if "sig" not in k},
+        "the bundle has no entries.jsonl": {k: v for k, v in files.items() if "ent" not in k},
+        "signature.json: the bundle has no public key": files
+        | {"signature.json": signature_json(digest, mallory)},
+        "the manifest's signature does not verify": files
+        | {"signature.json": json.dumps(forged).encode()},
+        "signature.json is not JSON": files | {"signature.json": b"unsigned"},
+    }
+    for message, changed in cases.items():
+        with pytest.raises(BundleInvalid, match=message):
+            verify_bundle(zipped(changed))
+
+
+def test_a_bundle_of_the_unsigned_format_is_refused_with_why(audited: Audited) -> None:
+    audited.checkpoint()
+    entries, manifest = members(audited.export())
+    old = manifest | {"format": "casebook-evidence-bundle/1"}
+    with pytest.raises(BundleInvalid, match="format casebook-evidence-bundle/1 has no signed"):
+        verify_bundle(rebuilt(entries, old, signed_by=None))
 
 
 def test_a_bundle_re_signed_with_another_key_fails_only_against_the_expected_key(
@@ -321,7 +433,9 @@ def test_a_bundle_re_signed_with_another_key_fails_only_against_the_expected_key
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     keys = [{"fingerprint": fingerprint(mallory.public_key()), "pem": pem.decode()}]
-    bundle = rebuilt(entries, manifest | {"checkpoints": forged, "public_keys": keys})
+    signer = fingerprint(mallory.public_key())
+    forgery = {"checkpoints": forged, "public_keys": keys, "signed_by": signer}
+    bundle = rebuilt(entries, manifest | forgery, signed_by=mallory)
     assert verify_bundle(bundle).entries == 3
     with pytest.raises(BundleInvalid, match="not the expected key"):
         verify_bundle(bundle, KEY.public_key())
@@ -354,6 +468,16 @@ def test_export_then_verify_bundle_from_the_command_line(
     verified = cli("audit", "verify-bundle", str(out), "--public-key", str(key_file), db=db)
     assert verified.code == 0, verified.stderr
     assert verified.stdout.startswith("OK: 3 entries in 1 chains")
+
+    edited = tmp_path / "edited.zip"  # one count in the manifest lowered, nothing else
+    with zipfile.ZipFile(out) as original, zipfile.ZipFile(edited, "w") as copy:
+        for name in original.namelist():
+            data = original.read(name)
+            copy.writestr(name, data.replace(b'"count": 3', b'"count": 2', 1))
+    refused = cli("audit", "verify-bundle", str(edited), db=db)
+    assert refused.code == 1 and len(refused.stderr.splitlines()) == 1
+    assert refused.stderr.startswith(f"casebook: error: {edited}: manifest.json has SHA-256 ")
+    assert refused.stderr.rstrip().endswith("the manifest was changed")
 
     other = tmp_path / "other.pem"
     other.write_bytes(private_pem(Ed25519PrivateKey.generate()))
@@ -400,9 +524,12 @@ def test_command_line_errors_are_one_line(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_auditors_download_the_same_bundle_over_the_api(audited: Audited) -> None:
+def test_auditors_download_the_same_bundle_over_the_api(audited: Audited, tmp_path: Path) -> None:
     audited.checkpoint()
-    with running_api(audited.database) as api, TestClient(api.app) as client:
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(private_pem(KEY))
+    settings = Settings(database_url=audited.database.url, audit_signing_key_file=key_file)
+    with running_api(audited.database, settings=settings) as api, TestClient(api.app) as client:
         path = f"/audit/cases/{audited.case_id}/evidence"
         response = client.get(path, headers=api.as_(Role.AUDITOR))
         assert response.status_code == 200, response.text
@@ -422,3 +549,14 @@ def test_auditors_download_the_same_bundle_over_the_api(audited: Audited) -> Non
             headers=api.as_(Role.AUDITOR),
         )
         assert bad.status_code == 422 and bad.json()["rule"] == "evidence-period-is-valid"
+
+
+def test_an_api_process_without_a_signing_key_refuses_bundles(audited: Audited) -> None:
+    settings = Settings(database_url=audited.database.url)  # external, and no key file
+    with running_api(audited.database, settings=settings) as api, TestClient(api.app) as client:
+        path = f"/audit/cases/{audited.case_id}/evidence"
+        response = client.get(path, headers=api.as_(Role.AUDITOR))
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["rule"] == "evidence-is-signed"
+    assert "CASEBOOK_AUDIT_SIGNING_KEY_FILE" in response.json()["detail"]

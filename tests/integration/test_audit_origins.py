@@ -24,6 +24,7 @@ from consumers.envelope import Envelope, decode
 from domain.values import Severity
 from entrypoints.rebuilds import CaseEventsFromStore
 from projections.audit.bundle import BundleInvalid, verify_bundle
+from projections.audit.bundle_signature import signature_json
 from projections.audit.checkpointer import checkpoint_now
 from projections.audit.evidence import EvidenceRequest, export_bundle
 from projections.audit.projection import AuditProjection
@@ -131,11 +132,14 @@ def test_adding_an_address_to_an_entry_without_origin_is_detected(case: Case) ->
     assert "entry 1 " in found and found.endswith("its content does not match its hash")
 
 
+KEY = Ed25519PrivateKey.generate()
+
+
 def bundle_of(case: Case) -> bytes:
     with psycopg.connect(case.database.url, autocommit=True) as conn:
-        checkpoint_now(conn, Ed25519PrivateKey.generate())
+        checkpoint_now(conn, KEY)
         request = EvidenceRequest(case_id=str(case.case_id))
-        return export_bundle(conn, request, now=datetime.now(UTC)).data
+        return export_bundle(conn, request, now=datetime.now(UTC), key=KEY).data
 
 
 def test_an_evidence_bundle_carries_the_origins_and_an_edited_address_fails_verification(
@@ -151,17 +155,20 @@ def test_an_evidence_bundle_carries_the_origins_and_an_edited_address_fails_veri
     assert not set(ORIGIN_COLUMNS) & opened.keys()  # no origin: not in the line at all
     assert [assessed[name] for name in ORIGIN_COLUMNS] == ["5b1e9c", "10.1.2.3", "req-1"]
 
-    # The address changed and the manifest's digest of the file made to match: only the
-    # entry's hash can tell, and it does.
+    # The address changed, the manifest's digest of the file made to match and the
+    # manifest signed again (as only the key's holder could): the entry's hash tells.
     index = entries.index(assessed)
     lines[index] = json.dumps(assessed | {"client_address": "203.0.113.66"}).encode()
     edited = b"\n".join(lines) + b"\n"
     digest = hashlib.sha256(edited).hexdigest()
     manifest["entries"] = manifest["entries"] | {"sha256": digest}
     out = io.BytesIO()
+    manifest_bytes = json.dumps(manifest).encode()
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("entries.jsonl", edited)
-        archive.writestr("manifest.json", json.dumps(manifest))
+        archive.writestr("manifest.json", manifest_bytes)
+        digest = hashlib.sha256(manifest_bytes).hexdigest()
+        archive.writestr("signature.json", signature_json(digest, KEY))
     with pytest.raises(BundleInvalid, match=r"entry 2 .*its content does not match its hash"):
         verify_bundle(out.getvalue())
 

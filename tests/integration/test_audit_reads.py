@@ -247,6 +247,7 @@ def test_verification_reports_the_first_broken_link(
             "complete": True,
             "chains": 1,
             "entries": 9,
+            "access_records": 0,  # the access log is the whole log's to check
             "breaks": [],
             "missing_entries": 0,
             "incomplete_chains": 0,
@@ -264,9 +265,17 @@ def test_verification_reports_the_first_broken_link(
         assert broken["breaks"][0]["reason"] == "its content does not match its hash"
         whole = audit_get(own_client, api, "/verification").json()
         assert whole["chains"] == 2 and whole["entries"] == 10  # and the organisation's
+        assert whole["access_records"] == 3  # these three reads, each recorded first
         assert [b["description"] for b in whole["breaks"]] == [
             b["description"] for b in broken["breaks"]
         ]
+        # An access record changed afterwards is the whole log's break too.
+        with psycopg.connect(own.url, autocommit=True) as conn:
+            conn.execute("UPDATE casebook_audit_access SET reason = 'audit' WHERE seq = 2")
+        again = audit_get(own_client, api, "/verification").json()
+        [access] = [b for b in again["breaks"] if b["stream"] == "access"]
+        assert (access["subject"], access["seq"]) == ("log", 2)
+        assert access["reason"] == "its content does not match its hash"
 
 
 def test_only_auditors_reach_the_audit_routes(

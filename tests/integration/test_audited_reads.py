@@ -104,6 +104,8 @@ def test_an_agents_reads_appear_in_the_access_log(
         "get_case_sla",
     ]
     read = records[-4]
+    assert [r["seq"] for r in records[-4:]] == [read["seq"] + n for n in range(4)]  # one chain
+    assert len(read["hash"]) == 64 and read["hash"] != records[-3]["hash"]
     assert read["role"] == "agent" and read["method"] == "GET"
     assert read["path"] == f"/cases/{case_id}"
     assert read["case_id"] == case_id

@@ -119,7 +119,9 @@ def test_verify_names_the_first_broken_link_and_exits_1(
 ) -> None:
     whole = cli("audit", "verify", db=clean_database)
     assert whole.code == 0, whole.stderr
-    assert whole.stdout == "the audit log: 10 entries in 2 chain(s): intact\n"
+    assert whole.stdout == (
+        "the audit log: 10 entries in 2 chain(s) and 0 access record(s): intact\n"
+    )
     assert "verifying" in whole.stderr  # the progress display
     with psycopg.connect(clean_database.url, autocommit=True) as conn:
         conn.execute(

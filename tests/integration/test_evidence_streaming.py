@@ -43,7 +43,7 @@ def test_an_organisation_bundle_of_ten_thousand_cases_streams_in_bounded_memory(
     token = KeyStore.for_database(database).create(KeyRole.AUDITOR).token
     out = tmp_path / "organisation.zip"
     with (
-        api_worker(database) as (base, server),
+        api_worker(database, KEY) as (base, server),
         httpx.Client(base_url=base, headers=bearer(token), timeout=300) as http,
     ):
         # A bundle first (of a case without entries): every module an export uses is
@@ -92,7 +92,7 @@ def test_downloads_cut_short_give_their_snapshot_and_connection_back(
     database, organisation = large
     token = KeyStore.for_database(database).create(KeyRole.AUDITOR).token
     path = f"/audit/organisations/{organisation.organisation_id}/evidence"
-    with api_worker(database) as (base, _):
+    with api_worker(database, KEY) as (base, _):
         for _ in range(5):  # more than the read pool holds
             with (
                 httpx.Client(base_url=base, headers=bearer(token), timeout=60) as http,
