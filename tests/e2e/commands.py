@@ -15,13 +15,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from casebook.database import Database
 from tests.generous_limits import GENEROUS_LIMITS
 from tests.kafka import RunningBroker
 from tests.master_key import MASTER_KEY_VARIABLE
+from tests.signing_key import new_signing_key_file
 
 # The clean-stop promise is 5 s. A 2-core machine shared with other runs gets three times
 # that before a test fails; a stop that waits out join timeouts (30 s each) fails.
@@ -168,14 +167,7 @@ def deployed_env(
     db: Database, data_home: Path, broker: RunningBroker | None = None
 ) -> dict[str, str]:
     """Settings of a deployment: an external database (and broker), a signing key file."""
-    key = data_home / "audit-key.pem"
-    key.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key = new_signing_key_file(data_home)
     settings = {
         "data_dir": str(data_home / "var"),
         "database_url": db.url,

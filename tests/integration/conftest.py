@@ -29,6 +29,8 @@ from entrypoints.migrate import apply_migrations
 from tests.directories import private_directory
 
 if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
     from tests.integration.api_support import Api
 
 EXTERNAL_URL_VARIABLE = "CASEBOOK_TEST_DATABASE_URL"
@@ -169,3 +171,21 @@ def api(database: Database) -> Iterator[Api]:
 
     with running_api(database) as running:
         yield running
+
+
+@pytest.fixture
+def clean_api(clean_database: Database) -> Iterator[Api]:
+    """The HTTP API over a write side on an emptied database, one per test."""
+    from tests.integration.api_support import running_api
+
+    with running_api(clean_database) as running:
+        yield running
+
+
+@pytest.fixture
+def clean_client(clean_api: Api) -> Iterator[TestClient]:
+    """A client of `clean_api`, its lifespan started."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(clean_api.app) as client:
+        yield client

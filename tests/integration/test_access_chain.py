@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,14 +17,13 @@ from api.keys import KeyRole, KeyStore
 from casebook.application import Casebook
 from casebook.database import Database
 from casebook.settings import Settings
-from entrypoints.broker import free_port
 from entrypoints.migrate import MIGRATIONS_DIR, apply_migrations
 from projections.audit.access_chain import record_hash
 from projections.audit.checkpoint import FORMAT, problem
 from projections.audit.checkpointer import checkpoint_now
 from projections.audit.queries import Access, record_access
 from projections.audit.verify import Verification, verify_log
-from tests.generous_limits import GENEROUS_LIMITS
+from tests.integration.api_support import casebook_serve
 from tests.integration.conftest import CliRunner, DatabaseFactory
 
 pytestmark = pytest.mark.integration
@@ -199,28 +193,8 @@ def test_concurrent_writers_append_one_chain(clean_database: Database) -> None:
 def test_api_processes_reading_at_once_append_one_chain(clean_database: Database) -> None:
     Casebook.connect(clean_database, Settings(database_url=clean_database.url)).close()
     token = KeyStore.for_database(clean_database).create(KeyRole.AGENT).token
-    port, reads = free_port(), 90
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEBOOK_")}
-    env |= GENEROUS_LIMITS | {
-        "CASEBOOK_DATABASE_URL": clean_database.url,
-        "CASEBOOK_LOG_LEVEL": "warning",
-    }
-    executable = str(Path(sys.executable).parent / "casebook")
-    server = subprocess.Popen(
-        [executable, "serve", "--port", str(port), "--workers", "3"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    reads = 90
+    with casebook_serve(clean_database, workers=3) as base:
 
         def get(number: int) -> int:
             headers = {"Authorization": f"Bearer {token}", "X-Access-Reason": f"r{number}"}
@@ -228,9 +202,6 @@ def test_api_processes_reading_at_once_append_one_chain(clean_database: Database
 
         with ThreadPoolExecutor(max_workers=12) as pool:
             statuses = list(pool.map(get, range(reads)))
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
     assert statuses == [200] * reads
     result = verified(clean_database)
     assert (result.intact, result.access_records, result.breaks) == (True, reads, [])

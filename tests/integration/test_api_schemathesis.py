@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 import schemathesis  # its pytest plugin (schema.parametrize) does not run on pytest 9: plain @given
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, seed, settings
 from schemathesis import GenerationMode
@@ -28,6 +26,7 @@ from casebook.database import Database
 from casebook.settings import Settings
 from domain.values import Role
 from tests.integration.api_support import Api, open_case, register_acme, running_api
+from tests.signing_key import new_signing_key_file
 
 # The API is the same code over either server, whose storage the other suites cover on
 # both; fuzzing it once, on the default server, keeps the suite inside its time budget.
@@ -42,14 +41,7 @@ EXAMPLES = 15  # per operation and mode
 def api(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The API as deployed, with an audit signing key: without one, evidence bundles are
     refused with a 503 on purpose (test_audit_evidence.py), which is no promise broken."""
-    key_file = tmp_path_factory.mktemp("audit-key") / "audit-key.pem"
-    key_file.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_file = new_signing_key_file(tmp_path_factory.mktemp("audit-key"))
     settings = Settings(database_url=database.url, audit_signing_key_file=key_file)
     with running_api(database, settings=settings) as running:
         yield running

@@ -15,11 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from casebook.database import Database
+from casebook.settings import Settings
 from domain.values import Role
 from entrypoints.migrate import apply_migrations
 from tests.integration.api_support import Api, running_api
 from tests.integration.audit_support import CasePast, live_a_case
 from tests.integration.conftest import CliRunner, DatabaseFactory
+from tests.signing_key import new_signing_key_file
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +45,10 @@ def past(db: Database) -> CasePast:
 
 
 @pytest.fixture(scope="module")
-def api_on_db(db: Database) -> Iterator[Api]:
-    with running_api(db) as running:
+def api_on_db(db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    key = new_signing_key_file(tmp_path_factory.mktemp("audit-key"))  # bundles are signed
+    settings = Settings(database_url=db.url, audit_signing_key_file=key)
+    with running_api(db, settings=settings) as running:
         yield running
 
 

@@ -6,15 +6,12 @@ import base64
 import io
 import os
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from casebook import commands as c
@@ -29,12 +26,13 @@ from privacy.envelope import KeyUnusable
 from projections.audit.bundle import verify_bundle
 from projections.audit.verify import verify_case
 from relay.cloudevents import topic_name
-from tests.integration.api_support import ACME, Api, open_case, running_api
+from tests.integration.api_support import ACME, Api, open_case
 from tests.integration.conftest import CliRunner
 from tests.integration.pipeline_support import command, until, whole_system, with_audit
 from tests.integration.sla_support import rows
 from tests.integration.topic_support import consume_all
 from tests.integration.write_side import as_agent, open_request, register_organisation
+from tests.signing_key import new_signing_key_file
 
 pytestmark = pytest.mark.integration
 
@@ -135,16 +133,11 @@ def test_erasing_a_subject_leaves_their_fields_erased_everywhere_and_the_audit_i
     tmp_path: Path,
     cli: CliRunner,
 ) -> None:
-    signing_key = tmp_path / "audit-key.pem"
-    signing_key.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    key = new_signing_key_file(tmp_path)
+    system = whole_system(
+        clean_database, kafka_broker, log_level="debug", audit_signing_key_file=key
     )
-    overrides = {"log_level": "debug", "audit_signing_key_file": signing_key}
-    with whole_system(clean_database, kafka_broker, **overrides) as (api, client, settings):
+    with system as (api, client, settings):
         configure_logging(settings)
         try:
             with with_audit(clean_database, settings):
@@ -323,21 +316,10 @@ def test_the_command_line_refuses_an_erasure_it_cannot_do_in_one_line(
     assert rows(clean_database, "SELECT count(*) FROM casebook_erasures") == [(0,)]
 
 
-@pytest.fixture
-def api(clean_database: Database) -> Iterator[Api]:
-    with running_api(clean_database) as api:
-        yield api
-
-
-@pytest.fixture
-def client(api: Api) -> Iterator[TestClient]:
-    with TestClient(api.app) as client:
-        yield client
-
-
 def test_an_erasure_without_scope_or_reason_is_a_problem_naming_the_field(
-    api: Api, client: TestClient
+    clean_api: Api, clean_client: TestClient
 ) -> None:
+    api, client = clean_api, clean_client
     admin = api.as_(Role.ADMIN)
     no_reason = client.post("/privacy/erasures", json={"subject": "ada"}, headers=admin)
     assert no_reason.status_code == 422
