@@ -3,6 +3,7 @@ subject's data."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -47,7 +48,7 @@ class ErasureView(BaseModel):
 
     @classmethod
     def of(cls, report: ErasureReport) -> ErasureView:
-        return cls(**report.to_json())
+        return cls(**asdict(report))
 
 
 class SubjectEventView(BaseModel):

@@ -139,6 +139,16 @@ def bench_service(
     return commands / (time.perf_counter() - began)
 
 
+def in_clear(casebook: Casebook, cases: list[uuid.UUID], commands: int) -> float:
+    """(b) with the notes' text stored in clear (no data key fetched, nothing sealed): the
+    cost of sealing personal data is (b) over this."""
+    keyring, casebook.store.mapper.keyring = casebook.store.mapper.keyring, None
+    try:
+        return bench_service(casebook, cases, commands)
+    finally:
+        casebook.store.mapper.keyring = keyring
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, kafka=False)
@@ -163,11 +173,12 @@ def main() -> None:
             cases = seed(casebook, args.cases)
             # Alternate short rounds so a noisy neighbour hits both sides alike.
             per_round = args.commands // args.rounds
-            rounds: dict[str, list[float]] = {"raw": [], "service": [], "keyed": []}
+            rounds: dict[str, list[float]] = {"raw": [], "service": [], "keyed": [], "clear": []}
             for _ in range(args.rounds):
                 rounds["raw"].append(baseline.run(per_round))
                 rounds["service"].append(bench_service(casebook, cases, per_round))
                 rounds["keyed"].append(bench_service(casebook, cases, per_round, keyed=True))
+                rounds["clear"].append(in_clear(casebook, cases, per_round))
             results.update({name: statistics.median(rates) for name, rates in rounds.items()})
             results["ratios"] = [
                 s / r for s, r in zip(rounds["service"], rounds["raw"], strict=True)
@@ -228,6 +239,11 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(
         f"    with idempotency keys       {results['keyed']:8.0f} events/s   "
         f"{results['keyed'] / raw:.2f}"
+    )
+    clear = results["clear"]
+    print(
+        f"    personal data in clear      {clear:8.0f} events/s   "
+        f"{clear / raw:.2f}  (sealing: b/clear {results['service'] / clear:.2f})"
     )
     print("    b/a per round: " + ", ".join(f"{r:.2f}" for r in results["ratios"]))
     if "http" in results:

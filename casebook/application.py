@@ -391,9 +391,11 @@ class Casebook(StoreReads):
                 notifications=notification_rows(ready),
                 expected_reads=reads,
                 origins=origins,
+                live_keys=self.store.mapper.sealing_keys(),
             )
         except BaseException:
-            # Cached aggregates now hold events that were not stored: forget them.
+            # Cached aggregates hold events not stored, a data key may have been erased.
+            self.store.mapper.forget_keys()
             for aggregate_id in written:
                 self._evict(aggregate_id)
             raise

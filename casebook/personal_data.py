@@ -12,8 +12,8 @@ erasure's row: an erasure stopped half-way says so, and running it again complet
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -39,10 +39,19 @@ class NothingToErase(NotFound):
     rule = "erasure-names-a-known-subject"
 
 
+class ErasureCutShort(RuntimeError):
+    """Step 2 stopped (Ctrl-C, an outage): the keys are gone, some events not recorded."""
+
+    def __init__(self, erasure_id: int, recorded: int, of: int) -> None:
+        super().__init__(
+            f"erasure {erasure_id} cut short: its data keys are destroyed and {recorded} of "
+            f"{of} erasure events recorded; run the same erasure again to complete it"
+        )
+
+
 @dataclass(frozen=True)
 class Erasure:
-    """Whose personal data to erase: an organisation's, a subject's, or a subject's
-    within one organisation."""
+    """Whose personal data to erase: an organisation's, a subject's, or both (within it)."""
 
     organisation_id: UUID | None
     subject: str | None
@@ -55,9 +64,6 @@ class ErasureReport:
     keys_destroyed: int
     cases: int
     recorded: int
-
-    def to_json(self) -> dict[str, int]:
-        return vars(self).copy()
 
 
 def erase(
@@ -86,7 +92,19 @@ def erase(
         conn.execute("VACUUM casebook_data_keys")
     if casebook.store.mapper.keyring is not None:
         casebook.store.mapper.keyring.forget()
-    recorded = _record_on_aggregates(casebook, erasure, reason, cases, actor, progress)
+    commands = _erasure_commands(erasure, reason, cases)
+    context, recorded = c.CommandContext(actor=actor), 0
+    try:
+        for chunk in _chunks(commands):
+            for future in casebook.execute_together([(command, context) for command in chunk]):
+                future.result()  # a refusal or an outage stops the erasure loudly
+                recorded += 1
+            if progress is not None:
+                progress(recorded, len(commands))
+    except BaseException as error:  # Ctrl-C too: the row must say how far it got
+        with suppress(Exception), _connection(casebook) as conn, conn.transaction():
+            count_erasure(conn, erasure_id, recorded=recorded, completed=False)
+        raise ErasureCutShort(erasure_id, recorded, len(commands)) from error
     with _connection(casebook) as conn, conn.transaction():
         count_erasure(conn, erasure_id, recorded=recorded)
     return ErasureReport(erasure_id, destroyed, len(cases), recorded)
@@ -113,29 +131,13 @@ def export(casebook: Casebook, subject: str) -> dict[str, Any]:
     return {"subject": subject, "cases": exported}
 
 
-def _record_on_aggregates(
-    casebook: Casebook,
-    erasure: Erasure,
-    reason: str,
-    cases: list[UUID],
-    actor: Actor,
-    progress: Progress | None,
-) -> int:
-    context = c.CommandContext(actor=actor)
+def _erasure_commands(erasure: Erasure, reason: str, cases: list[UUID]) -> list[c.Command]:
     commands: list[c.Command] = [
         c.EraseCaseData(case_id, erasure.subject, reason) for case_id in cases
     ]
     if erasure.organisation_id is not None and erasure.subject is None:
         commands.insert(0, c.EraseOrganisationData(erasure.organisation_id, reason))
-    recorded = 0
-    for chunk in _chunks(commands):
-        futures = casebook.execute_together([(command, context) for command in chunk])
-        for future in futures:
-            future.result()  # a refusal or an outage stops the erasure loudly
-            recorded += 1
-        if progress is not None:
-            progress(recorded, len(commands))
-    return recorded
+    return commands
 
 
 def _contacts_of(casebook: Casebook, cases: list[UUID]) -> list[str]:
@@ -148,9 +150,7 @@ def _contacts_of(casebook: Casebook, cases: list[UUID]) -> list[str]:
 
 
 def _chunks(items: list[c.Command]) -> Iterator[list[c.Command]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, CHUNK)):
-        yield chunk
+    return (items[start : start + CHUNK] for start in range(0, len(items), CHUNK))
 
 
 def _connection(casebook: Casebook) -> Any:

@@ -84,6 +84,7 @@ class OriginNotification(Notification):
     origin: Origin | None = None
 
 
+_EXPECT_LIVE_KEYS = "SELECT casebook_expect_live_keys(%s::uuid[])"  # migration 0026
 _INSERT_ORIGINS = (
     "INSERT INTO casebook_command_origins (originator_id, originator_version, api_key_id,"
     " client_address, request_id, traceparent, tracestate) SELECT * FROM unnest(%s::uuid[],"
@@ -136,6 +137,8 @@ class CasebookRecorder(PostgresApplicationRecorder):
                         kwargs.get("expected_reads", ()),
                         kwargs.get("origins", ()),
                     )
+                    if live_keys := kwargs.get("live_keys", ()):  # sealed under live keys only
+                        control.execute(_EXPECT_LIVE_KEYS, (list(live_keys),), prepare=False)
                     if incidents := kwargs.get("incident_index", ()):
                         control.execute(
                             incident_index.UPSERT,

@@ -51,3 +51,25 @@ BEGIN
               AND i.requester_id IS NULL;
     END IF;
 END $$;
+
+-- The writer's check, under the event table's lock, that the data keys it sealed a
+-- batch's personal fields with are still live; their rows are locked so an erasure
+-- waits for the batch (whose data it then erases too) or the batch sees the erasure.
+-- The integrity_constraint_violation code makes the writer treat it as a conflict:
+-- forget its keys, fetch live ones, retry.
+CREATE FUNCTION casebook_expect_live_keys(keys uuid[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    live integer;
+BEGIN
+    SELECT count(*) INTO live FROM (
+        SELECT 1 FROM casebook_data_keys
+        WHERE key_id = ANY(keys) AND erased_at IS NULL
+        FOR SHARE
+    ) AS still_live;
+    IF live < cardinality(keys) THEN
+        RAISE EXCEPTION 'a data key was erased after the batch was sealed'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+END
+$$;

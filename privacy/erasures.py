@@ -73,9 +73,14 @@ def scrub_copies(
 
 
 def count_erasure(
-    conn: Any, erasure_id: int, *, keys: int | None = None, recorded: int = 0
+    conn: Any,
+    erasure_id: int,
+    *,
+    keys: int | None = None,
+    recorded: int = 0,
+    completed: bool = True,
 ) -> None:
-    """Note the keys destroyed (step 1) or the events recorded, completing it (step 2)."""
+    """Note the keys destroyed (step 1), or the events recorded (step 2) and whether all were."""
     if keys is not None:
         conn.execute(
             "UPDATE casebook_erasures SET keys_destroyed = %s WHERE erasure_id = %s",
@@ -83,9 +88,9 @@ def count_erasure(
         )
     else:
         conn.execute(
-            "UPDATE casebook_erasures SET recorded = %s, completed_at = now()"
-            " WHERE erasure_id = %s",
-            (recorded, erasure_id),
+            "UPDATE casebook_erasures SET recorded = %s,"
+            " completed_at = CASE WHEN %s THEN now() END WHERE erasure_id = %s",
+            (recorded, completed, erasure_id),
         )
 
 

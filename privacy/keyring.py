@@ -5,10 +5,12 @@ data subjects' (the requester of its cases). Erasure destroys the wrapped keys o
 scope (`destroy`); a later write to that scope gets a new key, so what is written after
 an erasure stays readable and what was written before never again is.
 
-Writes ask for their streams' keys once per batch, uncached: a key erased a moment ago
-is never used for new data. Reads cache unwrapped keys for `cache_seconds` (a key
-erased by another process may still open values there that long; docs/privacy.md) and
-remember erased keys for good.
+The writer remembers its scopes' live keys; every save checks, under the event table's
+lock and with the keys' rows locked against an erasure, that those it sealed with are
+still live, and a save that finds one erased is refused as a conflict and retried with
+fresh keys: a key erased a moment ago is never used for new data. Reads cache unwrapped
+keys for `cache_seconds` (a key erased by another process may still open values there
+that long; docs/privacy.md) and remember erased keys for good.
 """
 
 from __future__ import annotations
@@ -63,18 +65,24 @@ class Keyring:
         self._fingerprint = fingerprint(master_key)
         self._cache_seconds = cache_seconds
         self._opened: dict[UUID, tuple[bytes | None, float]] = {}
+        self._live: dict[Scope, tuple[UUID, bytes]] = {}
 
     def live_keys(self, scopes: Iterable[Scope]) -> dict[Scope, tuple[UUID, bytes]]:
-        """Each scope's live key (id, key), made when it has none."""
-        wanted = sorted(set(scopes), key=lambda s: (s.organisation_id, s.subject or ""))
-        if not wanted:
-            return {}
-        found = self._select_live(wanted)
-        missing = [s for s in wanted if s not in found]
-        if missing:
-            self._create(missing)
-            found |= self._select_live(missing)
-        return found
+        """Each scope's live key (id, key), made when it has none; remembered for the
+        writer, whose save checks them still live (`casebook_expect_live_keys`) and
+        calls `forget` when one is not."""
+        wanted = set(scopes)
+        unknown = sorted(
+            wanted - self._live.keys(), key=lambda s: (s.organisation_id, s.subject or "")
+        )
+        if unknown:
+            found = self._select_live(unknown)
+            missing = [s for s in unknown if s not in found]
+            if missing:
+                self._create(missing)
+                found |= self._select_live(missing)
+            self._live |= found
+        return {scope: self._live[scope] for scope in wanted}
 
     def key(self, key_id: UUID) -> bytes | None:
         """The data key, or None when it was erased."""
@@ -104,8 +112,9 @@ class Keyring:
         return opened
 
     def forget(self) -> None:
-        """Drop cached keys (this process erased some)."""
+        """Drop cached keys (some were erased)."""
         self._opened.clear()
+        self._live.clear()
 
     def _select_live(self, scopes: list[Scope]) -> dict[Scope, tuple[UUID, bytes]]:
         params = ([s.organisation_id for s in scopes], [s.subject or "" for s in scopes])

@@ -84,6 +84,16 @@ class SealingMapper(Mapper[UUID]):
         keys = self.keyring.live_keys(scopes.values())
         self._stream_keys = {stream: keys[scope] for stream, scope in scopes.items()}
 
+    def sealing_keys(self) -> list[UUID]:
+        """The ids of the keys the coming save seals with (its check that they live)."""
+        return sorted({key_id for key_id, _ in self._stream_keys.values()})
+
+    def forget_keys(self) -> None:
+        """A save failed, perhaps on an erased key: fetch keys afresh next time."""
+        self._stream_keys = {}
+        if self.keyring is not None:
+            self.keyring.forget()
+
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         names = personal_fields(type(domain_event))
         state = vars(domain_event)

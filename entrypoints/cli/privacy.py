@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -18,7 +19,7 @@ from uuid import UUID
 import typer
 
 from casebook.application import Casebook
-from casebook.personal_data import Erasure, erase, export
+from casebook.personal_data import Erasure, ErasureCutShort, erase, export
 from casebook.settings import get_settings
 from domain.values import Actor, Channel, Role
 from entrypoints.cli.db import command_database
@@ -60,14 +61,19 @@ def erase_command(
         raise typer.BadParameter("give --organisation, --subject or both")
     actor = Actor(by or f"operator:{getpass.getuser()}", Role.ADMIN, Channel.API)
     with _casebook() as casebook:
-        report = erase(
-            casebook,
-            Erasure(organisation, subject, reason),
-            actor,
-            progress=lambda done, of: print(f"recorded {done} of {of} ...", file=sys.stderr),
-        )
+        try:
+            report = erase(
+                casebook,
+                Erasure(organisation, subject, reason),
+                actor,
+                progress=lambda done, of: print(f"recorded {done} of {of} ...", file=sys.stderr),
+            )
+        except ErasureCutShort as error:
+            typer.echo(f"casebook: error: {error}", err=True)
+            interrupted = isinstance(error.__cause__, KeyboardInterrupt)
+            raise typer.Exit(130 if interrupted else 1) from None
     if as_json:
-        typer.echo(json.dumps(report.to_json()))
+        typer.echo(json.dumps(asdict(report)))
         return
     typer.echo(
         f"erasure {report.erasure_id}: {report.keys_destroyed} data key(s) destroyed, "

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from casebook import commands as c
 from casebook.application import Casebook
 from casebook.database import Database
+from casebook.personal_data import Erasure, erase
 from casebook.settings import Settings
 from domain.cases import NoteVisibility
 from domain.values import ERASED, Role
@@ -31,7 +32,7 @@ from tests.integration.conftest import CliRunner
 from tests.integration.pipeline_support import command, until, whole_system, with_audit
 from tests.integration.sla_support import rows
 from tests.integration.topic_support import consume_all
-from tests.integration.write_side import as_agent, open_request, register_organisation
+from tests.integration.write_side import ADMIN, as_agent, open_request, register_organisation
 from tests.signing_key import new_signing_key_file
 
 pytestmark = pytest.mark.integration
@@ -355,3 +356,26 @@ def test_an_erasure_blanks_personal_fields_stored_in_clear_before_sealing_existe
         assert casebook.get_case(case_id).title == ERASED
     finally:
         casebook.close()
+
+
+def test_a_writer_holding_an_erased_key_seals_its_next_write_under_a_live_one(
+    clean_database: Database,
+) -> None:
+    settings = Settings(database_url=clean_database.url)
+    writer, eraser = (
+        Casebook.connect(clean_database, settings),
+        Casebook.connect(clean_database, settings),
+    )
+    try:
+        organisation = register_organisation(writer)
+        open_request(writer, organisation)  # the writer now holds ada's key
+        report = erase(eraser, Erasure(None, "ada", "DSR-11"), ADMIN.actor)
+        assert report.keys_destroyed == 1
+        # A new case: no version conflict, only the erased key to notice.
+        later = open_request(writer, organisation)
+        assert eraser.get_case(later).title == "Mail is down"
+    finally:
+        writer.close()
+        eraser.close()
+    live = rows(clean_database, "SELECT count(*) FROM casebook_data_keys WHERE erased_at IS NULL")
+    assert live == [(2,)]  # the organisation's and ada's new one
