@@ -31,6 +31,10 @@ _SCRUB_SENT = (
     " subject = %(erased)s WHERE (%(whole)s AND organisation_id = %(org)s)"
     " OR recipient = ANY(%(recipients)s::text[])"
 )
+# The case index lists titles: blank now, not only when step 2 records the erasure.
+_SCRUB_INDEX = (
+    "UPDATE casebook_case_index SET title = %(erased)s WHERE case_id = ANY(%(cases)s::uuid[])"
+)
 # A retried command's stored answer names its case; its digest covers the request.
 _FORGET_RETRIES = (
     "DELETE FROM casebook_idempotency WHERE (response ->> 'aggregate_id')::uuid"
@@ -60,7 +64,7 @@ def record_erasure(
 def scrub_copies(
     conn: Any, cases: list[UUID], organisation_id: UUID | None, whole: bool, recipients: list[str]
 ) -> None:
-    """Blank the messages and stored answers that hold the scope's personal data."""
+    """Blank the titles listed, messages and stored answers holding the scope's data."""
     scrub = {
         "erased": ERASED,
         "cases": cases,
@@ -68,7 +72,7 @@ def scrub_copies(
         "whole": whole,
         "recipients": recipients,
     }
-    for statement in (_SCRUB_OUTBOX, _SCRUB_SENT, _FORGET_RETRIES):
+    for statement in (_SCRUB_INDEX, _SCRUB_OUTBOX, _SCRUB_SENT, _FORGET_RETRIES):
         conn.execute(statement, scrub)
 
 
