@@ -33,6 +33,7 @@ from tests.integration.pipeline_support import command, until, whole_system, wit
 from tests.integration.sla_support import rows
 from tests.integration.topic_support import consume_all
 from tests.integration.write_side import ADMIN, as_agent, open_request, register_organisation
+from tests.kafka import ON_BOTH_BROKERS
 from tests.signing_key import new_signing_key_file
 
 pytestmark = pytest.mark.integration
@@ -127,6 +128,7 @@ def zofia_case(client: TestClient, api: Api, organisation: str) -> str:
     return case_id
 
 
+@ON_BOTH_BROKERS
 def test_erasing_a_subject_leaves_their_fields_erased_everywhere_and_the_audit_intact(
     clean_database: Database,
     kafka_broker: Broker,
