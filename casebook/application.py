@@ -23,7 +23,14 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, Repository
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, PersistenceError
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    JSONTranscoder,
+    Mapper,
+    OperationalError,
+    PersistenceError,
+)
 from eventsourcing.utils import Environment
 
 from casebook import commands as c
@@ -221,6 +228,12 @@ class Casebook(StoreReads):
         for item in batch:
             try:
                 ready.append(self._prepare(item))
+            except (OperationalError, InterfaceError) as error:
+                # The store is unreachable: every other command would wait as long.
+                for other in batch:
+                    self._evict(target_id(other.command))
+                self._unavailable([i for i in batch if not i.future.done()], error)
+                return
             except Exception as error:
                 self._evict(target_id(item.command))  # in case it failed half-way
                 refused.append((item, error))
@@ -253,15 +266,7 @@ class Casebook(StoreReads):
             for prepared in ready:
                 self._retry_alone(prepared.item)
         except PersistenceError as error:
-            log.warning(
-                "write.batch.unavailable",
-                commands=len(ready),
-                error=type(error).__name__,
-                reason=first_line(error),
-            )
-            failure = WriteUnavailable(f"event store unavailable: {type(error).__name__}")
-            for prepared in ready:
-                prepared.item.future.set_exception(failure)
+            self._unavailable([prepared.item for prepared in ready], error)
         else:
             for prepared in ready:
                 prepared.item.future.set_result(prepared.result)
@@ -270,6 +275,17 @@ class Casebook(StoreReads):
                 commands=len(ready),
                 ms=round((time.perf_counter() - began) * 1000, 2),
             )
+
+    def _unavailable(self, items: list[Item], error: Exception) -> None:
+        log.warning(
+            "write.batch.unavailable",
+            commands=len(items),
+            error=type(error).__name__,
+            reason=first_line(error),
+        )
+        failure = WriteUnavailable(f"event store unavailable: {type(error).__name__}")
+        for item in items:
+            item.future.set_exception(failure)
 
     def _retry_alone(self, item: Item) -> None:
         for _attempt in range(RETRIES_ALONE):

@@ -154,6 +154,15 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
                 for pending in batch:
                     if pending.future.done() and pending.blocking:
                         pending.wake.set()
+        except BaseException as error:
+            if mine is not None:  # the caller stops waiting: its queued commands go
+                own = {id(pending) for pending in mine}
+                with self._lock:
+                    self._queue = deque(p for p in self._queue if id(p) not in own)
+                for pending in mine:
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+            raise
         finally:
             self._hand_over()
 
@@ -178,4 +187,6 @@ class GroupCommitWriter(Generic[Command, Context, Result]):
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(error)
+            if not isinstance(error, Exception):
+                raise  # Ctrl-C: the leader stops (`_lead_until_done` withdraws its own)
             return []
