@@ -29,7 +29,7 @@ from privacy.plaintext import redact_plaintext
 if TYPE_CHECKING:
     from casebook.application import Casebook
 
-CHUNK = 200
+CHUNK = 64  # one writer batch at the default: an outage stops it after one batch's retries
 Progress = Callable[[int, int], None]  # (recorded, of)
 
 
