@@ -22,16 +22,13 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application, Repository
+from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
-    JSONTranscoder,
-    Mapper,
     OperationalError,
     PersistenceError,
 )
-from eventsourcing.utils import Environment
 
 from casebook import commands as c
 from casebook import idempotency, incident_index
@@ -55,12 +52,12 @@ from casebook.errors import (
     WriteUnavailable,
     first_line,
 )
+from casebook.event_store import EventStore
 from casebook.freshness import fast_forward
 from casebook.handlers import Loader, Work, handle, target_id
 from casebook.metrics import WRITE_BATCH_SECONDS, WRITE_BATCH_SIZE
 from casebook.policy_source import load_policy
 from casebook.settings import Settings
-from casebook.store import eventsourcing_env
 from casebook.store_reads import StoreReads
 from casebook.writer import GroupCommitWriter
 from casebook.writer_process import RemoteWriter
@@ -69,57 +66,13 @@ from domain.errors import DomainError
 from domain.incidents import ServiceIncident
 from domain.organisations import Organisation
 from domain.policy import Policy
-from domain.transcodings import register_domain_transcodings
-from privacy.keyring import Keyring
-from privacy.master_key import load_master_key
-from privacy.sealing import SealedAsDict, SealingMapper, holds_personal_data, scope_of
+from privacy.sealing import holds_personal_data, scope_of
 
 log = structlog.get_logger("casebook.write")
 
 
 RETRIES_ALONE = 3
 OTHERS_WRITE_WINDOW_S = 60.0
-
-
-class EventStore(Application[UUID]):
-    """eventsourcing's application, configured only from casebook's settings; with a
-    master key, personal fields are sealed under data keys (`privacy`)."""
-
-    name = "Casebook"  # tables: casebook_events
-
-    def __init__(
-        self, env: Any = None, *, master_key: bytes | None = None, key_cache_seconds: float = 2.0
-    ) -> None:
-        super().__init__(env=env)
-        self.mapper: SealingMapper
-        if master_key is not None:
-            connection = self.recorder.datastore.get_connection  # type: ignore[attr-defined]
-            self.mapper.keyring = Keyring(connection, master_key, cache_seconds=key_cache_seconds)
-
-    @classmethod
-    def open(
-        cls, database: Database, settings: Settings, *, create_tables: bool = True
-    ) -> EventStore:
-        """The store on `database`, sealing with the settings' master key."""
-        return cls(
-            env=eventsourcing_env(database, settings, create_tables=create_tables),
-            master_key=load_master_key(
-                settings.privacy_master_key_file,
-                embedded_data_dir=settings.data_dir if settings.uses_embedded_database else None,
-            ),
-            key_cache_seconds=settings.privacy_key_cache_seconds,
-        )
-
-    def construct_env(self, name: str, env: Any = None) -> Environment:
-        return Environment(name, dict(env or {}))
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        return SealingMapper(self.construct_transcoder())
-
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        register_domain_transcodings(transcoder)
-        transcoder.register(SealedAsDict())
 
 
 class CommandWriter(Protocol):

@@ -6,21 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Repository
 
 from casebook import incident_index
 from casebook.errors import CaseNotFound, IncidentNotFound, OrganisationNotFound
+from casebook.event_store import EventStore
 from casebook.reads import CasePage, RecordedEvent, cases_page
 from domain.cases import ServiceRequest
 from domain.errors import DomainError
 from domain.incidents import ServiceIncident
 from domain.organisations import Organisation
-
-if TYPE_CHECKING:  # the application module imports this one
-    from casebook.application import EventStore
 
 
 class StoreReads:

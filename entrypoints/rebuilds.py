@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from casebook.application import EventStore
 from casebook.database import Database
+from casebook.event_store import EventStore
 from casebook.settings import Settings
 from casebook.store import CasebookRecorder, OriginNotification
 from consumers.rebuild import Batches, StoreSource, Tables

@@ -26,7 +26,7 @@ def relay_command() -> None:
     settings = get_settings()
     configure_logging(settings)
     bootstrap = required_brokers(settings, "`casebook run` starts a local broker instead")
-    from casebook.application import EventStore
+    from casebook.event_store import EventStore
     from relay.relay import Relay
 
     # Outermost: a signal while the database stops is noted, not a KeyboardInterrupt.

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
 
-from casebook.application import EventStore
+from casebook.event_store import EventStore
 from casebook.event_types import event_type, payload
 from contract.case_event_schemas import json_schema
 from contract.case_events import EVENT_CLASSES, PERSONAL_FIELDS, SECRET_FIELDS, analytics_payload
