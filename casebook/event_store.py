@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, Mapper
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper
 from eventsourcing.utils import Environment
 
 from casebook.database import Database
@@ -39,14 +39,22 @@ class EventStore(Application[UUID]):
         cls, database: Database, settings: Settings, *, create_tables: bool = True
     ) -> EventStore:
         """The store on `database`, sealing with the settings' master key."""
-        return cls(
-            env=eventsourcing_env(database, settings, create_tables=create_tables),
-            master_key=load_master_key(
-                settings.privacy_master_key_file,
-                embedded_data_dir=settings.data_dir if settings.uses_embedded_database else None,
-            ),
-            key_cache_seconds=settings.privacy_key_cache_seconds,
+        master_key = load_master_key(
+            settings.privacy_master_key_file,
+            embedded_data_dir=settings.data_dir if settings.uses_embedded_database else None,
         )
+        try:
+            env = eventsourcing_env(database, settings, create_tables=create_tables)
+            return cls(
+                env, master_key=master_key, key_cache_seconds=settings.privacy_key_cache_seconds
+            )
+        except IntegrityError:
+            # Another process created the tables at the same moment (PostgreSQL's CREATE
+            # ... IF NOT EXISTS races on its catalog): they exist now, open without.
+            env = eventsourcing_env(database, settings, create_tables=False)
+            return cls(
+                env, master_key=master_key, key_cache_seconds=settings.privacy_key_cache_seconds
+            )
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         return Environment(name, dict(env or {}))
