@@ -118,15 +118,16 @@ def export(casebook: Casebook, subject: str) -> dict[str, Any]:
         raise NothingToErase(f"No case belongs to subject {subject!r}.")
     exported: list[dict[str, Any]] = []
     for case_id in cases:
-        case = casebook.get_case(case_id)
+        stored = list(casebook.store.events.get(case_id))  # read once: opened first
         events = []
-        for event in casebook.store.events.get(case_id):
+        for event in stored:
             state = vars(event)
             kept = {n: state[n] for n in personal_fields(type(event)) if state.get(n) is not None}
             if kept:
                 at = state["at"].isoformat()
                 events.append({"version": event.originator_version, "at": at, "fields": kept})
-        exported.append({"case_id": str(case_id), "organisation_id": str(case.organisation_id)})
+        organisation_id = str(vars(stored[0])["organisation_id"])
+        exported.append({"case_id": str(case_id), "organisation_id": organisation_id})
         exported[-1]["events"] = events
     return {"subject": subject, "cases": exported}
 

@@ -7,8 +7,10 @@ store that it blanks (messages kept for sending or sent, stored answers of retri
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
+
+import psycopg
+from psycopg.rows import DictRow
 
 from domain.values import ERASED
 
@@ -42,14 +44,16 @@ _FORGET_RETRIES = (
 )
 
 
-def cases_in_scope(conn: Any, organisation_id: UUID | None, subject: str | None) -> list[UUID]:
+def cases_in_scope(
+    conn: psycopg.Connection[DictRow], organisation_id: UUID | None, subject: str | None
+) -> list[UUID]:
     """The cases an erasure (or an export) of this scope reaches, by id."""
     cursor = conn.execute(_CASES, {"org": organisation_id, "subject": subject})
-    return [_values(row)[0] for row in cursor]
+    return [row["case_id"] for row in cursor]
 
 
 def record_erasure(
-    conn: Any,
+    conn: psycopg.Connection[DictRow],
     organisation_id: UUID | None,
     subject: str | None,
     by: tuple[str, str],
@@ -58,11 +62,16 @@ def record_erasure(
 ) -> int:
     """A new row of `casebook_erasures` (who as `(principal, role)`); its id."""
     row = conn.execute(_RECORD, (organisation_id, subject, *by, reason, cases)).fetchone()
-    return int(_values(row)[0])
+    assert row is not None  # INSERT ... RETURNING
+    return int(row["erasure_id"])
 
 
 def scrub_copies(
-    conn: Any, cases: list[UUID], organisation_id: UUID | None, whole: bool, recipients: list[str]
+    conn: psycopg.Connection[DictRow],
+    cases: list[UUID],
+    organisation_id: UUID | None,
+    whole: bool,
+    recipients: list[str],
 ) -> None:
     """Blank the titles listed, messages and stored answers holding the scope's data."""
     scrub = {
@@ -77,7 +86,7 @@ def scrub_copies(
 
 
 def count_erasure(
-    conn: Any,
+    conn: psycopg.Connection[DictRow],
     erasure_id: int,
     *,
     keys: int | None = None,
@@ -96,7 +105,3 @@ def count_erasure(
             " completed_at = CASE WHEN %s THEN now() END WHERE erasure_id = %s",
             (recorded, completed, erasure_id),
         )
-
-
-def _values(row: Any) -> tuple[Any, ...]:
-    return tuple(row.values()) if isinstance(row, dict) else tuple(row)

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
+from psycopg.rows import DictRow
+
 from privacy.envelope import KeyUnusable, fingerprint, new_key, unwrap, wrap
 
 
@@ -55,7 +58,7 @@ class Keyring:
 
     def __init__(
         self,
-        connection: Callable[[], AbstractContextManager[Any]],
+        connection: Callable[[], AbstractContextManager[psycopg.Connection[DictRow]]],
         master_key: bytes,
         *,
         cache_seconds: float = 2.0,
@@ -101,10 +104,8 @@ class Keyring:
         now = time.monotonic()
         opened: dict[UUID, bytes | None] = {}
         for row in rows:
-            key_id, wrapped, master = _values(
-                row, "key_id", "wrapped_key", "master_key_fingerprint"
-            )
-            opened[key_id] = None if wrapped is None else self._unwrap(key_id, wrapped, master)
+            key_id, wrapped = row["key_id"], row["wrapped_key"]
+            opened[key_id] = None if wrapped is None else self._unwrap(row)
             self._opened[key_id] = (opened[key_id], now)
         unknown = [k for k in ids if k not in opened]
         if unknown:
@@ -122,12 +123,9 @@ class Keyring:
             rows = conn.execute(_LIVE, params).fetchall()
         found = {}
         for row in rows:
-            key_id, organisation_id, subject, wrapped, master = _values(
-                row, "key_id", "organisation_id", "subject", "wrapped_key", "master_key_fingerprint"
-            )
-            found[Scope(organisation_id, subject)] = (
-                key_id,
-                self._unwrap(key_id, wrapped, master),
+            found[Scope(row["organisation_id"], row["subject"])] = (
+                row["key_id"],
+                self._unwrap(row),
             )
         return found
 
@@ -146,20 +144,14 @@ class Keyring:
                 ),
             )
 
-    def _unwrap(self, key_id: UUID, wrapped: bytes, master: str) -> bytes:
+    def _unwrap(self, row: DictRow) -> bytes:
+        key_id, master = row["key_id"], row["master_key_fingerprint"]
         if master != self._fingerprint:
             raise KeyUnusable(
                 f"data key {key_id} was wrapped by master key {master[:12]}..., the configured "
                 f"one is {self._fingerprint[:12]}... (CASEBOOK_PRIVACY_MASTER_KEY_FILE)"
             )
-        return unwrap(self._master, key_id, bytes(wrapped))
-
-
-def _values(row: Any, *names: str) -> tuple[Any, ...]:
-    """A row's columns, from a dict row (eventsourcing's pool) or a tuple row."""
-    if isinstance(row, dict):
-        return tuple(row[name] for name in names)
-    return tuple(row)
+        return unwrap(self._master, key_id, bytes(row["wrapped_key"]))
 
 
 def destroy_keys(

@@ -5,18 +5,21 @@ can be destroyed for them.
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import Transcoder
 from eventsourcing.utils import resolve_topic
+from psycopg.rows import DictRow
 
 from domain.values import ERASED
 from privacy.envelope import Sealed
 from privacy.fields import personal_fields
 
 
-def redact_plaintext(conn: Any, transcoder: Transcoder, streams: list[UUID]) -> int:
+def redact_plaintext(
+    conn: psycopg.Connection[DictRow], transcoder: Transcoder, streams: list[UUID]
+) -> int:
     """Blank the clear personal fields of the streams' events (in the caller's
     transaction); how many events were rewritten."""
     rows = conn.execute(  # events with a sealed field were written after sealing began
@@ -27,13 +30,10 @@ def redact_plaintext(conn: Any, transcoder: Transcoder, streams: list[UUID]) -> 
     ).fetchall()
     rewritten = 0
     for row in rows:
-        stream, version, topic, stored = (
-            tuple(row.values()) if isinstance(row, dict) else tuple(row)
-        )
-        names = personal_fields(resolve_topic(topic))
+        names = personal_fields(resolve_topic(row["topic"]))
         if not names:
             continue
-        state = transcoder.decode(bytes(stored))
+        state = transcoder.decode(bytes(row["state"]))
         clear = [n for n in names if state.get(n) is not None and not isinstance(state[n], Sealed)]
         if not clear:
             continue
@@ -42,7 +42,7 @@ def redact_plaintext(conn: Any, transcoder: Transcoder, streams: list[UUID]) -> 
         conn.execute(
             "UPDATE casebook_events SET state = %s WHERE originator_id = %s"
             " AND originator_version = %s",
-            (transcoder.encode(state), stream, version),
+            (transcoder.encode(state), row["originator_id"], row["originator_version"]),
         )
         rewritten += 1
     return rewritten
