@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from pathlib import Path
 
 from privacy.envelope import KEY_BYTES, new_key
+from privacy.key_files import create_key_file
 
 EMBEDDED_KEY_NAME = "privacy-master-key"
 
@@ -56,15 +56,4 @@ def load_master_key(configured: Path | None, *, embedded_data_dir: Path | None) 
 
 
 def _generate(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside, then linked into place: concurrent starters agree on one key.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(base64.b64encode(new_key()).decode() + "\n")
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
+    create_key_file(path, base64.b64encode(new_key()) + b"\n")

@@ -8,13 +8,13 @@ database belongs to this machine, so its key is generated beside it on first use
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from casebook.settings import Settings
+from privacy.key_files import create_key_file
 
 EMBEDDED_KEY_NAME = "audit-signing-key.pem"
 
@@ -58,16 +58,4 @@ def _generate(path: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written aside, then linked into place: a process starting at the same moment sees
-    # either no key or a whole one, and only one key ever wins.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
+    create_key_file(path, pem)
