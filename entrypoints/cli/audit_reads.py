@@ -21,12 +21,11 @@ import psycopg
 import typer
 
 from api.instants import InstantOutOfRange, within_range
-from casebook.application import Casebook
 from casebook.database import Database
 from casebook.errors import AuditQueryInvalid
 from casebook.settings import get_settings
 from entrypoints.cli.checks import Settle, audit_completeness, echo_missing
-from entrypoints.cli.db import command_database
+from entrypoints.cli.db import command_casebook, command_database
 from entrypoints.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ def timeline_command(case_id: CaseArg, as_json: Json = False) -> None:
         with psycopg.connect(db.url) as conn:
             entries = [AuditEntryView.model_validate(e) for e in timeline(conn, str(case_id))]
         if not entries:
-            with _casebook(db) as casebook:
+            with command_casebook(db, get_settings()) as casebook:
                 casebook.get_case(case_id)  # no such case: one line, exit 1
     if as_json:
         typer.echo(TimelineView(case_id=case_id, entries=entries).model_dump_json())
@@ -88,7 +87,7 @@ def state_command(
     from projections.audit.history import Point, state_as_of
 
     point = Point(_parse(at, "--at"), version, "--at", "--version")
-    with _database() as db, _casebook(db) as casebook:
+    with _database() as db, command_casebook(db, get_settings()) as casebook:
         found = state_as_of(casebook, case_id, point)
     if as_json:
         typer.echo(CaseStateView.of(case_id, found).model_dump_json())
@@ -118,7 +117,7 @@ def diff_command(
 
     start = Point(_parse(from_at, "--from"), from_version, "--from", "--from-version")
     end = Point(_parse(to_at, "--to"), to_version, "--to", "--to-version")
-    with _database() as db, _casebook(db) as casebook:
+    with _database() as db, command_casebook(db, get_settings()) as casebook:
         change = changes_between(casebook, case_id, start, end)
     if as_json:
         typer.echo(CaseDiffView.of(case_id, change).model_dump_json())
@@ -157,7 +156,7 @@ def verify_command(
         if case_id is not None:
             result = verify_case(conn, str(case_id))
             if result.chains == 0:
-                with _casebook(db) as casebook:
+                with command_casebook(db, get_settings()) as casebook:
                     casebook.get_case(case_id)  # no such case: one line, exit 1
         else:
             total = entry_count(conn)
@@ -244,15 +243,6 @@ def _database() -> Iterator[Database]:
     configure_logging(settings, stream="stderr")
     with command_database(settings) as db:
         yield db
-
-
-@contextmanager
-def _casebook(db: Database) -> Iterator[Casebook]:
-    casebook = Casebook.connect(db, get_settings())
-    try:
-        yield casebook
-    finally:
-        casebook.close()
 
 
 def _parse(text: str | None, name: str) -> datetime | None:

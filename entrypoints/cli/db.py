@@ -6,6 +6,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -13,6 +14,9 @@ from casebook.database import Database, StoppedWaiting, open_database
 from casebook.settings import Settings, get_settings
 from entrypoints.logging import configure_logging
 from entrypoints.migrate import apply_migrations
+
+if TYPE_CHECKING:  # loaded by the commands that write, not by every command
+    from casebook.application import Casebook
 
 
 @contextmanager
@@ -37,6 +41,18 @@ def command_database(
         if migrate if migrate is not None else db.embedded:
             apply_migrations(db)
         yield db
+
+
+@contextmanager
+def command_casebook(db: Database, settings: Settings) -> Iterator[Casebook]:
+    """The write side on `db` for one command (the event store, its keys); closed after."""
+    from casebook.application import Casebook
+
+    casebook = Casebook.connect(db, settings)
+    try:
+        yield casebook
+    finally:
+        casebook.close()
 
 
 def migrate_command() -> None:

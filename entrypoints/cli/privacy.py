@@ -22,7 +22,7 @@ from casebook.application import Casebook
 from casebook.personal_data import Erasure, ErasureCutShort, erase, export
 from casebook.settings import get_settings
 from domain.values import Actor, Channel, Role
-from entrypoints.cli.db import command_database
+from entrypoints.cli.db import command_casebook, command_database
 from entrypoints.logging import configure_logging
 
 privacy_app = typer.Typer(
@@ -104,9 +104,5 @@ def export_command(
 def _casebook() -> Iterator[Casebook]:
     settings = get_settings()
     configure_logging(settings, stream="stderr")
-    with command_database(settings) as db:
-        casebook = Casebook.connect(db, settings)
-        try:
-            yield casebook
-        finally:
-            casebook.close()
+    with command_database(settings) as db, command_casebook(db, settings) as casebook:
+        yield casebook
