@@ -15,10 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from casebook import commands as c
-from casebook.application import Casebook
 from casebook.database import Database
 from casebook.personal_data import Erasure, erase
-from casebook.settings import Settings
 from domain.cases import NoteVisibility
 from domain.values import ERASED, Role
 from entrypoints.broker import Broker
@@ -32,7 +30,13 @@ from tests.integration.conftest import CliRunner
 from tests.integration.pipeline_support import command, until, whole_system, with_audit
 from tests.integration.sla_support import rows
 from tests.integration.topic_support import consume_all
-from tests.integration.write_side import ADMIN, as_agent, open_request, register_organisation
+from tests.integration.write_side import (
+    ADMIN,
+    as_agent,
+    connected,
+    open_request,
+    register_organisation,
+)
 from tests.kafka import ON_BOTH_BROKERS
 from tests.signing_key import new_signing_key_file
 
@@ -69,8 +73,7 @@ def found_in(text: str) -> list[str]:
 def test_personal_fields_are_sealed_in_the_event_store_and_read_back_in_clear(
     clean_database: Database,
 ) -> None:
-    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
-    try:
+    with connected(clean_database) as casebook:
         organisation = register_organisation(casebook)
         case_id = open_request(casebook, organisation)
         casebook.execute(
@@ -79,8 +82,6 @@ def test_personal_fields_are_sealed_in_the_event_store_and_read_back_in_clear(
         )
         case = casebook.get_case(case_id)
         assert case.title == "Mail is down" and case.notes[0].text == ZOFIA_NOTE
-    finally:
-        casebook.close()
     with psycopg.connect(clean_database.url) as conn:
         states = b"".join(bytes(r[0]) for r in conn.execute("SELECT state FROM casebook_events"))
         keys = conn.execute("SELECT count(*), count(subject) FROM casebook_data_keys").fetchone()
@@ -93,23 +94,16 @@ def test_personal_fields_are_sealed_in_the_event_store_and_read_back_in_clear(
 def test_a_wrong_master_key_is_refused_by_name_not_read_as_erased(
     clean_database: Database, tmp_path: Path
 ) -> None:
-    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
-    try:
+    with connected(clean_database) as casebook:
         case_id = open_request(casebook, register_organisation(casebook))
-    finally:
-        casebook.close()
     other = tmp_path / "other-master-key"
     other.write_text(base64.b64encode(os.urandom(32)).decode())
-    settings = Settings(database_url=clean_database.url, privacy_master_key_file=other)
-    casebook = Casebook.connect(clean_database, settings)
-    try:
+    with connected(clean_database, privacy_master_key_file=other) as casebook:
         with pytest.raises(Exception, match="master key") as raised:
             casebook.get_case(case_id)
         assert isinstance(raised.value, KeyUnusable) or isinstance(
             raised.value.__cause__, KeyUnusable
         )
-    finally:
-        casebook.close()
 
 
 def zofia_case(client: TestClient, api: Api, organisation: str) -> str:
@@ -251,12 +245,9 @@ def audit_entries(database: Database, case_id: str) -> int:
 def test_the_command_line_erases_an_organisation_and_exports_a_subject(
     clean_database: Database, cli: CliRunner
 ) -> None:
-    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
-    try:
+    with connected(clean_database) as casebook:
         organisation = register_organisation(casebook)
         case_id = open_request(casebook, organisation)
-    finally:
-        casebook.close()
 
     exported = cli("privacy", "export", "--subject", "ada", db=clean_database)
     assert exported.code == 0, exported.stderr
@@ -276,8 +267,7 @@ def test_the_command_line_erases_an_organisation_and_exports_a_subject(
         "2 data key(s) destroyed, 1 case(s) reached, 2 erasure event(s) recorded" in erased.stdout
     )
 
-    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
-    try:
+    with connected(clean_database) as casebook:
         case = casebook.get_case(case_id)
         acme = casebook.get_organisation(organisation)
         assert (case.title, case.contact_phone, case.caller_phone) == (ERASED, ERASED, ERASED)
@@ -288,8 +278,6 @@ def test_the_command_line_erases_an_organisation_and_exports_a_subject(
             as_agent(),
         )
         assert casebook.get_case(case_id).notes[-1].text == "Customer called again"
-    finally:
-        casebook.close()
     exported = cli("privacy", "export", "--subject", "ada", db=clean_database)
     assert '"title": "[erased]"' in exported.stdout and "Mail is down" not in exported.stdout
     recorded = rows(
@@ -339,13 +327,9 @@ def test_an_erasure_without_scope_or_reason_is_a_problem_naming_the_field(
 def test_an_erasure_blanks_personal_fields_stored_in_clear_before_sealing_existed(
     clean_database: Database, cli: CliRunner
 ) -> None:
-    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
-    keyring, casebook.store.mapper.keyring = casebook.store.mapper.keyring, None  # as before 0026
-    try:
+    with connected(clean_database) as casebook:
+        casebook.store.mapper.keyring = None  # personal fields stored as before 0026
         case_id = open_request(casebook, register_organisation(casebook))
-    finally:
-        casebook.store.mapper.keyring = keyring
-        casebook.close()
     assert "Mail is down" in every_table_text(clean_database)
 
     erased = cli("privacy", "erase", "--subject", "ada", "--reason", "DSR-9", db=clean_database)
@@ -353,22 +337,14 @@ def test_an_erasure_blanks_personal_fields_stored_in_clear_before_sealing_existe
     assert "0 data key(s) destroyed, 1 case(s) reached" in erased.stdout
     text = every_table_text(clean_database)
     assert "Mail is down" not in text and "Nobody receives mail" not in text
-    casebook = Casebook.connect(clean_database, Settings(database_url=clean_database.url))
-    try:
+    with connected(clean_database) as casebook:
         assert casebook.get_case(case_id).title == ERASED
-    finally:
-        casebook.close()
 
 
 def test_a_writer_holding_an_erased_key_seals_its_next_write_under_a_live_one(
     clean_database: Database,
 ) -> None:
-    settings = Settings(database_url=clean_database.url)
-    writer, eraser = (
-        Casebook.connect(clean_database, settings),
-        Casebook.connect(clean_database, settings),
-    )
-    try:
+    with connected(clean_database) as writer, connected(clean_database) as eraser:
         organisation = register_organisation(writer)
         open_request(writer, organisation)  # the writer now holds ada's key
         report = erase(eraser, Erasure(None, "ada", "DSR-11"), ADMIN.actor)
@@ -376,8 +352,5 @@ def test_a_writer_holding_an_erased_key_seals_its_next_write_under_a_live_one(
         # A new case: no version conflict, only the erased key to notice.
         later = open_request(writer, organisation)
         assert eraser.get_case(later).title == "Mail is down"
-    finally:
-        writer.close()
-        eraser.close()
     live = rows(clean_database, "SELECT count(*) FROM casebook_data_keys WHERE erased_at IS NULL")
     assert live == [(2,)]  # the organisation's and ada's new one

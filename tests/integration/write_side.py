@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from casebook import commands as c
 from casebook.application import Casebook
+from casebook.database import Database
 from casebook.incident_index import OpenIncidents
+from casebook.settings import Settings
 from domain.values import Actor, Agreement, Category, Channel, ContactKind, Role
 
 ADMIN = c.CommandContext(Actor("ops", Role.ADMIN, Channel.API))
@@ -65,3 +70,13 @@ def close_open_incidents(casebook: Casebook) -> None:
         # One declared to start later ends as it would have started (never before).
         ended_at = max(casebook.get_incident(incident_id).started_at, datetime.now(UTC))
         casebook.execute(c.CloseIncident(incident_id, ended_at), supervisor)
+
+
+@contextmanager
+def connected(database: Database, **settings: Any) -> Iterator[Casebook]:
+    """The write side on `database` (with these settings besides its URL), closed after."""
+    casebook = Casebook.connect(database, Settings(database_url=database.url, **settings))
+    try:
+        yield casebook
+    finally:
+        casebook.close()
